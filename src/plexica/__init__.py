@@ -1,0 +1,1 @@
+"""Plexica: a host for multi-tenant SaaS platforms built from plugins."""

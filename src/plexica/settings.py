@@ -1,0 +1,213 @@
+"""Host settings: frozen attrs classes, one per concern, loaded from TOML plus environment.
+
+The defaults run the embedded mode with no server at all: SQLite files, the in-process cache and
+event bus, local-disk object storage and the dev token issuer, all under ``data_dir``.
+``load_settings`` merges a TOML file with ``PLEXICA_<SECTION>__<KEY>`` variables and reports every
+bad key at once in one :class:`SettingsError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from cattrs.preconf.json import make_converter
+
+from plexica_sdk.errors import SettingsError
+
+__all__ = [
+    "AuthSettings",
+    "CacheSettings",
+    "DatabaseSettings",
+    "EventSettings",
+    "HttpSettings",
+    "KeycloakSettings",
+    "Settings",
+    "StorageSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "PLEXICA_"
+
+
+@attrs.frozen(kw_only=True)
+class DatabaseSettings:
+    """``url`` None: SQLite files under ``data_dir`` (one per tenant). Else a PostgreSQL URL."""
+
+    url: str | None = None
+    pool_size: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+    max_overflow: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    echo: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class CacheSettings:
+    """``redis_url`` None: the in-process cache."""
+
+    redis_url: str | None = None
+    ttl_seconds: int = attrs.field(default=300, validator=attrs.validators.ge(1))
+
+
+@attrs.frozen(kw_only=True)
+class StorageSettings:
+    """``s3_endpoint`` None and ``backend`` "local": files under ``data_dir/objects``."""
+
+    backend: Literal["local", "s3"] = "local"
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = attrs.field(default=None, repr=False)
+    s3_secret_key: str | None = attrs.field(default=None, repr=False)
+    bucket_prefix: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class EventSettings:
+    """``backend`` "memory": the in-process bus. "kafka": aiokafka against ``bootstrap_servers``."""
+
+    backend: Literal["memory", "kafka"] = "memory"
+    bootstrap_servers: str | None = None
+    topology: Literal["per_tenant", "shared"] = "per_tenant"
+    partitions: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    replication_factor: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    enable_idempotence: bool = True
+    max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    retry_backoff_seconds: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    dead_letter_topic: str = "dead-letter-queue"
+    handler_timeout_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen(kw_only=True)
+class KeycloakSettings:
+    """Production identity. Absent from ``AuthSettings``: the dev issuer is used."""
+
+    url: str
+    realm_template: str = "tenant-{slug}"
+    platform_realm: str = "plexica-platform"
+    strategy: Literal["realm_per_tenant", "organizations"] = "realm_per_tenant"
+    organizations_realm: str = "plexica"
+    admin_username: str | None = None
+    admin_password: str | None = attrs.field(default=None, repr=False)
+    admin_client_id: str = "admin-cli"
+
+
+@attrs.frozen(kw_only=True)
+class AuthSettings:
+    """Token verification. ``keycloak`` None: tokens come from the built-in dev issuer."""
+
+    audience: str = "plexica-api"
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    leeway_seconds: int = attrs.field(default=30, validator=attrs.validators.ge(0))
+    dev_issuer_url: str = "http://plexica.localhost"
+    keycloak: KeycloakSettings | None = None
+    #: HMAC key that signs ``X-Tenant-ID`` / ``X-User-ID`` headers from a trusted gateway.
+    gateway_key: str | None = attrs.field(default=None, repr=False)
+    jwks_refresh_min_seconds: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+
+
+@attrs.frozen(kw_only=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=8000, validator=[attrs.validators.ge(0), attrs.validators.le(65535)])
+    #: Suffix after the tenant slug in host names (``acme.example.com`` → ``acme``); None disables it.
+    tenant_host_suffix: str | None = None
+    access_log: bool = True
+    plugin_timeout_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """Everything the host needs; build with :func:`load_settings`, vary with ``attrs.evolve``."""
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = attrs.field(default=Path(".plexica"), converter=Path)
+    #: Extra plugins to load besides the ``plexica.plugins`` entry points: "module:attribute" paths.
+    plugins: tuple[str, ...] = ()
+    #: Entry-point plugins to skip (by entry-point name).
+    disabled_plugins: tuple[str, ...] = ()
+    load_entry_points: bool = True
+    database: DatabaseSettings = attrs.Factory(DatabaseSettings)
+    cache: CacheSettings = attrs.Factory(CacheSettings)
+    storage: StorageSettings = attrs.Factory(StorageSettings)
+    events: EventSettings = attrs.Factory(EventSettings)
+    auth: AuthSettings = attrs.Factory(AuthSettings)
+    http: HttpSettings = attrs.Factory(HttpSettings)
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment in ("development", "test")
+
+
+_converter = make_converter(forbid_extra_keys=True)
+_converter.register_structure_hook(Path, lambda value, _: Path(value))
+_converter.register_unstructure_hook(Path, str)
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Env values are JSON when they parse as JSON (numbers, booleans, lists), else plain strings."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "PLEXICA_SETTINGS" or name.startswith("PLEXICA_REQUIRE"):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = overrides
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_env_value(raw)
+    return overrides
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Load settings from a TOML file (``path`` or ``$PLEXICA_SETTINGS``), the environment and overrides.
+
+    Later sources win: file, then ``PLEXICA_<SECTION>__<KEY>`` variables, then keyword overrides.
+
+    Raises:
+        SettingsError: the file is unreadable or invalid, or any key is unknown or ill-typed;
+            ``problems`` lists every bad key.
+    """
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("PLEXICA_SETTINGS")
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError([f"settings file {str(path)!r} does not exist"], path=str(path)) from None
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError([f"cannot read settings file: {exc}"], path=str(path)) from exc
+    data = _deep_merge(data, _env_overrides(environ))
+    data = _deep_merge(data, overrides)
+    try:
+        return _converter.structure(data, Settings)
+    except cattrs.BaseValidationError as exc:
+        raise SettingsError(cattrs.transform_error(exc, path="settings"), path=str(path) if path else None) from exc
+    except (ValueError, TypeError) as exc:
+        raise SettingsError([str(exc)], path=str(path) if path else None) from exc

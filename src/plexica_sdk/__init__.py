@@ -1,0 +1,103 @@
+"""The Plexica plugin SDK: the contract between the host and its plugins.
+
+It imports no database, broker or cloud library, so a remote plugin needs only this package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plexica_sdk.context import current
+from plexica_sdk.converter import converter, structure, unstructure
+from plexica_sdk.errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    ConflictError,
+    EventError,
+    InvalidTenantSlugError,
+    MissingDependencyError,
+    NotFoundError,
+    PermissionDeniedError,
+    PlexicaError,
+    PluginCallError,
+    PluginError,
+    PluginLoadError,
+    SettingsError,
+    TenantContextMissingError,
+    TenantError,
+    TenantNotFoundError,
+    TenantSuspendedError,
+    ValidationError,
+)
+from plexica_sdk.http import host
+from plexica_sdk.markers import hookimpl, hookspec
+from plexica_sdk.protocols import Cache, Host, ObjectStore
+from plexica_sdk.types import (
+    Decision,
+    Event,
+    EventTypeDef,
+    FrontendDef,
+    ObjectInfo,
+    PermissionDef,
+    PluginInfo,
+    PluginManifest,
+    Policy,
+    Principal,
+    RoleDef,
+    Subscription,
+    TenantContext,
+    TenantInfo,
+)
+
+__all__ = [
+    "AuthenticationError",
+    "BackendUnavailableError",
+    "Cache",
+    "ConflictError",
+    "Decision",
+    "Event",
+    "EventError",
+    "EventTypeDef",
+    "FrontendDef",
+    "Host",
+    "InvalidTenantSlugError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "ObjectInfo",
+    "ObjectStore",
+    "PermissionDef",
+    "PermissionDeniedError",
+    "PlexicaError",
+    "PluginCallError",
+    "PluginError",
+    "PluginInfo",
+    "PluginLoadError",
+    "PluginManifest",
+    "Policy",
+    "Principal",
+    "RoleDef",
+    "SettingsError",
+    "Subscription",
+    "TenantContext",
+    "TenantContextMissingError",
+    "TenantError",
+    "TenantInfo",
+    "TenantNotFoundError",
+    "TenantSuspendedError",
+    "ValidationError",
+    "converter",
+    "current",
+    "hookimpl",
+    "hookspec",
+    "host",
+    "structure",
+    "unstructure",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("plexica")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

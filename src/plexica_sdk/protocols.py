@@ -1,0 +1,106 @@
+"""The interfaces a plugin receives or may implement.
+
+``Cache`` and ``ObjectStore`` are the backends (the host ships in-process and real-service
+implementations; a plugin may provide another through a ``plexica_*_backend`` hook). ``Host`` is
+the plugin's handle on the host: embedded plugins get the host's own implementation, remote
+plugins an RPC client with the same methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, runtime_checkable
+
+from plexica_sdk.types import Decision, Event, ObjectInfo, TenantContext
+
+__all__ = ["Cache", "Host", "ObjectStore"]
+
+
+@runtime_checkable
+class Cache(Protocol):
+    """A key-value cache with TTLs. Keys are full keys (``tenant:{slug}:...``); values are bytes."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None: ...
+
+    async def delete(self, *keys: str) -> int: ...
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        """Add ``amount`` and return the new value; ``ttl`` applies when the key is created."""
+        ...
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix`` and return how many went."""
+        ...
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Buckets of objects (S3 semantics). Tenant buckets are named ``tenant-{slug}``."""
+
+    async def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket``; creating one that exists is not an error."""
+        ...
+
+    async def delete_bucket(self, bucket: str, *, force: bool = False) -> None:
+        """Delete ``bucket``; ``force`` deletes its objects first. A missing bucket is not an error."""
+        ...
+
+    async def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo: ...
+
+    async def get(self, bucket: str, key: str) -> bytes:
+        """Return the object's bytes. Raises ``NotFoundError`` when it does not exist."""
+        ...
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo:
+        """Return the object's metadata. Raises ``NotFoundError`` when it does not exist."""
+        ...
+
+    async def delete(self, bucket: str, key: str) -> None: ...
+
+    async def list(self, bucket: str, prefix: str = "") -> Sequence[ObjectInfo]: ...
+
+    async def presigned_url(self, bucket: str, key: str, *, expires_in: int = 3600, method: str = "GET") -> str: ...
+
+
+@runtime_checkable
+class Host(Protocol):
+    """What a plugin may ask of the host, always for the current tenant context."""
+
+    @property
+    def plugin(self) -> str:
+        """The name of the plugin this handle belongs to."""
+        ...
+
+    @property
+    def tenant(self) -> TenantContext:
+        """The tenant context this handle acts in."""
+        ...
+
+    def session(self) -> AbstractAsyncContextManager[Any]:
+        """A SQLAlchemy ``AsyncSession`` bound to the tenant's schema, committed on success."""
+        ...
+
+    async def publish(self, event_type: str, data: Any, *, subject: str | None = None) -> Event:
+        """Publish one of this plugin's event types for the current tenant."""
+        ...
+
+    async def authorize(self, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:
+        """Decide whether the current user holds ``permission`` (on ``resource``)."""
+        ...
+
+    async def require(self, permission: str, resource: Mapping[str, Any] | None = None) -> None:
+        """Raise ``PermissionDeniedError`` unless the current user holds ``permission``."""
+        ...
+
+    @property
+    def cache(self) -> Cache:
+        """The cache; keys are prefixed with the tenant's ``tenant:{slug}:plugin:{name}:``."""
+        ...
+
+    @property
+    def objects(self) -> ObjectStore:
+        """The object store; plugins should keep to the tenant's bucket (``tenant.bucket``)."""
+        ...

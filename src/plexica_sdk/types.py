@@ -1,0 +1,257 @@
+"""Value types that cross the plugin boundary.
+
+Hooks take and return only these (or builtins), so the remote adapter can carry every call as
+JSON through :mod:`plexica_sdk.converter`. All are frozen attrs classes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+if TYPE_CHECKING:
+    from plexica_sdk.protocols import Host
+
+__all__ = [
+    "PERMISSION_KEY_RE",
+    "PLUGIN_NAME_RE",
+    "Decision",
+    "Event",
+    "EventHandler",
+    "EventTypeDef",
+    "FrontendDef",
+    "ObjectInfo",
+    "PermissionDef",
+    "PluginInfo",
+    "PluginManifest",
+    "Policy",
+    "Principal",
+    "RoleDef",
+    "Subscription",
+    "TenantContext",
+    "TenantInfo",
+]
+
+PLUGIN_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+#: ``{plugin}:{resource}:{action}``; ``*`` stands for one segment and everything after it.
+PERMISSION_KEY_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}(:([a-z][a-z0-9_-]*|\*)){2}$")
+
+TenantStatus = Literal["provisioning", "active", "suspended", "deleting", "deleted"]
+
+
+def _tuple_of_str(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
+@attrs.frozen(kw_only=True)
+class Principal:
+    """The authenticated caller: who they are and the roles their token grants."""
+
+    id: str
+    tenant_slug: str | None = None
+    username: str | None = None
+    email: str | None = attrs.field(default=None, repr=False)  # PII: kept out of reprs and logs
+    name: str | None = attrs.field(default=None, repr=False)
+    roles: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    is_super_admin: bool = False
+    issuer: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TenantInfo:
+    """A tenant as the registry knows it."""
+
+    id: str
+    slug: str
+    name: str
+    status: TenantStatus
+    plan: str = "standard"
+    schema: str
+    version: int = 1
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TenantContext:
+    """Who and where a piece of work runs for: set by middleware or the event consumer.
+
+    Read it with :func:`plexica_sdk.context.current`, which raises when none is set.
+    """
+
+    tenant_id: str
+    slug: str
+    schema: str
+    plan: str = "standard"
+    status: TenantStatus = "active"
+    user: Principal | None = None
+    workspace_id: str | None = None
+    trace_id: str | None = None
+
+    @property
+    def cache_prefix(self) -> str:
+        """Prefix of every cache key of this tenant (``tenant:{slug}:``)."""
+        return f"tenant:{self.slug}:"
+
+    @property
+    def bucket(self) -> str:
+        """This tenant's object-storage bucket (``tenant-{slug}``)."""
+        return f"tenant-{self.slug}"
+
+
+@attrs.frozen(kw_only=True)
+class PermissionDef:
+    """A permission a plugin contributes, ``{plugin}:{resource}:{action}``."""
+
+    key: str
+    description: str = ""
+
+    @property
+    def plugin(self) -> str:
+        return self.key.split(":", 1)[0]
+
+
+@attrs.frozen(kw_only=True)
+class RoleDef:
+    """A role and the permission keys (wildcards allowed) it grants."""
+
+    name: str
+    permissions: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Policy:
+    """An ABAC policy as data: an effect, a target permission pattern and a condition tree.
+
+    The condition is JSON: ``{"all": [...]}``, ``{"any": [...]}``, ``{"not": {...}}`` or a leaf
+    ``{"attribute": "resource.owner", "operator": "equals", "value": "..."}``.
+    """
+
+    id: str
+    effect: Literal["allow", "deny"]
+    target: str
+    condition: Mapping[str, Any] | None = None
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Decision:
+    """The answer of an authorization check, with the role or policy that decided it."""
+
+    allowed: bool
+    reason: str
+    decided_by: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EventTypeDef:
+    """An event type a plugin publishes, ``{plugin}.{entity}.{verb}``, with its payload schema."""
+
+    type: str
+    description: str = ""
+    schema: Mapping[str, Any] | None = None  # JSON Schema of ``data``
+    version: int = 1
+
+
+def _new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """A CloudEvents 1.0 event plus the Plexica extension attributes."""
+
+    type: str
+    source: str
+    data: Any = None
+    id: str = attrs.field(factory=_new_event_id)
+    specversion: str = "1.0"
+    time: dt.datetime = attrs.field(factory=_now)
+    subject: str | None = None
+    datacontenttype: str = "application/json"
+    tenantid: str | None = None
+    workspaceid: str | None = None
+    userid: str | None = None
+    traceid: str | None = None
+    schemaversion: int = 1
+
+
+#: ``async def handler(event, host)``: runs in the event's tenant context with the plugin's host handle.
+EventHandler = Callable[[Event, "Host"], Awaitable[None] | None]
+
+
+@attrs.frozen(kw_only=True)
+class Subscription:
+    """A plugin's wish to receive events of a type (``*`` allowed as the last segment).
+
+    ``handler`` is a callable in the plugin's own process; across the remote boundary only its
+    ``name`` travels, and the plugin's RPC server looks the handler up by that name.
+    """
+
+    event_type: str
+    handler: EventHandler = attrs.field(eq=False, repr=False)
+    name: str = attrs.field()
+    max_attempts: int = 3
+
+    @name.default
+    def _default_name(self) -> str:
+        return getattr(self.handler, "__qualname__", repr(self.handler))
+
+
+@attrs.frozen(kw_only=True)
+class FrontendDef:
+    """Module-federation entry of a plugin's web front end."""
+
+    remote_entry: str
+    exposed_modules: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+
+
+@attrs.frozen(kw_only=True)
+class PluginManifest:
+    """What a plugin is: name, version, dependencies and what it contributes.
+
+    ``requires`` maps plugin names to PEP 440 version ranges (``{"notes": ">=1.0,<2"}``).
+    """
+
+    name: str
+    version: str
+    description: str = ""
+    requires: Mapping[str, str] = attrs.field(factory=dict)
+    permissions: tuple[PermissionDef, ...] = attrs.field(default=(), converter=tuple)
+    default_roles: tuple[RoleDef, ...] = attrs.field(default=(), converter=tuple)
+    event_types: tuple[EventTypeDef, ...] = attrs.field(default=(), converter=tuple)
+    config_schema: Mapping[str, Any] | None = None
+    frontend: FrontendDef | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PluginInfo:
+    """A loaded plugin as the host reports it."""
+
+    name: str
+    version: str
+    description: str = ""
+    mode: Literal["builtin", "embedded", "remote"] = "embedded"
+    permissions: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    requires: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class ObjectInfo:
+    """Metadata of a stored object."""
+
+    key: str
+    size: int
+    etag: str | None = None
+    content_type: str | None = None
+    last_modified: dt.datetime | None = None
