@@ -1,0 +1,83 @@
+"""The plugin object: its manifest and the hooks it implements."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from plexica_plugin_notes.models import notes
+from plexica_plugin_notes.routes import routes
+from plexica_sdk import (
+    Event,
+    EventTypeDef,
+    Host,
+    PermissionDef,
+    PluginManifest,
+    RoleDef,
+    Subscription,
+    hookimpl,
+)
+
+WELCOME_TITLE = "Welcome to your notes"
+
+
+async def on_tenant_created(event: Event, host: Host) -> None:
+    """Leave a welcome note in each new tenant (idempotent: at-least-once delivery may repeat it)."""
+    async with host.session() as session:
+        exists = await session.scalar(sa.select(sa.func.count()).select_from(notes).where(notes.c.title == WELCOME_TITLE))
+        if exists:
+            return
+        now = dt.datetime.now(dt.UTC)
+        await session.execute(
+            notes.insert().values(id=str(uuid.uuid4()), title=WELCOME_TITLE, body=f"Tenant {host.tenant.slug} is ready.",
+                                  author_id="system", created_at=now, updated_at=now)
+        )
+
+
+class NotesPlugin:
+    """Per-tenant notes."""
+
+    @hookimpl
+    def plexica_manifest(self) -> PluginManifest:
+        return PluginManifest(
+            name="notes",
+            version="1.0.0",
+            description="Per-tenant notes",
+            permissions=(
+                PermissionDef(key="notes:note:read", description="Read notes"),
+                PermissionDef(key="notes:note:write", description="Create, change and delete notes"),
+            ),
+            default_roles=(
+                RoleDef(name="member", permissions=("notes:note:read",)),
+                RoleDef(name="notes-editor", permissions=("notes:note:read", "notes:note:write")),
+            ),
+            event_types=(
+                EventTypeDef(
+                    type="notes.note.created",
+                    description="A note was created",
+                    schema={
+                        "type": "object",
+                        "required": ["id", "title", "author_id"],
+                        "properties": {"id": {"type": "string"}, "title": {"type": "string"},
+                                       "author_id": {"type": "string"}},
+                    },
+                ),
+            ),
+        )
+
+    @hookimpl
+    def plexica_tenant_migrations(self) -> str:
+        return str(Path(__file__).parent / "migrations")
+
+    @hookimpl
+    def plexica_subscriptions(self) -> Sequence[Subscription]:
+        return [Subscription(event_type="core.tenant.created", handler=on_tenant_created)]
+
+    @hookimpl
+    def plexica_routes(self) -> Sequence[Any]:
+        return routes

@@ -1,0 +1,124 @@
+"""HTTP routes of the notes plugin, mounted by the host at ``/api/plugins/notes/``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import plexica_sdk
+from plexica_plugin_notes.models import notes
+from plexica_sdk.errors import NotFoundError, ValidationError
+
+READ = "notes:note:read"
+WRITE = "notes:note:write"
+
+
+def _note(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "title": row.title,
+        "body": row.body,
+        "author_id": row.author_id,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+async def _input(request: Request) -> tuple[str, str]:
+    try:
+        data = json.loads(await request.body() or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationError("body must be JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise ValidationError("body must be a JSON object", field="body")
+    title, body = data.get("title"), data.get("body", "")
+    if not isinstance(title, str) or not 1 <= len(title) <= 200:
+        raise ValidationError("title must be a string of 1 to 200 characters", field="title")
+    if not isinstance(body, str) or len(body) > 100_000:
+        raise ValidationError("body must be a string of at most 100000 characters", field="body")
+    return title, body
+
+
+async def list_notes(request: Request) -> JSONResponse:
+    """List the tenant's notes, newest first."""
+    host = plexica_sdk.host(request)
+    await host.require(READ)
+    limit = min(max(int(request.query_params.get("limit", "50") or 50), 1), 200)
+    async with host.session() as session:
+        rows = (await session.execute(sa.select(notes).order_by(notes.c.created_at.desc()).limit(limit))).all()
+    return JSONResponse({"items": [_note(row) for row in rows]})
+
+
+async def create_note(request: Request) -> JSONResponse:
+    """Create a note and publish ``notes.note.created``."""
+    host = plexica_sdk.host(request)
+    await host.require(WRITE)
+    title, body = await _input(request)
+    now = dt.datetime.now(dt.UTC)
+    author = host.tenant.user.id if host.tenant.user else "system"
+    values = {"id": str(uuid.uuid4()), "title": title, "body": body, "author_id": author,
+              "created_at": now, "updated_at": now}
+    async with host.session() as session:
+        await session.execute(notes.insert().values(**values))
+    await host.publish("notes.note.created", {"id": values["id"], "title": title, "author_id": author},
+                       subject=values["id"])
+    return JSONResponse(_note(_Row(values)), status_code=201)
+
+
+async def get_note(request: Request) -> JSONResponse:
+    """One note of the tenant."""
+    host = plexica_sdk.host(request)
+    await host.require(READ)
+    async with host.session() as session:
+        row = (await session.execute(sa.select(notes).where(notes.c.id == request.path_params["id"]))).first()
+    if row is None:
+        raise NotFoundError("note not found", resource="note")
+    return JSONResponse(_note(row))
+
+
+async def update_note(request: Request) -> JSONResponse:
+    """Replace a note's title and body."""
+    host = plexica_sdk.host(request)
+    await host.require(WRITE)
+    title, body = await _input(request)
+    async with host.session() as session:
+        result = await session.execute(
+            notes.update().where(notes.c.id == request.path_params["id"])
+            .values(title=title, body=body, updated_at=dt.datetime.now(dt.UTC))
+        )
+        if result.rowcount == 0:
+            raise NotFoundError("note not found", resource="note")
+        row = (await session.execute(sa.select(notes).where(notes.c.id == request.path_params["id"]))).one()
+    return JSONResponse(_note(row))
+
+
+async def delete_note(request: Request) -> Response:
+    """Delete a note."""
+    host = plexica_sdk.host(request)
+    await host.require(WRITE)
+    async with host.session() as session:
+        result = await session.execute(notes.delete().where(notes.c.id == request.path_params["id"]))
+    if result.rowcount == 0:
+        raise NotFoundError("note not found", resource="note")
+    return Response(status_code=204)
+
+
+class _Row:
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+routes = [
+    Route("/notes", list_notes, methods=["GET"]),
+    Route("/notes", create_note, methods=["POST"]),
+    Route("/notes/{id}", get_note, methods=["GET"]),
+    Route("/notes/{id}", update_note, methods=["PUT"]),
+    Route("/notes/{id}", delete_note, methods=["DELETE"]),
+]

@@ -1,0 +1,66 @@
+"""Developer tasks: ``nox -s lint typing tests`` (and docs, e2e, contrib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "typing", "tests"]
+nox.options.default_venv_backend = "venv"
+
+PYTHON = "3.11"
+
+
+def install(session: nox.Session, *groups: str, extras: str = "all") -> None:
+    session.install("--upgrade", "pip>=25.1")
+    args = ["-e", f".[{extras}]", "-e", "examples/notes"]
+    for group in groups:
+        args += ["--group", group]
+    session.install(*args)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole suite; service tests need `scripts/services.sh up` (else they skip)."""
+    install(session, "tests")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """Only the end-to-end tests (a real host with real plugins)."""
+    install(session, "tests")
+    session.run("python", "-m", "pytest", "tests/e2e", "tests/examples", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("--upgrade", "pip>=25.1")
+    session.install("--group", "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typing(session: nox.Session) -> None:
+    """mypy --strict on src/ and tests/."""
+    install(session, "typing")
+    session.run("mypy", "src", "tests", "examples/notes/src")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx docs with warnings as errors."""
+    install(session, "docs")
+    session.run("sphinx-build", "-W", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session(python=PYTHON)
+def contrib(session: nox.Session) -> None:
+    """Test every plugin under plugins-contrib/."""
+    install(session, "tests")
+    for project in sorted(Path("plugins-contrib").glob("*/pyproject.toml")):
+        session.install("-e", str(project.parent))
+        session.run("python", "-m", "pytest", str(project.parent / "tests"))

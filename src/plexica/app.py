@@ -1,0 +1,83 @@
+"""``create_app``: the Plexica host as a Starlette ASGI application.
+
+The app can be served on its own (``plexica serve``, uvicorn, gunicorn) or mounted under a prefix
+inside another Starlette or FastAPI app. Mounted apps don't run their own lifespan, so the outer
+app must enter ours::
+
+    plexica_app = create_app(settings)
+    outer = FastAPI(lifespan=lambda _: plexica_app.router.lifespan_context(plexica_app))
+    outer.mount("/platform", plexica_app)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route, Router
+
+from plexica.http.middleware import (
+    AccessLogMiddleware,
+    AuthenticationMiddleware,
+    ErrorMiddleware,
+    TenantMiddleware,
+    TraceIdMiddleware,
+)
+from plexica.http.openapi import openapi_document
+from plexica.http.plugin_mount import not_found, plugin_mounts
+from plexica.http.routes import dev, health, me, tenants
+from plexica.platform import Platform
+from plexica.settings import Settings, load_settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = ()) -> Starlette:
+    """Build the host: load plugins (failing fast on a bad one) and assemble routes and middleware.
+
+    Nothing connects until the lifespan starts.
+
+    Args:
+        settings: host settings; default: :func:`load_settings` from the environment.
+        plugins: plugin objects to load besides entry points and ``settings.plugins``.
+
+    Raises:
+        SettingsError: the settings are invalid.
+        PluginLoadError: a plugin cannot be loaded.
+    """
+    settings = settings or load_settings()
+    platform = Platform(settings, plugins=plugins)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with platform:
+            yield
+
+    async def openapi(request: Request) -> JSONResponse:
+        """The OpenAPI document of this host."""
+        from plexica_sdk import __version__
+
+        return JSONResponse(openapi_document(app.routes, title="Plexica", version=__version__))
+
+    routes = [
+        *health.routes,
+        Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+        Mount("/api/core/v1", app=Router([*tenants.routes, *me.routes], default=not_found)),
+        *plugin_mounts(platform),
+        *(dev.routes if platform.dev_issuer is not None else []),
+    ]
+    middleware = [
+        Middleware(TraceIdMiddleware),
+        Middleware(ErrorMiddleware),
+        Middleware(AccessLogMiddleware, platform=platform),
+        Middleware(AuthenticationMiddleware, platform=platform),
+        Middleware(TenantMiddleware, platform=platform),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.router.default = not_found
+    app.state.platform = platform
+    return app

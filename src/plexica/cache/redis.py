@@ -1,0 +1,205 @@
+"""The Redis cache, shared by every host process, on ``redis.asyncio``.
+
+``redis`` is imported when a :class:`RedisCache` is built, not when this module is, so the
+embedded mode never pays for it and a missing install is reported with the extra to add.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+from collections.abc import Iterator
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Self, cast, final
+
+from plexica.cache.base import resolve_ttl
+from plexica_sdk.errors import BackendUnavailableError, MissingDependencyError, ValidationError
+
+if TYPE_CHECKING:
+    from redis.asyncio import ConnectionPool, Redis
+
+__all__ = ["RedisCache"]
+
+# Redis answers these when the stored value, not the server, is at fault.
+_VALUE_ERRORS = ("not an integer", "overflow", "WRONGTYPE")
+_GLOB_SPECIALS = frozenset("\\*?[]")
+
+
+def _import_redis() -> ModuleType:
+    try:
+        return importlib.import_module("redis.asyncio")
+    except ImportError as exc:
+        raise MissingDependencyError("redis", "redis") from exc
+
+
+def _escape_glob(text: str) -> str:
+    """Escape ``text`` for a ``SCAN MATCH`` pattern, so a prefix is matched literally."""
+    return "".join(f"\\{char}" if char in _GLOB_SPECIALS else char for char in text)
+
+
+def _milliseconds(ttl: float) -> int:
+    # Rounded up: a ttl below a millisecond must still be a ttl, not "PX 0" (an error).
+    return max(1, math.ceil(ttl * 1000))
+
+
+@final
+class RedisCache:
+    """A :class:`~plexica_sdk.protocols.Cache` on Redis; enter it to open its connection pool.
+
+    Every Redis failure surfaces as :class:`~plexica_sdk.errors.BackendUnavailableError` with
+    backend ``"redis"``, except a value of the wrong kind (``incr`` on text), which is a
+    :class:`~plexica_sdk.errors.ValidationError` as it is on :class:`~plexica.cache.MemoryCache`.
+
+    Args:
+        url: a ``redis://`` or ``rediss://`` URL; it may hold a password, so it is never printed.
+        default_ttl: seconds a key lives when ``set``/``incr`` pass no ttl; ``None``: forever.
+        scan_count: the ``COUNT`` hint of each ``SCAN`` step in :meth:`delete_prefix`.
+        unlink_batch: how many keys one ``UNLINK`` removes, bounding each command's size.
+        socket_timeout: seconds to wait for connecting and for each reply before giving up.
+
+    Raises:
+        MissingDependencyError: ``redis`` is not installed (``pip install 'plexica[redis]'``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        default_ttl: float | None = None,
+        scan_count: int = 500,
+        unlink_batch: int = 500,
+        socket_timeout: float = 5.0,
+    ) -> None:
+        self._redis = _import_redis()
+        resolve_ttl(None, default_ttl)
+        if scan_count < 1 or unlink_batch < 1:
+            raise ValidationError("scan_count and unlink_batch must be at least 1", field="scan_count")
+        self._url = url
+        self._default_ttl = default_ttl
+        self._scan_count = scan_count
+        self._unlink_batch = unlink_batch
+        self._socket_timeout = socket_timeout
+        self._pool: ConnectionPool | None = None
+        self._client: Redis | None = None
+
+    def __repr__(self) -> str:
+        return f"<RedisCache {'open' if self._client is not None else 'closed'}>"
+
+    async def __aenter__(self) -> Self:
+        """Open the connection pool and check that Redis answers.
+
+        Raises:
+            BackendUnavailableError: Redis did not answer ``PING``.
+        """
+        if self._client is not None:
+            raise RuntimeError("RedisCache is already open")
+        pool: ConnectionPool = self._redis.ConnectionPool.from_url(
+            self._url,
+            socket_connect_timeout=self._socket_timeout,
+            socket_timeout=self._socket_timeout,
+            health_check_interval=30,
+        )
+        client: Redis = self._redis.Redis(connection_pool=pool)
+        try:
+            with self._translated("PING"):
+                await client.ping()
+        except BaseException:
+            await client.aclose()
+            await pool.aclose()
+            raise
+        self._pool, self._client = pool, client
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        client, pool = self._client, self._pool
+        self._client = self._pool = None
+        if client is not None:
+            await client.aclose()
+        if pool is not None:
+            await pool.aclose()
+
+    async def get(self, key: str) -> bytes | None:
+        """Return the value of ``key``, or ``None`` when it is missing or expired."""
+        with self._translated("GET"):
+            return cast("bytes | None", await self._open().get(key))
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``).
+
+        Raises:
+            ValidationError: ``ttl`` is zero, negative or not finite.
+        """
+        effective = resolve_ttl(ttl, self._default_ttl)
+        with self._translated("SET"):
+            await self._open().set(key, value, px=None if effective is None else _milliseconds(effective))
+
+    async def delete(self, *keys: str) -> int:
+        """Delete ``keys`` and return how many existed; ``UNLINK`` frees big values off-thread."""
+        if not keys:
+            return 0
+        with self._translated("UNLINK"):
+            return await self._open().unlink(*keys)
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        """Add ``amount`` to the counter at ``key`` and return the new value.
+
+        A missing key starts at 0 and gets ``ttl`` (or the default ttl); an existing one keeps
+        its expiry. ``SET NX PX`` then ``INCRBY`` in one ``MULTI`` makes create-with-ttl atomic,
+        where ``INCRBY`` then ``PEXPIRE`` could leave an immortal counter if the client died.
+
+        Raises:
+            ValidationError: the key holds something other than a 64-bit integer, the result
+                would overflow, or ``ttl`` is invalid.
+        """
+        effective = resolve_ttl(ttl, self._default_ttl)
+        client = self._open()
+        with self._translated("INCRBY"):
+            if effective is None:
+                return await client.incrby(key, amount)
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.set(key, b"0", nx=True, px=_milliseconds(effective))
+                pipe.incrby(key, amount)
+                _, value = await pipe.execute()
+            return cast(int, value)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix`` and return how many went.
+
+        Walks the keyspace with ``SCAN`` (never ``KEYS``, which blocks the server) and removes
+        keys in ``UNLINK`` batches. Keys written while the walk runs may survive it.
+        """
+        client = self._open()
+        deleted = 0
+        batch: list[bytes] = []
+        with self._translated("SCAN/UNLINK"):
+            async for key in client.scan_iter(match=_escape_glob(prefix) + "*", count=self._scan_count):
+                batch.append(key)
+                if len(batch) >= self._unlink_batch:
+                    deleted += await client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                deleted += await client.unlink(*batch)
+        return deleted
+
+    def _open(self) -> Redis:
+        if self._client is None:
+            raise RuntimeError("RedisCache is not open: enter it with 'async with' first")
+        return self._client
+
+    @contextlib.contextmanager
+    def _translated(self, command: str) -> Iterator[None]:
+        errors = self._redis
+        try:
+            yield
+        except errors.ResponseError as exc:
+            if any(marker in str(exc) for marker in _VALUE_ERRORS):
+                raise ValidationError(f"redis refused {command}: {exc}", field="key") from exc
+            raise BackendUnavailableError("redis", f"{command} failed: {exc}") from exc
+        except (errors.RedisError, OSError) as exc:
+            raise BackendUnavailableError("redis", f"{command} failed: {exc}") from exc

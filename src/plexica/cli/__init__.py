@@ -1,0 +1,1 @@
+"""The ``plexica`` command line."""

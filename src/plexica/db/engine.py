@@ -1,0 +1,308 @@
+"""Database engines: SQLite files (embedded default) and PostgreSQL, behind one interface.
+
+Both give the same two kinds of session: ``core`` (the registries) and tenant-scoped (one tenant's
+schema, bound through ``schema_translate_map``). On SQLite a tenant's schema is its own database
+file, attached under the schema's name; on PostgreSQL it is a real schema.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal, final
+
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from plexica.db.metadata import CORE_SCHEMA
+from plexica.settings import DatabaseSettings
+from plexica.tenancy.naming import check_identifier, quote_identifier
+from plexica_sdk import context
+from plexica_sdk.errors import BackendUnavailableError, MissingDependencyError
+
+__all__ = ["Database", "PostgresDatabase", "SqliteDatabase", "create_database"]
+
+logger = logging.getLogger(__name__)
+
+
+class Database(abc.ABC):
+    """Sessions and connections for the core registries and for each tenant's schema."""
+
+    dialect: Literal["sqlite", "postgresql"]
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Create the engines and make sure the ``core`` schema exists."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Dispose every engine and pooled connection."""
+
+    @abc.abstractmethod
+    def _core_engine(self) -> AsyncEngine: ...
+
+    @abc.abstractmethod
+    async def _tenant_engine(self, schema: str) -> AsyncEngine: ...
+
+    @abc.abstractmethod
+    async def create_schema(self, schema: str) -> None:
+        """Create a tenant schema (idempotent)."""
+
+    @abc.abstractmethod
+    async def drop_schema(self, schema: str) -> None:
+        """Drop a tenant schema and everything in it (idempotent)."""
+
+    @abc.abstractmethod
+    async def schema_exists(self, schema: str) -> bool: ...
+
+    @contextlib.asynccontextmanager
+    async def core_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction on the core registries; committed on success."""
+        async with self._translate_errors(), self._core_engine().begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def tenant_connection(self, schema: str | None = None) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction bound to a tenant schema (default: the current tenant's)."""
+        engine = await self._tenant_engine(self._schema(schema))
+        async with self._translate_errors(), engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def core_session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session on the core registries, in a transaction committed on success."""
+        async with self._translate_errors(), AsyncSession(self._core_engine(), expire_on_commit=False) as session:
+            async with session.begin():
+                yield session
+
+    @contextlib.asynccontextmanager
+    async def tenant_session(self, schema: str | None = None) -> AsyncIterator[AsyncSession]:
+        """An ORM session bound to a tenant schema (default: the current tenant's), committed on success.
+
+        Raises:
+            TenantContextMissingError: no schema is given and no tenant context is set.
+        """
+        engine = await self._tenant_engine(self._schema(schema))
+        async with self._translate_errors(), AsyncSession(engine, expire_on_commit=False) as session:
+            async with session.begin():
+                yield session
+
+    async def ping(self) -> None:
+        """Raise :class:`BackendUnavailableError` unless the database answers."""
+        async with self.core_connection() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    @staticmethod
+    def _schema(schema: str | None) -> str:
+        return check_identifier(schema if schema is not None else context.current("a tenant query").schema)
+
+    @contextlib.asynccontextmanager
+    async def _translate_errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (OSError, ConnectionError) as exc:
+            raise BackendUnavailableError("database", type(exc).__name__) from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_connect_error(exc):
+                raise BackendUnavailableError("database", type(exc.orig).__name__) from exc
+            raise
+
+
+def _is_connect_error(exc: DBAPIError) -> bool:
+    name = type(exc.orig).__name__ if exc.orig is not None else ""
+    return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "InterfaceError"}
+
+
+@final
+class SqliteDatabase(Database):
+    """The embedded default: ``core.db`` plus one ``tenant_<slug>.db`` file per tenant.
+
+    Every transaction starts with ``BEGIN IMMEDIATE``, which makes DDL transactional and avoids
+    SQLite's lock-upgrade deadlocks between concurrent writers.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, directory: Path, *, echo: bool = False, max_open_tenants: int = 64) -> None:
+        self.directory = Path(directory)
+        self.echo = echo
+        self.max_open_tenants = max_open_tenants
+        self._core: AsyncEngine | None = None
+        self._tenants: collections.OrderedDict[str, AsyncEngine] = collections.OrderedDict()
+        self._lock = asyncio.Lock()
+
+    def path_of(self, schema: str) -> Path:
+        return self.directory / f"{check_identifier(schema)}.db"
+
+    def _make_engine(self, schema: str) -> AsyncEngine:
+        path = str(self.path_of(schema))
+        translate: dict[str | None, str] | None = None if schema == CORE_SCHEMA else {None: schema}
+        engine = create_async_engine(
+            "sqlite+aiosqlite:///:memory:",
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=2,
+            max_overflow=3,
+            echo=self.echo,
+            execution_options={"schema_translate_map": translate} if translate else {},
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _attach(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see class docstring)
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"ATTACH DATABASE ? AS {quote_identifier(schema)}", (path,))
+            cursor.execute(f"PRAGMA {quote_identifier(schema)}.journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    async def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._core = self._make_engine(CORE_SCHEMA)
+
+    async def close(self) -> None:
+        engines = [*self._tenants.values(), *([self._core] if self._core else [])]
+        self._tenants.clear()
+        self._core = None
+        for engine in engines:
+            await engine.dispose()
+
+    def _core_engine(self) -> AsyncEngine:
+        if self._core is None:
+            raise BackendUnavailableError("database", "not opened")
+        return self._core
+
+    async def _tenant_engine(self, schema: str) -> AsyncEngine:
+        engine = self._tenants.get(schema)
+        if engine is not None:
+            self._tenants.move_to_end(schema)
+            return engine
+        async with self._lock:
+            engine = self._tenants.get(schema)
+            if engine is None:
+                engine = self._tenants[schema] = self._make_engine(schema)
+            evicted = []
+            while len(self._tenants) > self.max_open_tenants:
+                evicted.append(self._tenants.popitem(last=False)[1])
+        for old in evicted:  # bound open files and aiosqlite threads
+            await old.dispose()
+        return engine
+
+    async def create_schema(self, schema: str) -> None:
+        async with self.tenant_connection(schema) as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def drop_schema(self, schema: str) -> None:
+        async with self._lock:
+            engine = self._tenants.pop(check_identifier(schema), None)
+        if engine is not None:
+            await engine.dispose()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{self.path_of(schema)}{suffix}").unlink()
+
+    async def schema_exists(self, schema: str) -> bool:
+        return self.path_of(schema).exists()
+
+
+@final
+class PostgresDatabase(Database):
+    """PostgreSQL via asyncpg: schema ``core`` plus one schema per tenant, one shared pool.
+
+    Tenant binding is per statement (``schema_translate_map``), never per connection, so the pool
+    (and PgBouncer in transaction mode) can hand any connection to any tenant.
+    """
+
+    dialect = "postgresql"
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        if settings.url is None:
+            raise ValueError("PostgresDatabase needs a database URL")
+        self.settings = settings
+        self._engine: AsyncEngine | None = None
+        self._bound: dict[str, AsyncEngine] = {}
+
+    async def open(self) -> None:
+        try:
+            import asyncpg  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError("postgres", "asyncpg") from exc
+        self._engine = create_async_engine(
+            self.settings.url or "",
+            pool_size=self.settings.pool_size,
+            max_overflow=self.settings.max_overflow,
+            pool_pre_ping=True,
+            echo=self.settings.echo,
+        )
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(CORE_SCHEMA)}"))
+        except (OSError, OperationalError, DBAPIError) as exc:
+            await self._engine.dispose()
+            self._engine = None
+            raise BackendUnavailableError("database", type(exc).__name__) from exc
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+        self._engine = None
+        self._bound.clear()
+
+    def _core_engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise BackendUnavailableError("database", "not opened")
+        return self._engine
+
+    async def _tenant_engine(self, schema: str) -> AsyncEngine:
+        bound = self._bound.get(schema)
+        if bound is None:
+            # A shallow copy sharing the pool: only the statement compilation differs.
+            bound = self._bound[schema] = self._core_engine().execution_options(
+                schema_translate_map={None: check_identifier(schema)}
+            )
+        return bound
+
+    async def create_schema(self, schema: str) -> None:
+        async with self.core_connection() as conn:
+            await conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}"))
+
+    async def drop_schema(self, schema: str) -> None:
+        async with self.core_connection() as conn:
+            await conn.execute(text(f"DROP SCHEMA IF EXISTS {quote_identifier(schema)} CASCADE"))
+        self._bound.pop(schema, None)
+
+    async def schema_exists(self, schema: str) -> bool:
+        async with self.core_connection() as conn:
+            found = await conn.scalar(
+                text("SELECT 1 FROM pg_namespace WHERE nspname = :name"), {"name": check_identifier(schema)}
+            )
+        return found is not None
+
+
+def create_database(settings: DatabaseSettings, data_dir: Path) -> Database:
+    """SQLite under ``data_dir/db`` when no URL is set, else PostgreSQL."""
+    if settings.url is None:
+        return SqliteDatabase(Path(data_dir) / "db", echo=settings.echo)
+    if settings.url.startswith("sqlite"):
+        raise ValueError("set database.url only for PostgreSQL; leave it unset for the embedded SQLite files")
+    return PostgresDatabase(settings)

@@ -1,0 +1,181 @@
+"""The CloudEvents envelope in Kafka binary mode: attributes as ``ce_*`` headers, ``data`` as JSON.
+
+Binary mode keeps the payload bytes untouched by the envelope, so consumers that only need the
+type or tenant read headers without parsing the body. Encoding is on the publish hot path: it is
+kept to one ``json.dumps`` and a flat header list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable
+from typing import Any, Final
+
+from plexica_sdk.errors import EventError
+from plexica_sdk.types import Event
+
+__all__ = [
+    "CONTENT_TYPE",
+    "EVENT_TYPE_RE",
+    "Headers",
+    "MalformedEventError",
+    "check_event_type",
+    "decode",
+    "encode",
+    "owner_of",
+    "publisher_of",
+    "source_for",
+]
+
+#: Kafka record headers as aiokafka hands them over.
+Headers = tuple[tuple[str, bytes], ...]
+
+CONTENT_TYPE: Final = "application/json"
+#: ``{plugin}.{entity}.{verb}[...]``. No underscores: Kafka treats ``.`` and ``_`` in topic names as
+#: colliding (metric names), so ``a.b_c`` and ``a.b.c`` could not both exist.
+EVENT_TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9-]{1,62}(\.[a-z][a-z0-9-]*){2,}$")
+_MAX_TYPE_LENGTH: Final = 150  # leaves room for a 50-character tenant slug in a 249-character topic
+_SOURCE_PREFIX: Final = "/plugins/"
+
+# CloudEvents attribute → header name; the order is the order written.
+_OPTIONAL = (
+    ("subject", "ce_subject"),
+    ("tenantid", "ce_tenantid"),
+    ("workspaceid", "ce_workspaceid"),
+    ("userid", "ce_userid"),
+    ("traceid", "ce_traceid"),
+)
+_REQUIRED = ("ce_id", "ce_source", "ce_type", "ce_specversion")
+
+
+class MalformedEventError(EventError):
+    """A Kafka record is not a valid Plexica CloudEvent (missing header, bad time, bad JSON)."""
+
+    def __init__(self, reason: str, *, event_type: str | None = None) -> None:
+        super().__init__(f"malformed event: {reason}", event_type=event_type)
+        self.reason = reason
+
+
+def check_event_type(event_type: str) -> str:
+    """Return ``event_type`` if it is a valid ``{plugin}.{entity}.{verb}`` name.
+
+    Raises:
+        EventError: the name has fewer than three segments, uppercase letters or other characters.
+    """
+    if len(event_type) > _MAX_TYPE_LENGTH or not EVENT_TYPE_RE.match(event_type):
+        raise EventError(
+            f"invalid event type {event_type[:80]!r}: use '{{plugin}}.{{entity}}.{{verb}}', lowercase "
+            "letters, digits and dashes",
+            event_type=event_type,
+        )
+    return event_type
+
+
+def owner_of(event_type: str) -> str:
+    """The plugin that owns ``event_type``: its first segment (``core`` for the host's own)."""
+    return event_type.split(".", 1)[0]
+
+
+def source_for(plugin: str) -> str:
+    """The CloudEvents ``source`` of events published by ``plugin`` (``/plugins/{plugin}``)."""
+    return _SOURCE_PREFIX + plugin
+
+
+def publisher_of(event: Event) -> str | None:
+    """The plugin named by ``event.source``, or ``None`` when the source does not follow the convention."""
+    if event.source.startswith(_SOURCE_PREFIX):
+        plugin = event.source[len(_SOURCE_PREFIX) :]
+        if plugin and "/" not in plugin:
+            return plugin
+    return None
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip()
+    return media == CONTENT_TYPE or media.endswith("+json")
+
+
+def encode(event: Event) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """Encode ``event`` as a Kafka value and binary-mode headers.
+
+    Raises:
+        EventError: ``data`` is not JSON-serializable (or holds NaN), the content type is not JSON, or
+            an attribute is not encodable text.
+    """
+    if not _is_json(event.datacontenttype):
+        raise EventError(f"unsupported datacontenttype {event.datacontenttype!r}", event_type=event.type)
+    try:
+        value = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        time = event.time if event.time.tzinfo is not None else event.time.replace(tzinfo=dt.UTC)
+        headers = [
+            ("ce_id", event.id.encode()),
+            ("ce_source", event.source.encode()),
+            ("ce_type", event.type.encode()),
+            ("ce_specversion", event.specversion.encode()),
+            ("ce_time", time.isoformat().encode()),
+            ("ce_schemaversion", str(event.schemaversion).encode()),
+            ("content-type", event.datacontenttype.encode()),
+        ]
+        for attribute, header in _OPTIONAL:
+            text = getattr(event, attribute)
+            if text is not None:
+                headers.append((header, text.encode()))
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise EventError(f"event {event.id} cannot be encoded: {exc}", event_type=event.type) from exc
+    return value, headers
+
+
+def _text(headers: dict[str, bytes], name: str) -> str | None:
+    raw = headers.get(name)
+    return None if raw is None else raw.decode()
+
+
+def decode(value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> Event:
+    """Decode a Kafka record written by :func:`encode` back into an :class:`Event`.
+
+    Unknown headers are ignored, so other tools may add their own.
+
+    Raises:
+        MalformedEventError: a required header is missing, an attribute is not valid text, the time or
+            schema version does not parse, or the value is not JSON.
+    """
+    found = {name: raw for name, raw in headers if raw is not None}
+    event_type: str | None = None
+    try:
+        event_type = _text(found, "ce_type")
+        missing = [name for name in _REQUIRED if name not in found]
+        if missing:
+            raise MalformedEventError("missing header " + ", ".join(missing), event_type=event_type)
+        specversion = found["ce_specversion"].decode()
+        if specversion != "1.0":
+            raise MalformedEventError(f"unsupported specversion {specversion[:20]!r}", event_type=event_type)
+        content_type = _text(found, "content-type") or CONTENT_TYPE
+        if not _is_json(content_type):
+            raise MalformedEventError(f"unsupported content-type {content_type[:60]!r}", event_type=event_type)
+        time_text = _text(found, "ce_time")
+        version_text = _text(found, "ce_schemaversion")
+        data: Any = json.loads(value) if value else None
+        extra: dict[str, Any] = {}
+        if time_text is not None:
+            extra["time"] = dt.datetime.fromisoformat(time_text)
+        return Event(
+            id=found["ce_id"].decode(),
+            source=found["ce_source"].decode(),
+            type=found["ce_type"].decode(),
+            specversion=specversion,
+            data=data,
+            datacontenttype=content_type,
+            subject=_text(found, "ce_subject"),
+            tenantid=_text(found, "ce_tenantid"),
+            workspaceid=_text(found, "ce_workspaceid"),
+            userid=_text(found, "ce_userid"),
+            traceid=_text(found, "ce_traceid"),
+            schemaversion=int(version_text) if version_text is not None else 1,
+            **extra,
+        )
+    except MalformedEventError:
+        raise
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise MalformedEventError(f"{type(exc).__name__}: {str(exc)[:200]}", event_type=event_type) from exc

@@ -1,0 +1,74 @@
+"""Request helpers for core route handlers: who is calling, what they may do, what they sent."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from starlette.requests import Request
+
+from plexica_sdk import context
+from plexica_sdk.converter import structure
+from plexica_sdk.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ValidationError
+from plexica_sdk.types import Principal, TenantContext
+
+if TYPE_CHECKING:
+    from plexica.platform import Platform
+
+__all__ = ["json_body", "platform_of", "require_permission", "require_principal", "require_super_admin", "require_tenant"]
+
+T = TypeVar("T")
+
+MAX_BODY_BYTES = 1_000_000
+
+
+def platform_of(request: Request) -> Platform:
+    return request.app.state.platform  # type: ignore[no-any-return]
+
+
+def require_principal(request: Request) -> Principal:
+    """The authenticated caller. Raises ``AuthenticationError`` (401) when there is none."""
+    principal: Principal | None = request.scope.get("plexica.principal")
+    if principal is None:
+        raise AuthenticationError("a bearer token is required")
+    return principal
+
+
+def require_super_admin(request: Request) -> Principal:
+    """A platform super-admin (platform realm, ``super_admin`` role), else 403."""
+    principal = require_principal(request)
+    if not principal.is_super_admin:
+        raise PermissionDeniedError("core:platform:admin", "super-admin only")
+    return principal
+
+
+def require_tenant(request: Request) -> TenantContext:
+    """The resolved tenant of an authenticated request; without one the route does not exist (404)."""
+    require_principal(request)
+    ctx = context.get()
+    if ctx is None:
+        raise NotFoundError("no tenant addressed", resource="tenant")
+    return ctx
+
+
+def require_permission(request: Request, permission: str) -> TenantContext:
+    """The tenant context, if its user holds ``permission`` (403 otherwise, without naming it)."""
+    ctx = require_tenant(request)
+    decision = platform_of(request).authorize(ctx, permission)
+    if not decision.allowed:
+        raise PermissionDeniedError(permission, decision.reason)
+    return ctx
+
+
+async def json_body(request: Request, cls: type[T]) -> T:
+    """Parse the JSON body into ``cls``; malformed or ill-typed input is a 422 naming the field."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ValidationError("request body too large", field="body")
+    try:
+        data: Any = json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationError("request body is not valid JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise ValidationError("request body must be a JSON object", field="body")
+    return structure(data, cls)

@@ -1,0 +1,222 @@
+"""Pure ASGI middleware of the request path, outermost first:
+
+trace id → problem+json errors → access log + metrics → authentication → tenant resolution.
+
+Each stage writes what it learned into the ASGI scope (``plexica.trace_id``, ``plexica.principal``,
+``plexica.token``, ``plexica.tenant``) and the tenant stage sets the tenant context var, always
+resetting it afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from plexica.auth import verify_gateway_headers
+from plexica.http.problems import problem_for
+from plexica.tenancy.naming import SLUG_RE
+from plexica.tenancy.service import tenant_context_of
+from plexica_sdk import context
+from plexica_sdk.errors import AuthenticationError, PlexicaError, TenantNotFoundError, TenantSuspendedError
+
+if TYPE_CHECKING:
+    from plexica.platform import Platform
+
+__all__ = [
+    "AccessLogMiddleware",
+    "AuthenticationMiddleware",
+    "ErrorMiddleware",
+    "TenantMiddleware",
+    "TraceIdMiddleware",
+]
+
+access_logger = logging.getLogger("plexica.access")
+error_logger = logging.getLogger("plexica.errors")
+
+TRACE_HEADER = "x-trace-id"
+_TRACE_RE = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+
+
+class TraceIdMiddleware:
+    """Propagates a well-formed ``X-Trace-ID`` or generates one, and echoes it in the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = Headers(scope=scope).get(TRACE_HEADER, "")
+        trace_id = incoming if _TRACE_RE.match(incoming) else uuid.uuid4().hex
+        scope["plexica.trace_id"] = trace_id
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-trace-id", trace_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_trace)
+
+
+class ErrorMiddleware:
+    """Turns every exception into an RFC 9457 problem response; unexpected ones are logged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence of the request
+            if not isinstance(exc, PlexicaError) and not hasattr(exc, "status_code"):
+                error_logger.exception("unhandled error", extra={"path": scope.get("path")})
+            if started:
+                raise
+            await problem_for(exc, trace_id=scope.get("plexica.trace_id"))(scope, receive, send)
+
+
+class AccessLogMiddleware:
+    """One JSON log line and the HTTP metrics per request: no query string, no headers, no body."""
+
+    def __init__(self, app: ASGIApp, platform: Platform) -> None:
+        self.app = app
+        self.platform = platform
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            elapsed = time.perf_counter() - started
+            tenant = scope.get("plexica.tenant")
+            principal = scope.get("plexica.principal")
+            route = scope.get("route")
+            route_path = getattr(route, "path", None) or "unmatched"
+            self.platform.metrics.observe_request(
+                scope["method"], route_path, status, elapsed, tenant.id if tenant else ""
+            )
+            if self.platform.settings.http.access_log:
+                access_logger.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "tenant": tenant.slug if tenant else None,
+                        "user": principal.id if principal else None,
+                        "trace_id": scope.get("plexica.trace_id"),
+                    },
+                )
+
+
+class AuthenticationMiddleware:
+    """Verifies a bearer token when one is sent; routes decide whether one is required."""
+
+    def __init__(self, app: ASGIApp, platform: Platform) -> None:
+        self.app = app
+        self.platform = platform
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        authorization = Headers(scope=scope).get("authorization")
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthenticationError("expected 'Authorization: Bearer <token>'")
+            verified = await self.platform.verifier.verify(token.strip())
+            scope["plexica.token"] = verified
+            scope["plexica.principal"] = verified.principal
+        await self.app(scope, receive, send)
+
+
+class TenantMiddleware:
+    """Resolves the tenant from the token, the host name or a trusted ``X-Tenant-ID`` header.
+
+    A token for another tenant than the one addressed gets 404, like an unknown or deleted tenant,
+    so a foreign caller learns nothing; a suspended tenant gets 403.
+    """
+
+    def __init__(self, app: ASGIApp, platform: Platform) -> None:
+        self.app = app
+        self.platform = platform
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        slug = self._resolve_slug(scope, headers)
+        if slug is None:
+            return await self.app(scope, receive, send)
+        tenant = await self.platform.tenants.get(slug)
+        if tenant.status == "suspended":
+            raise TenantSuspendedError(slug)
+        if tenant.status != "active":
+            raise TenantNotFoundError(slug)
+        scope["plexica.tenant"] = tenant
+        principal = scope.get("plexica.principal")
+        workspace = headers.get("x-workspace-id") or None
+        ctx = tenant_context_of(tenant, user=principal, workspace_id=workspace, trace_id=scope.get("plexica.trace_id"))
+        token = context.tenant_context.set(ctx)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            context.tenant_context.reset(token)
+
+    def _resolve_slug(self, scope: Scope, headers: Headers) -> str | None:
+        verified: Any = scope.get("plexica.token")
+        from_token: str | None = verified.tenant_slug if verified is not None else None
+        addressed = self._from_host(headers) or self._from_header(headers)
+        if addressed is not None and from_token is not None and addressed != from_token:
+            raise TenantNotFoundError(addressed)
+        slug = from_token or addressed
+        if slug is not None and not SLUG_RE.match(slug):
+            raise TenantNotFoundError(slug)
+        return slug
+
+    def _from_host(self, headers: Headers) -> str | None:
+        suffix = self.platform.settings.http.tenant_host_suffix
+        host = headers.get("host", "").split(":", 1)[0].lower()
+        if suffix and host.endswith("." + suffix.lstrip(".")):
+            return host[: -len(suffix.lstrip(".")) - 1] or None
+        return None
+
+    def _from_header(self, headers: Headers) -> str | None:
+        claimed = headers.get("x-tenant-id")
+        if claimed is None:
+            return None
+        auth = self.platform.settings.auth
+        if auth.gateway_key:
+            slug, _user = verify_gateway_headers(headers, auth.gateway_key, time.time())
+            return slug
+        if self.platform.settings.is_development:
+            return claimed
+        return None  # an unsigned header is ignored in production

@@ -1,0 +1,70 @@
+"""Mounting plugin routes under ``/api/plugins/{name}/``.
+
+Plugin routes need an authenticated caller in a resolved tenant where the plugin is installed
+and enabled; a tenant without the plugin gets 404, as if the route did not exist. The handler
+finds its :class:`~plexica_sdk.protocols.Host` in the scope (``plexica_sdk.host(request)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, final
+
+from starlette.routing import BaseRoute, Mount, Router
+from starlette.types import Receive, Scope, Send
+
+from plexica.http.problems import problem
+from plexica_sdk import context
+from plexica_sdk.errors import AuthenticationError, NotFoundError, PluginLoadError
+from plexica_sdk.http import HOST_SCOPE_KEY
+
+if TYPE_CHECKING:
+    from plexica.platform import Platform
+
+__all__ = ["PluginApp", "plugin_mounts"]
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """The 404 of unmatched paths, as problem+json."""
+    await problem(404, "Not Found", "the resource does not exist", kind="not-found",
+                  trace_id=scope.get("plexica.trace_id"))(scope, receive, send)
+
+
+@final
+class PluginApp:
+    """Guards one plugin's router and hands its handlers the plugin's host handle."""
+
+    def __init__(self, platform: Platform, plugin: str, routes: Sequence[BaseRoute]) -> None:
+        self.platform = platform
+        self.plugin = plugin
+        self.router = Router(routes=list(routes), default=not_found)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.router(scope, receive, send)
+        if scope.get("plexica.principal") is None:
+            raise AuthenticationError("a bearer token is required")
+        ctx = context.get()
+        if ctx is None or not await self.platform.is_active(self.plugin, ctx.slug):
+            raise NotFoundError("not found")
+        scope[HOST_SCOPE_KEY] = self.platform.host_for(self.plugin, ctx)
+        await self.router(scope, receive, send)
+
+
+def plugin_mounts(platform: Platform) -> list[Mount]:
+    """One mount per plugin that contributes routes.
+
+    Raises:
+        PluginLoadError: a plugin's ``plexica_routes`` raised or returned something that is not a route.
+    """
+    mounts = []
+    for name, routes in platform.plugins.collect("plexica_routes").items():
+        if not routes:
+            continue
+        routes = list(routes)
+        for route in routes:
+            if not isinstance(route, BaseRoute):
+                raise PluginLoadError(name, f"plexica_routes() returned {type(route).__name__}, not a Starlette route")
+        app: Any = PluginApp(platform, name, routes)
+        mounts.append(Mount(f"/api/plugins/{name}", app=app))
+    return mounts

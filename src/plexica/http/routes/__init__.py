@@ -1,0 +1,1 @@
+"""Core API route tables, one module per area."""

@@ -1,0 +1,49 @@
+"""Core API: the caller and their plugins."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from plexica.http.guards import platform_of, require_permission, require_principal
+from plexica_sdk import context
+from plexica_sdk.converter import unstructure
+
+__all__ = ["routes"]
+
+
+async def me(request: Request) -> JSONResponse:
+    """Who the token says the caller is, and in which tenant."""
+    principal = require_principal(request)
+    ctx = context.get()
+    return JSONResponse(
+        {
+            "id": principal.id,
+            "username": principal.username,
+            "roles": list(principal.roles),
+            "is_super_admin": principal.is_super_admin,
+            "tenant": ctx.slug if ctx else None,
+            "workspace": ctx.workspace_id if ctx else None,
+        }
+    )
+
+
+async def list_plugins(request: Request) -> JSONResponse:
+    """The plugins of this host; inside a tenant, with whether each is installed there."""
+    platform = platform_of(request)
+    require_permission(request, "core:plugin:read")
+    tenant = await platform.tenants.get(context.current().slug)
+    installed = await platform.tenants.installed_plugins(tenant)
+    items = []
+    for info in platform.plugins.infos():
+        item = unstructure(info)
+        item["installed"] = info.mode == "builtin" or info.name in installed
+        items.append(item)
+    return JSONResponse({"items": items})
+
+
+routes = [
+    Route("/me", me, methods=["GET"]),
+    Route("/plugins", list_plugins, methods=["GET"]),
+]

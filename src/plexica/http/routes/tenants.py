@@ -1,0 +1,85 @@
+"""Core API: tenants (super-admins manage them; a tenant's members may read their own)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from plexica.http.guards import json_body, platform_of, require_principal, require_super_admin
+from plexica.tenancy.naming import validate_slug
+from plexica_sdk import context
+from plexica_sdk.converter import unstructure
+from plexica_sdk.errors import NotFoundError
+
+__all__ = ["routes"]
+
+
+@attrs.frozen(kw_only=True)
+class CreateTenant:
+    slug: str
+    name: str | None = None
+    plan: str = "standard"
+
+
+def _tenant_json(tenant: Any) -> dict[str, Any]:
+    return unstructure(tenant)  # type: ignore[no-any-return]
+
+
+async def create_tenant(request: Request) -> JSONResponse:
+    """Provision a tenant (super-admin)."""
+    require_super_admin(request)
+    body = await json_body(request, CreateTenant)
+    validate_slug(body.slug)
+    tenant = await platform_of(request).tenants.provision(body.slug, name=body.name, plan=body.plan)
+    return JSONResponse(_tenant_json(tenant), status_code=201, headers={"Location": f"{request.url.path}/{tenant.slug}"})
+
+
+async def list_tenants(request: Request) -> JSONResponse:
+    """List tenants (super-admin)."""
+    require_super_admin(request)
+    tenants = await platform_of(request).tenants.list()
+    return JSONResponse({"items": [_tenant_json(t) for t in tenants]})
+
+
+async def get_tenant(request: Request) -> JSONResponse:
+    """One tenant: super-admins see any; a tenant's users see only their own."""
+    principal = require_principal(request)
+    slug = request.path_params["slug"]
+    if not principal.is_super_admin:
+        ctx = context.get()
+        if ctx is None or ctx.slug != slug:
+            raise NotFoundError("tenant not found", resource="tenant")
+    return JSONResponse(_tenant_json(await platform_of(request).tenants.get(slug)))
+
+
+async def suspend_tenant(request: Request) -> JSONResponse:
+    """Suspend a tenant: its users are refused at once (super-admin)."""
+    require_super_admin(request)
+    return JSONResponse(_tenant_json(await platform_of(request).tenants.suspend(request.path_params["slug"])))
+
+
+async def resume_tenant(request: Request) -> JSONResponse:
+    """Resume a suspended tenant (super-admin)."""
+    require_super_admin(request)
+    return JSONResponse(_tenant_json(await platform_of(request).tenants.resume(request.path_params["slug"])))
+
+
+async def delete_tenant(request: Request) -> Response:
+    """Delete a tenant and all its data (super-admin)."""
+    require_super_admin(request)
+    await platform_of(request).tenants.delete(request.path_params["slug"])
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/tenants", create_tenant, methods=["POST"]),
+    Route("/tenants", list_tenants, methods=["GET"]),
+    Route("/tenants/{slug}", get_tenant, methods=["GET"]),
+    Route("/tenants/{slug}", delete_tenant, methods=["DELETE"]),
+    Route("/tenants/{slug}/suspend", suspend_tenant, methods=["POST"]),
+    Route("/tenants/{slug}/resume", resume_tenant, methods=["POST"]),
+]

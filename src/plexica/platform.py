@@ -1,0 +1,188 @@
+"""The composition root: builds every service from settings and owns their lifetimes.
+
+``create_app`` and the CLI both use a :class:`Platform`. Building one is cheap and connects
+nothing; entering it (``async with``) opens the database, cache, object store, HTTP client and
+event bus on one exit stack, migrates ``core``, and subscribes the plugins. Leaving it closes
+everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, final
+
+import httpx2
+
+from plexica.auth import DevIssuer, TokenVerifier, build_token_verifier
+from plexica.cache import create_cache
+from plexica.db.engine import create_database
+from plexica.db.migrator import TenantMigrator
+from plexica.events import EventBus, create_event_bus, source_for
+from plexica.observability.metrics import Metrics
+from plexica.permissions import RoleTable
+from plexica.plugins import PluginManager, discover
+from plexica.plugins.host import EmbeddedHost
+from plexica.settings import Settings
+from plexica.storage import create_object_store
+from plexica.tenancy.service import TenantService, tenant_context_of
+from plexica_sdk import context
+from plexica_sdk.errors import TenantNotFoundError
+from plexica_sdk.protocols import Host
+from plexica_sdk.types import Decision, Event, TenantContext
+
+__all__ = ["Platform"]
+
+logger = logging.getLogger(__name__)
+
+
+@final
+class Platform:
+    """Every host service, built from one :class:`Settings`.
+
+    Args:
+        settings: the host settings.
+        plugins: plugin objects to load besides entry points and ``settings.plugins``.
+
+    Raises:
+        PluginLoadError: a plugin cannot be loaded (raised here, before anything connects).
+    """
+
+    def __init__(self, settings: Settings, *, plugins: Iterable[object] = ()) -> None:
+        self.settings = settings
+        self.plugins = PluginManager(
+            discover(
+                paths=settings.plugins,
+                objects=plugins,
+                use_entry_points=settings.load_entry_points,
+                disabled=settings.disabled_plugins,
+            ),
+            hook_timeout=settings.http.plugin_timeout_seconds,
+        )
+        self.db = create_database(settings.database, settings.data_dir)
+        self.cache = create_cache(settings.cache)
+        self.objects = create_object_store(settings.storage, settings.data_dir)
+        self.bus: EventBus = create_event_bus(settings.events, self)
+        for plugin in self.plugins.plugins.values():
+            self.bus.registry.register_all(plugin.name, plugin.event_types)
+        self.roles = RoleTable(role for plugin in self.plugins.plugins.values() for role in plugin.default_roles)
+        self.dev_issuer = DevIssuer.from_settings(settings) if settings.auth.keycloak is None else None
+        self.http_client = httpx2.AsyncClient(timeout=10.0)
+        self.verifier: TokenVerifier = build_token_verifier(settings, self.http_client, self.dev_issuer)
+        self.migrator = TenantMigrator(self.db, self.plugins)
+        self.metrics = Metrics()
+        self.tenants = TenantService(
+            db=self.db,
+            plugins=self.plugins,
+            migrator=self.migrator,
+            objects=self.objects,
+            cache=self.cache,
+            publish=self.publish,
+            host_for=self.host_for,
+        )
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    # ---------------------------------------------------------------- lifetime
+
+    async def __aenter__(self) -> Platform:
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.db)
+            await stack.enter_async_context(self.cache)
+            await stack.enter_async_context(self.objects)  # type: ignore[arg-type]
+            await stack.enter_async_context(self.http_client)
+            await self.migrator.migrate_core()
+            for plugin in self.plugins.plugins.values():
+                for subscription in plugin.subscriptions:
+                    self.bus.subscribe(plugin.name, subscription)
+            await self.bus.start()
+            stack.push_async_callback(self.bus.stop)
+            self._stack = stack.pop_all()
+        await self.plugins.each("plexica_host_started", per_plugin=lambda name: {"host": _GlobalHost(self, name)})
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.plugins.each("plexica_host_stopping", per_plugin=lambda name: {"host": _GlobalHost(self, name)})
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+
+    # ----------------------------------------------------------- plugin access
+
+    def host_for(self, plugin: str, ctx: TenantContext | None) -> Host:
+        """The host handle a plugin uses in the tenant context ``ctx`` (None: outside any tenant)."""
+        if ctx is None:
+            return _GlobalHost(self, plugin)  # type: ignore[return-value]
+        return EmbeddedHost(self, plugin, ctx)
+
+    def authorize(self, ctx: TenantContext, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:
+        """The kernel's role check on the context's user; the permission engine replaces it."""
+        if ctx.user is None:
+            return Decision(allowed=False, reason="no authenticated user")
+        return self.roles.check(ctx.user.roles, permission)
+
+    async def publish(
+        self, plugin: str, event_type: str, data: Any, ctx: TenantContext | None, *, subject: str | None = None
+    ) -> Event:
+        """Validate and publish ``plugin``'s event for ``ctx``'s tenant (``None``: a global event).
+
+        Raises:
+            EventError: unknown type, another plugin's type, or a payload failing its schema.
+        """
+        event = Event(
+            type=event_type,
+            source=source_for(plugin),
+            data=data,
+            subject=subject,
+            tenantid=ctx.tenant_id if ctx else None,
+            workspaceid=ctx.workspace_id if ctx else None,
+            userid=ctx.user.id if ctx and ctx.user else None,
+            traceid=ctx.trace_id if ctx else None,
+        )
+        await self.bus.publish(event)
+        if ctx is not None:
+            self.metrics.events_published.labels(event_type, ctx.tenant_id).inc()
+        return event
+
+    # ------------------------------------------------- the event bus's Delivery
+
+    async def context_for(self, event: Event) -> TenantContext | None:
+        """The tenant context an event's handlers run in; None for unknown or inactive tenants."""
+        if event.tenantid is None:
+            return None
+        try:
+            tenant = await self.tenants.get_by_id(event.tenantid)
+        except TenantNotFoundError:
+            return None
+        if tenant.status not in ("active", "provisioning"):
+            return None
+        return tenant_context_of(tenant, workspace_id=event.workspaceid, trace_id=event.traceid)
+
+    async def is_active(self, plugin: str, tenant_slug: str) -> bool:
+        loaded = self.plugins.get(plugin)
+        if loaded is None:
+            return False
+        if loaded.is_builtin:
+            return True
+        try:
+            tenant = await self.tenants.get(tenant_slug)
+        except TenantNotFoundError:
+            return False
+        installed = await self.tenants.installed_plugins(tenant)
+        return installed.get(plugin, ("", ""))[1] == "enabled"
+
+
+@final
+class _GlobalHost:
+    """The handle given to host-level hooks, outside any tenant: tenant calls need a context."""
+
+    def __init__(self, platform: Platform, plugin: str) -> None:
+        self._platform = platform
+        self.plugin = plugin
+
+    @property
+    def tenant(self) -> TenantContext:
+        return context.current("a tenant-scoped host call")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._platform.host_for(self.plugin, self.tenant), name)

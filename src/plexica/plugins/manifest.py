@@ -1,0 +1,104 @@
+"""Manifest validation and dependency ordering: pure functions, no IO."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from plexica_sdk.errors import PluginLoadError
+from plexica_sdk.types import PERMISSION_KEY_RE, PLUGIN_NAME_RE, PluginManifest
+
+__all__ = ["load_order", "validate_manifest"]
+
+#: Semantic Versioning 2.0.0 (https://semver.org), the form plugin versions must take.
+SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+
+
+def validate_manifest(manifest: object, *, origin: str) -> PluginManifest:
+    """Check one manifest on its own; ``origin`` names the plugin when the manifest can't.
+
+    Raises:
+        PluginLoadError: naming the plugin and the first problem found.
+    """
+    if not isinstance(manifest, PluginManifest):
+        raise PluginLoadError(origin, f"plexica_manifest() returned {type(manifest).__name__}, not PluginManifest")
+    name = manifest.name
+    if not PLUGIN_NAME_RE.match(name):
+        raise PluginLoadError(origin, f"name {name!r} must match {PLUGIN_NAME_RE.pattern}")
+    if not SEMVER_RE.match(manifest.version):
+        raise PluginLoadError(name, f"version {manifest.version!r} is not a semantic version (e.g. 1.2.0)")
+    for permission in manifest.permissions:
+        if not PERMISSION_KEY_RE.match(permission.key) or "*" in permission.key:
+            raise PluginLoadError(name, f"permission {permission.key!r} must look like '{name}:resource:action'")
+        if permission.plugin != name:
+            raise PluginLoadError(name, f"permission {permission.key!r} must start with '{name}:'")
+    for event_type in manifest.event_types:
+        if not event_type.type.startswith(f"{name}.") or event_type.type.count(".") < 2:
+            raise PluginLoadError(name, f"event type {event_type.type!r} must look like '{name}.entity.verb'")
+    for dependency, spec in manifest.requires.items():
+        if not PLUGIN_NAME_RE.match(dependency):
+            raise PluginLoadError(name, f"requires unknown-looking plugin name {dependency!r}")
+        try:
+            SpecifierSet(spec)
+        except InvalidSpecifier:
+            raise PluginLoadError(name, f"requires {dependency} {spec!r}: not a version range") from None
+    return manifest
+
+
+def load_order(manifests: Sequence[PluginManifest], *, builtin: Sequence[str] = ()) -> list[str]:
+    """Return plugin names with every plugin after the plugins it requires.
+
+    Built-in plugins come first. Ties keep the discovery order, so the order is stable.
+
+    Raises:
+        PluginLoadError: a duplicate name, a missing dependency, a version outside the required
+            range, or a dependency cycle, naming the plugin at fault.
+    """
+    by_name: dict[str, PluginManifest] = {}
+    for manifest in manifests:
+        if manifest.name in by_name:
+            raise PluginLoadError(manifest.name, "another plugin with the same name is already loaded")
+        by_name[manifest.name] = manifest
+    for manifest in manifests:
+        _check_requirements(manifest, by_name)
+
+    order: list[str] = [name for name in builtin if name in by_name]
+    state: dict[str, str] = {name: "done" for name in order}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = " -> ".join([*path[path.index(name) :], name])
+            raise PluginLoadError(name, f"dependency cycle: {cycle}")
+        state[name] = "visiting"
+        for dependency in by_name[name].requires:
+            visit(dependency, [*path, name])
+        state[name] = "done"
+        order.append(name)
+
+    for manifest in manifests:
+        visit(manifest.name, [])
+    return order
+
+
+def _check_requirements(manifest: PluginManifest, by_name: Mapping[str, PluginManifest]) -> None:
+    for dependency, spec in manifest.requires.items():
+        found = by_name.get(dependency)
+        if found is None:
+            raise PluginLoadError(manifest.name, f"requires plugin {dependency!r}, which is not installed")
+        try:
+            version = Version(found.version)
+        except InvalidVersion:  # pragma: no cover - semver is validated before
+            raise PluginLoadError(dependency, f"version {found.version!r} is not comparable") from None
+        if not SpecifierSet(spec).contains(version, prereleases=True):
+            raise PluginLoadError(
+                manifest.name, f"requires {dependency} {spec}, but version {found.version} is installed"
+            )

@@ -1,0 +1,341 @@
+"""Objects in S3 or an S3-compatible server (MinIO, SeaweedFS), on ``aioboto3``.
+
+``aioboto3`` is imported when an :class:`S3ObjectStore` is built, not when this module is, so
+the embedded mode never pays for botocore and a missing install names the extra to add.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import importlib
+import re
+from collections.abc import Iterator, Sequence
+from types import ModuleType, TracebackType
+from typing import Any, Self, final
+
+from plexica.storage.rules import DEFAULT_CONTENT_TYPE, check_presign_args, validate_bucket, validate_key
+from plexica_sdk.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    MissingDependencyError,
+    NotFoundError,
+    ValidationError,
+)
+from plexica_sdk.types import ObjectInfo
+
+__all__ = ["S3ObjectStore"]
+
+_PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9.-]*")
+_MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_CLIENT_METHODS = {"GET": "get_object", "PUT": "put_object"}
+
+
+def _import(module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError("s3", "aioboto3") from exc
+
+
+def _etag(raw: str | None) -> str | None:
+    # S3 quotes ETags; both stores hand them out bare (the md5 hex for single-part uploads).
+    return None if raw is None else raw.strip('"')
+
+
+@final
+class S3ObjectStore:
+    """An :class:`~plexica_sdk.protocols.ObjectStore` on S3; enter it to open its client.
+
+    One client (and its connection pool) serves the store's whole lifetime: it is created in
+    ``__aenter__`` and closed in ``__aexit__``, never at import or in ``__init__``. Every bucket
+    name is put behind ``bucket_prefix`` on the server, so several deployments can share an
+    account (``bucket_prefix="staging-"`` stores ``tenant-acme`` as ``staging-tenant-acme``).
+
+    Uploads carry ``Content-MD5`` so the server checks their integrity, while botocore's newer
+    CRC checksums stay off (``when_required``): many S3-compatible servers reject them.
+
+    S3 servers differ on a put into a missing bucket: AWS refuses it (``NotFoundError``), some
+    compatible servers create the bucket. Versioned buckets keep old versions after a forced
+    delete, so deleting one then fails with ``ConflictError``.
+
+    Args:
+        endpoint_url: the S3 endpoint; ``None`` for AWS. Any other endpoint is addressed
+            path-style (``{endpoint}/{bucket}/{key}``), which compatible servers expect.
+        region: the signing region; buckets are created there.
+        access_key: the access key id; ``None`` lets botocore find credentials itself.
+        secret_key: the secret key; never printed.
+        bucket_prefix: put before every bucket name on the server.
+        connect_timeout: seconds to wait for a connection.
+        read_timeout: seconds to wait for each response.
+        max_attempts: attempts per request, retries included, with botocore's standard backoff.
+
+    Raises:
+        MissingDependencyError: ``aioboto3`` is not installed (``pip install 'plexica[s3]'``).
+        ValidationError: ``bucket_prefix`` could not start a valid bucket name.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        bucket_prefix: str = "",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 3,
+    ) -> None:
+        self._aioboto3 = _import("aioboto3")
+        self._botocore_config = _import("botocore.config")
+        self._botocore_errors = _import("botocore.exceptions")
+        if bucket_prefix and _PREFIX_RE.fullmatch(bucket_prefix) is None:
+            raise ValidationError(f"invalid bucket prefix {bucket_prefix!r}", field="bucket_prefix")
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._bucket_prefix = bucket_prefix
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_attempts = max_attempts
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._client is not None else "closed"
+        return f"<S3ObjectStore {self._endpoint_url or 'aws'} prefix={self._bucket_prefix!r} {state}>"
+
+    async def __aenter__(self) -> Self:
+        """Create the S3 client. No request is sent: S3 has no cheap "ping" that every server allows."""
+        if self._stack is not None:
+            raise RuntimeError("S3ObjectStore is already open")
+        session = self._aioboto3.Session(
+            aws_access_key_id=self._access_key,
+            aws_secret_access_key=self._secret_key,
+            region_name=self._region,
+        )
+        config = self._botocore_config.Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if self._endpoint_url else "auto"},
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            retries={"max_attempts": self._max_attempts, "mode": "standard"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        stack = contextlib.AsyncExitStack()
+        self._client = await stack.enter_async_context(
+            session.client("s3", endpoint_url=self._endpoint_url, config=config)
+        )
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    def bucket_name(self, bucket: str) -> str:
+        """Return the name ``bucket`` has on the server (``bucket_prefix`` + ``bucket``).
+
+        Raises:
+            ValidationError: ``bucket`` or the prefixed name breaks S3's naming rules.
+        """
+        return validate_bucket(self._bucket_prefix + validate_bucket(bucket))
+
+    async def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket``; creating one this account owns already is not an error.
+
+        Raises:
+            ConflictError: another account owns a bucket of that name.
+        """
+        name = self.bucket_name(bucket)
+        args: dict[str, Any] = {"Bucket": name}
+        if self._region != "us-east-1":  # S3 refuses an explicit us-east-1 location
+            args["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
+        with self._translated("CreateBucket", bucket):
+            try:
+                await self._open().create_bucket(**args)
+            except self._botocore_errors.ClientError as exc:
+                if self._error_code(exc) != "BucketAlreadyOwnedByYou":
+                    raise
+
+    async def delete_bucket(self, bucket: str, *, force: bool = False) -> None:
+        """Delete ``bucket``; ``force`` deletes its objects first. A missing bucket is not an error.
+
+        Raises:
+            ConflictError: the bucket still holds objects and ``force`` is false.
+        """
+        name = self.bucket_name(bucket)
+        client = self._open()
+        try:
+            if force:
+                await self._empty(name, bucket)
+            with self._translated("DeleteBucket", bucket):
+                await client.delete_bucket(Bucket=name)
+        except NotFoundError:
+            return
+
+    async def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo:
+        """Store ``data`` as ``key``, replacing any object there, and return its metadata.
+
+        Raises:
+            NotFoundError: the bucket does not exist (on servers that do not create it).
+        """
+        name, key = self.bucket_name(bucket), validate_key(key)
+        content_type = content_type or DEFAULT_CONTENT_TYPE
+        digest = hashlib.md5(data, usedforsecurity=False).digest()
+        with self._translated("PutObject", bucket):
+            response = await self._open().put_object(
+                Bucket=name,
+                Key=key,
+                Body=bytes(data),
+                ContentType=content_type,
+                ContentMD5=base64.b64encode(digest).decode("ascii"),
+            )
+        return ObjectInfo(
+            key=key,
+            size=len(data),
+            etag=_etag(response.get("ETag")) or digest.hex(),
+            content_type=content_type,
+        )
+
+    async def get(self, bucket: str, key: str) -> bytes:
+        """Return the object's bytes.
+
+        Raises:
+            NotFoundError: the bucket or the object does not exist.
+        """
+        name, key = self.bucket_name(bucket), validate_key(key)
+        with self._translated("GetObject", bucket, key):
+            response = await self._open().get_object(Bucket=name, Key=key)
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+        return data
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo:
+        """Return the object's metadata.
+
+        Raises:
+            NotFoundError: the bucket or the object does not exist.
+        """
+        name, key = self.bucket_name(bucket), validate_key(key)
+        with self._translated("HeadObject", bucket, key):
+            response = await self._open().head_object(Bucket=name, Key=key)
+        return ObjectInfo(
+            key=key,
+            size=response["ContentLength"],
+            etag=_etag(response.get("ETag")),
+            content_type=response.get("ContentType"),
+            last_modified=response.get("LastModified"),
+        )
+
+    async def delete(self, bucket: str, key: str) -> None:
+        """Delete the object; a missing object is not an error.
+
+        Raises:
+            NotFoundError: the bucket does not exist.
+        """
+        name, key = self.bucket_name(bucket), validate_key(key)
+        with self._translated("DeleteObject", bucket):
+            await self._open().delete_object(Bucket=name, Key=key)
+
+    async def list(self, bucket: str, prefix: str = "") -> Sequence[ObjectInfo]:
+        """Return the objects whose keys start with ``prefix``, in key order, all pages read.
+
+        ``ListObjectsV2`` omits content types, so ``content_type`` is ``None`` here.
+
+        Raises:
+            NotFoundError: the bucket does not exist.
+        """
+        name = self.bucket_name(bucket)
+        found: list[ObjectInfo] = []
+        with self._translated("ListObjectsV2", bucket):
+            async for page in self._pages(name, prefix):
+                found.extend(
+                    ObjectInfo(
+                        key=item["Key"],
+                        size=item["Size"],
+                        etag=_etag(item.get("ETag")),
+                        last_modified=item.get("LastModified"),
+                    )
+                    for item in page.get("Contents", ())
+                )
+        return found
+
+    async def presigned_url(self, bucket: str, key: str, *, expires_in: int = 3600, method: str = "GET") -> str:
+        """Return a URL that lets its holder GET or PUT one object until it expires.
+
+        Signed locally (SigV4 query string); no request is sent and the object need not exist.
+
+        Raises:
+            ValidationError: invalid bucket or key, a method other than GET or PUT, or an
+                ``expires_in`` outside 1..604800 seconds.
+        """
+        verb = check_presign_args(expires_in, method)
+        name, key = self.bucket_name(bucket), validate_key(key)
+        with self._translated("presign", bucket, key):
+            url: str = await self._open().generate_presigned_url(
+                _CLIENT_METHODS[verb], Params={"Bucket": name, "Key": key}, ExpiresIn=expires_in
+            )
+        return url
+
+    async def _empty(self, name: str, bucket: str) -> None:
+        # Deleting the keys of each page as it arrives is safe: the continuation token marks a
+        # position in key order, not a snapshot. One page holds at most 1000 keys, the
+        # DeleteObjects limit.
+        client = self._open()
+        with self._translated("empty bucket", bucket):
+            async for page in self._pages(name, ""):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", ())]
+                if not keys:
+                    continue
+                response = await client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+                if errors := response.get("Errors"):
+                    first = errors[0]
+                    raise BackendUnavailableError(
+                        "s3", f"could not delete {len(errors)} objects of bucket {bucket!r}: {first.get('Code')}"
+                    )
+
+    def _pages(self, name: str, prefix: str) -> Any:
+        paginator = self._open().get_paginator("list_objects_v2")
+        return paginator.paginate(Bucket=name, Prefix=prefix)
+
+    def _open(self) -> Any:
+        if self._client is None:
+            raise RuntimeError("S3ObjectStore is not open: enter it with 'async with' first")
+        return self._client
+
+    def _error_code(self, exc: BaseException | None) -> str | None:
+        if isinstance(exc, self._botocore_errors.ClientError):
+            code = exc.response.get("Error", {}).get("Code")
+            return None if code is None else str(code)
+        return None
+
+    @contextlib.contextmanager
+    def _translated(self, action: str, bucket: str, key: str | None = None) -> Iterator[None]:
+        """Turn botocore's errors into Plexica's, naming the bucket and key the caller used."""
+        errors = self._botocore_errors
+        try:
+            yield
+        except errors.ClientError as exc:
+            code = self._error_code(exc)
+            if code == "NoSuchBucket" or (code in _MISSING_OBJECT_CODES and key is None):
+                raise NotFoundError(f"no bucket {bucket!r}", resource=bucket) from exc
+            if code in _MISSING_OBJECT_CODES:
+                raise NotFoundError(f"no object {key!r} in bucket {bucket!r}", resource=f"{bucket}/{key}") from exc
+            if code == "BucketNotEmpty":
+                raise ConflictError(f"bucket {bucket!r} is not empty", resource=bucket) from exc
+            if code == "BucketAlreadyExists":
+                raise ConflictError(f"bucket {bucket!r} is owned by another account", resource=bucket) from exc
+            raise BackendUnavailableError("s3", f"{action} on bucket {bucket!r} failed: {code}") from exc
+        except (errors.BotoCoreError, OSError) as exc:
+            raise BackendUnavailableError("s3", f"{action} on bucket {bucket!r} failed: {exc}") from exc
