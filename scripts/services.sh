@@ -88,7 +88,10 @@ pid_alive() {
     if [ ! -s "$pidfile" ]; then return 1; fi
     pid=$(head -n 1 "$pidfile")
     if [ -z "$pid" ]; then return 1; fi
-    kill -0 "$pid" 2>/dev/null
+    if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    # An exited service whose parent (us, long gone) was never replaced by a reaping init lingers
+    # as a zombie, which kill -0 still reports.
+    if [ -r "/proc/$pid/stat" ] && [ "$(cut -d ' ' -f 3 "/proc/$pid/stat" 2>/dev/null)" = Z ]; then return 1; fi
 }
 
 # Start a long-running program detached from our session (so killing the caller's process group,
@@ -96,7 +99,8 @@ pid_alive() {
 spawn() {
     local pidfile=$1 logfile=$2
     shift 2
-    setsid sh -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >"$logfile" 2>&1 </dev/null &
+    # 9>&-: the service must not inherit the lock on $STATE/.lock, or it would hold it forever.
+    setsid sh -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >"$logfile" 2>&1 </dev/null 9>&- &
     local n=0
     until [ -s "$pidfile" ]; do
         sleep 0.01
@@ -123,7 +127,7 @@ stop_pidfile() {
     if pid_alive "$pidfile"; then
         pid=$(head -n 1 "$pidfile")
         kill "$pid" 2>/dev/null || true
-        while kill -0 "$pid" 2>/dev/null; do
+        while pid_alive "$pidfile"; do
             sleep 0.1
             n=$((n + 1))
             if [ "$n" -ge $((grace * 10)) ]; then
@@ -203,7 +207,7 @@ postgres_start() {
     # pg_ctl daemonizes the postmaster in its own session; -W: readiness is checked in postgres_wait.
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$(postgres_log)" -W -o \
         "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-        start >/dev/null
+        start >/dev/null 9>&-
 }
 
 postgres_ready() { "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT" -q; }
@@ -504,7 +508,10 @@ main() {
             chmod 755 "$STATE"
             # One `up`/`down` at a time: several engineers or CI steps may call this at once.
             exec 9>"$STATE/.lock"
-            flock 9
+            if ! flock -n 9; then
+                log "services.sh: waiting for another services.sh to finish"
+                flock -w 300 9 || die "gave up waiting for the lock on $STATE/.lock"
+            fi
             "cmd_$cmd" "${services[@]}"
             ;;
         status) cmd_status "${services[@]}" ;;

@@ -147,14 +147,12 @@ class Platform:
     # ------------------------------------------------- the event bus's Delivery
 
     async def context_for(self, event: Event) -> TenantContext | None:
-        """The tenant context an event's handlers run in; None for unknown or inactive tenants."""
+        """The tenant context an event's handlers run in; None for unknown or deleted tenants."""
         if event.tenantid is None:
             return None
         try:
             tenant = await self.tenants.get_by_id(event.tenantid)
         except TenantNotFoundError:
-            return None
-        if tenant.status not in ("active", "provisioning"):
             return None
         return tenant_context_of(tenant, workspace_id=event.workspaceid, trace_id=event.traceid)
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import attrs
 import cattrs
 from cattrs.preconf.json import make_converter
+from cattrs.v import format_exception
 
 from plexica_sdk.errors import SettingsError
 
@@ -179,6 +180,13 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
+def _format_problem(exc: BaseException, type_: type | None) -> str:
+    # attrs validators raise ValueError("'ttl_seconds' must be >= 1: 0"): that message names the key.
+    if isinstance(exc, ValueError) and type(exc) is ValueError and "must" in str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
 def load_settings(
     path: str | Path | None = None,
     *,
@@ -208,6 +216,7 @@ def load_settings(
     try:
         return _converter.structure(data, Settings)
     except cattrs.BaseValidationError as exc:
-        raise SettingsError(cattrs.transform_error(exc, path="settings"), path=str(path) if path else None) from exc
+        problems = cattrs.transform_error(exc, path="settings", format_exception=_format_problem)
+        raise SettingsError(problems, path=str(path) if path else None) from exc
     except (ValueError, TypeError) as exc:
         raise SettingsError([str(exc)], path=str(path) if path else None) from exc

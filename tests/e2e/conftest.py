@@ -10,12 +10,12 @@ from typing import Any
 import attrs
 import httpx2
 import pytest
+from plexica_plugin_notes import NotesPlugin
 from starlette.applications import Starlette
 
 from plexica import create_app, load_settings
 from plexica.platform import Platform
 from plexica.settings import Settings
-from plexica_plugin_notes import NotesPlugin
 
 
 @attrs.define

@@ -21,8 +21,9 @@ async def prepare_demo(platform: Platform, base_url: str) -> str:
     if issuer is None:
         raise PlexicaError("--demo needs the built-in dev issuer (no Keycloak configured)")
     realm = realm_name(DEMO_TENANT)
-    editor = issuer.mint(realm=realm, subject="alice", username="alice", roles=["member", "notes-editor"],
-                         expires_in=8 * 3600)
+    editor = issuer.mint(
+        realm=realm, subject="alice", username="alice", roles=["member", "notes-editor"], expires_in=8 * 3600
+    )
     reader = issuer.mint(realm=realm, subject="bob", username="bob", roles=["member"], expires_in=8 * 3600)
     plugins = ", ".join(platform.plugins.installable) or "none"
     return f"""

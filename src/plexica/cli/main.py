@@ -44,8 +44,13 @@ def _run(coro_fn: Callable[[Platform], Awaitable[T]], obj: _Obj) -> T:
 
 
 @click.group()
-@click.option("--settings", "settings_path", type=click.Path(dir_okay=False), envvar="PLEXICA_SETTINGS",
-              help="TOML settings file (default: $PLEXICA_SETTINGS, else built-in defaults).")
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(dir_okay=False),
+    envvar="PLEXICA_SETTINGS",
+    help="TOML settings file (default: $PLEXICA_SETTINGS, else built-in defaults).",
+)
 @click.pass_context
 def cli(ctx: click.Context, settings_path: str | None) -> None:
     """Plexica: a host for multi-tenant SaaS platforms built from plugins."""
@@ -115,8 +120,10 @@ def tenants_list(obj: _Obj, as_json: bool) -> None:
     if as_json:
         echo_json([unstructure(t) for t in items])
     else:
-        print_table(["slug", "name", "status", "plan", "created"],
-                    [[t.slug, t.name, t.status, t.plan, str(t.created_at)[:19]] for t in items])
+        print_table(
+            ["slug", "name", "status", "plan", "created"],
+            [[t.slug, t.name, t.status, t.plan, str(t.created_at)[:19]] for t in items],
+        )
 
 
 @tenants.command("show")
@@ -128,7 +135,9 @@ def tenants_show(obj: _Obj, slug: str) -> None:
     async def show(p: Platform) -> dict[str, Any]:
         tenant = await p.tenants.get(slug)
         data: dict[str, Any] = unstructure(tenant)
-        data["plugins"] = {name: {"version": v, "status": s} for name, (v, s) in (await p.tenants.installed_plugins(tenant)).items()}
+        data["plugins"] = {
+            name: {"version": v, "status": s} for name, (v, s) in (await p.tenants.installed_plugins(tenant)).items()
+        }
         return data
 
     echo_json(_run(show, obj))
@@ -180,8 +189,10 @@ def plugins_list(obj: _Obj, as_json: bool) -> None:
     if as_json:
         echo_json([unstructure(i) for i in infos])
     else:
-        print_table(["name", "version", "mode", "permissions"],
-                    [[i.name, i.version, i.mode, ", ".join(i.permissions)] for i in infos])
+        print_table(
+            ["name", "version", "mode", "permissions"],
+            [[i.name, i.version, i.mode, ", ".join(i.permissions)] for i in infos],
+        )
 
 
 # --------------------------------------------------------------------- token
@@ -195,8 +206,15 @@ def plugins_list(obj: _Obj, as_json: bool) -> None:
 @click.option("--super-admin", is_flag=True, help="A platform-realm token with the super_admin role.")
 @click.option("--expires-in", type=click.IntRange(1, 7 * 24 * 3600), default=3600, show_default=True)
 @click.pass_obj
-def token(obj: _Obj, tenant_slug: str | None, user_id: str, username: str | None, roles: tuple[str, ...],
-          super_admin: bool, expires_in: int) -> None:
+def token(
+    obj: _Obj,
+    tenant_slug: str | None,
+    user_id: str,
+    username: str | None,
+    roles: tuple[str, ...],
+    super_admin: bool,
+    expires_in: int,
+) -> None:
     """Mint a token with the built-in dev issuer (embedded mode only)."""
     from plexica.auth import DevIssuer
     from plexica.tenancy.naming import realm_name
@@ -211,8 +229,9 @@ def token(obj: _Obj, tenant_slug: str | None, user_id: str, username: str | None
         realm, granted = PLATFORM_REALM, ["super_admin", *roles]
     else:
         realm, granted = realm_name(tenant_slug or ""), list(roles or ["member"])
-    click.echo(issuer.mint(realm=realm, subject=user_id, roles=granted, username=username or user_id,
-                           expires_in=expires_in))
+    click.echo(
+        issuer.mint(realm=realm, subject=user_id, roles=granted, username=username or user_id, expires_in=expires_in)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -231,5 +250,3 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         click.echo(f"error: {exc.strerror or exc}", err=True)
         sys.exit(1)
-
-

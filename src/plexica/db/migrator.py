@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import final
 
 from plexica.db.engine import Database
-from plexica.db.migrations import CORE_STREAM, TENANT_STREAM, MigrationStream, plugin_stream, upgrade
 from plexica.db.metadata import CORE_SCHEMA
+from plexica.db.migrations import CORE_STREAM, TENANT_STREAM, MigrationStream, plugin_stream, upgrade
 from plexica.plugins.manager import PluginManager
 
 __all__ = ["TenantMigrator"]

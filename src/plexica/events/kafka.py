@@ -365,10 +365,18 @@ class KafkaEventBus(BusBase):
     # -- dead letters ----------------------------------------------------------------------------
 
     async def _read_letters(self) -> dict[str, DeadLetter]:
-        """Read the dead-letter topic from the start to its current end, without a group."""
+        """Read the dead-letter topic from its first record to its end, without a consumer group.
+
+        The end is where a fetch comes back empty *and* the reported end offsets are reached:
+        Tansu under-reports end offsets after multi-record batches, so they alone would stop early.
+        """
         topic = self._topics.dead_letter
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, client_id=f"{self._options.client_id}.dlq", enable_auto_commit=False
+            bootstrap_servers=self._bootstrap,
+            client_id=f"{self._options.client_id}.dlq",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # offset 0 may be compacted away
+            fetch_max_wait_ms=50,
         )
         letters: dict[str, DeadLetter] = {}
         try:
@@ -380,23 +388,19 @@ class KafkaEventBus(BusBase):
                     return letters
                 consumer.assign(partitions)
                 ends = await consumer.end_offsets(partitions)
-                await consumer.seek_to_beginning(*partitions)
-                remaining = set(partitions)
-                while remaining:
-                    for tp in list(remaining):
-                        if await consumer.position(tp) >= ends[tp]:
-                            remaining.discard(tp)
-                    if remaining:
-                        batch = await consumer.getmany(*remaining, timeout_ms=200)
-                        for tp, records in batch.items():
-                            for record in records:
-                                if record.offset < ends[tp]:
-                                    self._apply(letters, record)
+                for tp in partitions:
+                    consumer.seek(tp, 0)
+                while True:
+                    batch = await consumer.getmany(*partitions, timeout_ms=250)
+                    for records in batch.values():
+                        for record in records:
+                            self._apply(letters, record)
+                    if not batch and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
+                        return letters
         except (KafkaError, TimeoutError) as exc:
             raise BackendUnavailableError("kafka", describe_error(exc)) from exc
         finally:
             await consumer.stop()
-        return letters
 
     @staticmethod
     def _apply(letters: dict[str, DeadLetter], record: ConsumerRecord[bytes, bytes]) -> None:

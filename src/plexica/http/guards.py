@@ -15,7 +15,14 @@ from plexica_sdk.types import Principal, TenantContext
 if TYPE_CHECKING:
     from plexica.platform import Platform
 
-__all__ = ["json_body", "platform_of", "require_permission", "require_principal", "require_super_admin", "require_tenant"]
+__all__ = [
+    "json_body",
+    "platform_of",
+    "require_permission",
+    "require_principal",
+    "require_super_admin",
+    "require_tenant",
+]
 
 T = TypeVar("T")
 

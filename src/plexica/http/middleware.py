@@ -84,7 +84,7 @@ class ErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence of the request
+        except Exception as exc:
             if not isinstance(exc, PlexicaError) and not hasattr(exc, "status_code"):
                 error_logger.exception("unhandled error", extra={"path": scope.get("path")})
             if started:

@@ -45,8 +45,11 @@ def openapi_document(routes: Iterable[BaseRoute], *, title: str, version: str) -
                 "Problem": {
                     "type": "object",
                     "properties": {
-                        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                        "detail": {"type": "string"}, "trace_id": {"type": "string"},
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "trace_id": {"type": "string"},
                     },
                 }
             },

@@ -26,8 +26,9 @@ __all__ = ["PluginApp", "plugin_mounts"]
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """The 404 of unmatched paths, as problem+json."""
-    await problem(404, "Not Found", "the resource does not exist", kind="not-found",
-                  trace_id=scope.get("plexica.trace_id"))(scope, receive, send)
+    await problem(
+        404, "Not Found", "the resource does not exist", kind="not-found", trace_id=scope.get("plexica.trace_id")
+    )(scope, receive, send)
 
 
 @final

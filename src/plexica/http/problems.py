@@ -34,8 +34,14 @@ class ProblemResponse(JSONResponse):
 
 
 def problem(
-    status: int, title: str, detail: str | None = None, *, kind: str | None = None, trace_id: str | None = None,
-    headers: dict[str, str] | None = None, **extra: Any,
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    kind: str | None = None,
+    trace_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> ProblemResponse:
     body: dict[str, Any] = {"type": _TYPE_BASE + (kind or str(status)), "title": title, "status": status}
     if detail:
@@ -50,8 +56,14 @@ def problem_for(exc: BaseException, *, trace_id: str | None = None) -> ProblemRe
     """Turn any exception into a problem response; unknown ones become a bare 500."""
     match exc:
         case AuthenticationError():
-            return problem(401, "Unauthorized", exc.reason, kind="unauthorized", trace_id=trace_id,
-                           headers={"WWW-Authenticate": 'Bearer realm="plexica"'})
+            return problem(
+                401,
+                "Unauthorized",
+                exc.reason,
+                kind="unauthorized",
+                trace_id=trace_id,
+                headers={"WWW-Authenticate": 'Bearer realm="plexica"'},
+            )
         case TenantSuspendedError():
             return problem(403, "Forbidden", "this tenant is suspended", kind="tenant-suspended", trace_id=trace_id)
         case PermissionDeniedError():
@@ -59,18 +71,30 @@ def problem_for(exc: BaseException, *, trace_id: str | None = None) -> ProblemRe
         case NotFoundError():
             return problem(404, "Not Found", "the resource does not exist", kind="not-found", trace_id=trace_id)
         case ValidationError():
-            return problem(422, "Unprocessable Content", str(exc), kind="validation", trace_id=trace_id,
-                           errors=[{"field": exc.field, "message": line} for line in exc.problems])
+            return problem(
+                422,
+                "Unprocessable Content",
+                str(exc),
+                kind="validation",
+                trace_id=trace_id,
+                errors=[{"field": exc.field, "message": line} for line in exc.problems],
+            )
         case ConflictError():
             return problem(409, "Conflict", str(exc), kind="conflict", trace_id=trace_id)
         case BackendUnavailableError():
-            return problem(503, "Service Unavailable", f"{exc.backend} is unavailable", kind="unavailable",
-                           trace_id=trace_id)
+            return problem(
+                503, "Service Unavailable", f"{exc.backend} is unavailable", kind="unavailable", trace_id=trace_id
+            )
         case PluginCallError():
             return problem(502, "Bad Gateway", f"plugin {exc.plugin!r} failed", kind="plugin-failed", trace_id=trace_id)
         case HTTPException():
-            return problem(exc.status_code, _title(exc.status_code), exc.detail if exc.status_code < 500 else None,
-                           trace_id=trace_id, headers=dict(exc.headers or {}))
+            return problem(
+                exc.status_code,
+                _title(exc.status_code),
+                exc.detail if exc.status_code < 500 else None,
+                trace_id=trace_id,
+                headers=dict(exc.headers or {}),
+            )
         case PlexicaError():
             return problem(400, "Bad Request", str(exc), kind="bad-request", trace_id=trace_id)
     return problem(500, "Internal Server Error", "an unexpected error occurred", kind="internal", trace_id=trace_id)

@@ -23,7 +23,10 @@ class Metrics:
             "http_requests_total", "HTTP requests", ["method", "route", "status", "tenant_id"], registry=self.registry
         )
         self.http_duration = Histogram(
-            "http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"], registry=self.registry
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.events_published = Counter(
             "events_published_total", "Events published", ["event_type", "tenant_id"], registry=self.registry

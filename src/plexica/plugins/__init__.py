@@ -6,4 +6,12 @@ from plexica.plugins.calls import HookResults
 from plexica.plugins.discovery import ENTRY_POINT_GROUP, PluginSource, discover, load_object
 from plexica.plugins.manager import LoadedPlugin, PluginManager
 
-__all__ = ["ENTRY_POINT_GROUP", "HookResults", "LoadedPlugin", "PluginManager", "PluginSource", "discover", "load_object"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "HookResults",
+    "LoadedPlugin",
+    "PluginManager",
+    "PluginSource",
+    "discover",
+    "load_object",
+]

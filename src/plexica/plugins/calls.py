@@ -101,7 +101,7 @@ async def call_each(
         arguments = {**kwargs, **per_plugin(name)} if per_plugin else kwargs
         try:
             results.append((name, await _await(_invoke(impl, arguments), timeout)))
-        except Exception as exc:  # noqa: BLE001 - every plugin failure is isolated and reported
+        except Exception as exc:
             error = _translate(name, hook, exc)
             logger.warning("plugin hook failed", extra={"plugin": name, "hook": hook, "error": str(error)})
             errors.append(error)
@@ -121,13 +121,13 @@ async def call_first(
     for name, impl in _impls(pm, hook, order, only):
         try:
             result = _invoke(impl, kwargs)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             logger.warning("plugin hook failed", extra={"plugin": name, "hook": hook, "error": str(exc)})
             continue
         if inspect.isawaitable(result):
             try:
                 result = await _await(result, timeout)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 logger.warning("plugin hook failed", extra={"plugin": name, "hook": hook, "error": str(exc)})
                 continue
         if result is not None:

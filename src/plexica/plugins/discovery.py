@@ -69,7 +69,7 @@ def discover(
                 continue
             try:
                 loaded = ep.load()
-            except Exception as exc:  # noqa: BLE001 - a broken plugin package must name itself
+            except Exception as exc:
                 raise PluginLoadError(ep.name, f"entry point {ep.value!r} failed to import: {exc}") from exc
             sources.append(PluginSource(_instantiate(loaded), f"entry-point:{ep.name}"))
     sources.extend(PluginSource(load_object(path), f"settings:{path}") for path in paths)

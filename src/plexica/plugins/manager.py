@@ -86,7 +86,7 @@ class PluginManager:
         self.order: tuple[str, ...] = tuple(load_order([m for m, _ in manifests], builtin=builtin))
         by_name = {m.name: (m, s) for m, s in manifests}
         for name in self.order:
-            manifest, source = by_name[name]
+            _manifest, source = by_name[name]
             try:
                 self._pm.register(source.obj, name=name)
             except (pluggy.PluginValidationError, ValueError) as exc:
@@ -95,9 +95,7 @@ class PluginManager:
             self._pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PluginLoadError(self._pm.get_name(exc.plugin) or "?", str(exc)) from exc
-        self.plugins: dict[str, LoadedPlugin] = {
-            name: self._contributions(*by_name[name]) for name in self.order
-        }
+        self.plugins: dict[str, LoadedPlugin] = {name: self._contributions(*by_name[name]) for name in self.order}
         self._check_collisions()
 
     # ------------------------------------------------------------------ loading

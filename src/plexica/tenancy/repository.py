@@ -53,7 +53,9 @@ class TenantRepository:
         return _info(row)
 
     async def get_by_id(self, conn: AsyncConnection, tenant_id: str) -> TenantInfo:
-        row = (await conn.execute(sa.select(tenants).where(tenants.c.id == tenant_id, tenants.c.status != "deleted"))).first()
+        row = (
+            await conn.execute(sa.select(tenants).where(tenants.c.id == tenant_id, tenants.c.status != "deleted"))
+        ).first()
         if row is None:
             raise TenantNotFoundError(tenant_id)
         return _info(row)
@@ -68,15 +70,26 @@ class TenantRepository:
             query = query.where(tenants.c.status != "deleted")
         return [_info(row) for row in (await conn.execute(query)).all()]
 
-    async def insert(self, conn: AsyncConnection, *, tenant_id: str, slug: str, name: str, plan: str, schema: str) -> TenantInfo:
+    async def insert(
+        self, conn: AsyncConnection, *, tenant_id: str, slug: str, name: str, plan: str, schema: str
+    ) -> TenantInfo:
         now = _now()
         existing = await conn.scalar(sa.select(tenants.c.status).where(tenants.c.slug == slug))
         if existing is not None:
             raise ConflictError(f"tenant slug {slug!r} is already taken", resource="tenant")
         await conn.execute(
             tenants.insert().values(
-                id=tenant_id, slug=slug, name=name, status="provisioning", plan=plan, schema_name=schema,
-                settings={}, steps=[], version=1, created_at=now, updated_at=now,
+                id=tenant_id,
+                slug=slug,
+                name=name,
+                status="provisioning",
+                plan=plan,
+                schema_name=schema,
+                settings={},
+                steps=[],
+                version=1,
+                created_at=now,
+                updated_at=now,
             )
         )
         return await self.get(conn, slug)
@@ -112,7 +125,9 @@ class TenantRepository:
         )
         return {row.plugin: (row.version, row.status) for row in rows}
 
-    async def upsert_plugin(self, conn: AsyncConnection, tenant_id: str, plugin: str, version: str, status: str) -> None:
+    async def upsert_plugin(
+        self, conn: AsyncConnection, tenant_id: str, plugin: str, version: str, status: str
+    ) -> None:
         now = _now()
         updated = await conn.execute(
             tenant_plugins.update()
@@ -122,8 +137,13 @@ class TenantRepository:
         if updated.rowcount == 0:
             await conn.execute(
                 tenant_plugins.insert().values(
-                    tenant_id=tenant_id, plugin=plugin, version=version, status=status, config={},
-                    installed_at=now, updated_at=now,
+                    tenant_id=tenant_id,
+                    plugin=plugin,
+                    version=version,
+                    status=status,
+                    config={},
+                    installed_at=now,
+                    updated_at=now,
                 )
             )
 

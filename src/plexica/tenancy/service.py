@@ -141,9 +141,7 @@ class TenantService:
             await self.objects.create_bucket(bucket_name(tenant.slug))
         elif step == "hooks":
             with context.use(ctx):
-                results = await self.plugins.each(
-                    "plexica_tenant_provisioned", tenant=ctx, per_plugin=self._hosts(ctx)
-                )
+                results = await self.plugins.each("plexica_tenant_provisioned", tenant=ctx, per_plugin=self._hosts(ctx))
             results.raise_first()
 
     async def _undo(self, tenant: TenantInfo, done: Sequence[str]) -> None:
@@ -165,7 +163,10 @@ class TenantService:
         ctx = tenant_context_of(tenant)
         with context.use(ctx):
             results = await self.plugins.each(
-                "plexica_plugin_installed", only={plugin}, tenant=ctx, version=loaded.manifest.version,
+                "plexica_plugin_installed",
+                only={plugin},
+                tenant=ctx,
+                version=loaded.manifest.version,
                 per_plugin=self._hosts(ctx),
             )
         results.raise_first()

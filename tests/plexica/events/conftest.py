@@ -71,6 +71,7 @@ class StaticDelivery:
         self.tenants: dict[str, TenantContext] = {}
         self.disabled: set[tuple[str, str]] = set()
         self.checked: list[tuple[str, str]] = []
+        self.fail_once: set[str] = set()  # event ids whose next lookup fails, as a flaky tenant directory would
 
     def add_tenant(self, slug: str | None = None) -> TenantContext:
         slug = slug or unique("t")
@@ -79,6 +80,9 @@ class StaticDelivery:
         return ctx
 
     async def context_for(self, event: Event) -> TenantContext | None:
+        if event.id in self.fail_once:
+            self.fail_once.discard(event.id)
+            raise ConnectionError("tenant directory unavailable")
         return None if event.tenantid is None else self.tenants.get(event.tenantid)
 
     async def is_active(self, plugin: str, tenant_slug: str) -> bool:

@@ -29,13 +29,21 @@ WELCOME_TITLE = "Welcome to your notes"
 async def on_tenant_created(event: Event, host: Host) -> None:
     """Leave a welcome note in each new tenant (idempotent: at-least-once delivery may repeat it)."""
     async with host.session() as session:
-        exists = await session.scalar(sa.select(sa.func.count()).select_from(notes).where(notes.c.title == WELCOME_TITLE))
+        exists = await session.scalar(
+            sa.select(sa.func.count()).select_from(notes).where(notes.c.title == WELCOME_TITLE)
+        )
         if exists:
             return
         now = dt.datetime.now(dt.UTC)
         await session.execute(
-            notes.insert().values(id=str(uuid.uuid4()), title=WELCOME_TITLE, body=f"Tenant {host.tenant.slug} is ready.",
-                                  author_id="system", created_at=now, updated_at=now)
+            notes.insert().values(
+                id=str(uuid.uuid4()),
+                title=WELCOME_TITLE,
+                body=f"Tenant {host.tenant.slug} is ready.",
+                author_id="system",
+                created_at=now,
+                updated_at=now,
+            )
         )
 
 
@@ -63,8 +71,11 @@ class NotesPlugin:
                     schema={
                         "type": "object",
                         "required": ["id", "title", "author_id"],
-                        "properties": {"id": {"type": "string"}, "title": {"type": "string"},
-                                       "author_id": {"type": "string"}},
+                        "properties": {
+                            "id": {"type": "string"},
+                            "title": {"type": "string"},
+                            "author_id": {"type": "string"},
+                        },
                     },
                 ),
             ),

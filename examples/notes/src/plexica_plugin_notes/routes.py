@@ -63,12 +63,19 @@ async def create_note(request: Request) -> JSONResponse:
     title, body = await _input(request)
     now = dt.datetime.now(dt.UTC)
     author = host.tenant.user.id if host.tenant.user else "system"
-    values = {"id": str(uuid.uuid4()), "title": title, "body": body, "author_id": author,
-              "created_at": now, "updated_at": now}
+    values = {
+        "id": str(uuid.uuid4()),
+        "title": title,
+        "body": body,
+        "author_id": author,
+        "created_at": now,
+        "updated_at": now,
+    }
     async with host.session() as session:
         await session.execute(notes.insert().values(**values))
-    await host.publish("notes.note.created", {"id": values["id"], "title": title, "author_id": author},
-                       subject=values["id"])
+    await host.publish(
+        "notes.note.created", {"id": values["id"], "title": title, "author_id": author}, subject=values["id"]
+    )
     return JSONResponse(_note(_Row(values)), status_code=201)
 
 
@@ -90,7 +97,8 @@ async def update_note(request: Request) -> JSONResponse:
     title, body = await _input(request)
     async with host.session() as session:
         result = await session.execute(
-            notes.update().where(notes.c.id == request.path_params["id"])
+            notes.update()
+            .where(notes.c.id == request.path_params["id"])
             .values(title=title, body=body, updated_at=dt.datetime.now(dt.UTC))
         )
         if result.rowcount == 0:

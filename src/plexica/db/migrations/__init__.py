@@ -16,4 +16,12 @@ from plexica.db.migrations.runner import (
     upgrade,
 )
 
-__all__ = ["CORE_STREAM", "TENANT_STREAM", "MigrationStream", "current_revision", "head_revision", "plugin_stream", "upgrade"]
+__all__ = [
+    "CORE_STREAM",
+    "TENANT_STREAM",
+    "MigrationStream",
+    "current_revision",
+    "head_revision",
+    "plugin_stream",
+    "upgrade",
+]

@@ -22,7 +22,15 @@ from sqlalchemy import Connection
 from plexica.db.metadata import CORE_SCHEMA
 from plexica_sdk.errors import ValidationError
 
-__all__ = ["CORE_STREAM", "TENANT_STREAM", "MigrationStream", "current_revision", "head_revision", "plugin_stream", "upgrade"]
+__all__ = [
+    "CORE_STREAM",
+    "TENANT_STREAM",
+    "MigrationStream",
+    "current_revision",
+    "head_revision",
+    "plugin_stream",
+    "upgrade",
+]
 
 _HERE = Path(__file__).parent
 

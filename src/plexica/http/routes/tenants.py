@@ -35,7 +35,9 @@ async def create_tenant(request: Request) -> JSONResponse:
     body = await json_body(request, CreateTenant)
     validate_slug(body.slug)
     tenant = await platform_of(request).tenants.provision(body.slug, name=body.name, plan=body.plan)
-    return JSONResponse(_tenant_json(tenant), status_code=201, headers={"Location": f"{request.url.path}/{tenant.slug}"})
+    return JSONResponse(
+        _tenant_json(tenant), status_code=201, headers={"Location": f"{request.url.path}/{tenant.slug}"}
+    )
 
 
 async def list_tenants(request: Request) -> JSONResponse:
