@@ -29,7 +29,7 @@ from plexica.http.middleware import (
 )
 from plexica.http.openapi import openapi_document
 from plexica.http.plugin_mount import not_found, plugin_mounts
-from plexica.http.routes import dev, health, me, tenants
+from plexica.http.routes import dev, health, me, objects, tenants
 from plexica.platform import Platform
 from plexica.settings import Settings, load_settings
 
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Mount("/api/core/v1", app=Router([*tenants.routes, *me.routes], default=not_found)),
         *plugin_mounts(platform),
+        *(objects.routes if settings.storage.backend == "local" else []),
         *(dev.routes if platform.dev_issuer is not None else []),
     ]
     middleware = [

@@ -9,7 +9,10 @@ everything in reverse order.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
+import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any, final
 
@@ -28,7 +31,7 @@ from plexica.settings import Settings
 from plexica.storage import create_object_store
 from plexica.tenancy.service import TenantService, tenant_context_of
 from plexica_sdk import context
-from plexica_sdk.errors import TenantNotFoundError
+from plexica_sdk.errors import SettingsError, TenantNotFoundError
 from plexica_sdk.protocols import Host
 from plexica_sdk.types import Decision, Event, TenantContext
 
@@ -62,7 +65,7 @@ class Platform:
         )
         self.db = create_database(settings.database, settings.data_dir)
         self.cache = create_cache(settings.cache)
-        self.objects = create_object_store(settings.storage, settings.data_dir)
+        self.objects = create_object_store(settings.storage, settings.data_dir, signing_key=_signing_key(settings))
         self.bus: EventBus = create_event_bus(settings.events, self)
         for plugin in self.plugins.plugins.values():
             self.bus.registry.register_all(plugin.name, plugin.event_types)
@@ -89,7 +92,7 @@ class Platform:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.db)
             await stack.enter_async_context(self.cache)
-            await stack.enter_async_context(self.objects)  # type: ignore[arg-type]
+            await stack.enter_async_context(self.objects)
             await stack.enter_async_context(self.http_client)
             await self.migrator.migrate_core()
             for plugin in self.plugins.plugins.values():
@@ -112,7 +115,7 @@ class Platform:
     def host_for(self, plugin: str, ctx: TenantContext | None) -> Host:
         """The host handle a plugin uses in the tenant context ``ctx`` (None: outside any tenant)."""
         if ctx is None:
-            return _GlobalHost(self, plugin)  # type: ignore[return-value]
+            return _GlobalHost(self, plugin)
         return EmbeddedHost(self, plugin, ctx)
 
     def authorize(self, ctx: TenantContext, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:
@@ -168,6 +171,26 @@ class Platform:
             return False
         installed = await self.tenants.installed_plugins(tenant)
         return installed.get(plugin, ("", ""))[1] == "enabled"
+
+
+def _signing_key(settings: Settings) -> bytes | None:
+    """The key that signs local presigned URLs: from settings, else one kept in the data directory."""
+    if settings.secret_key:
+        return hashlib.sha256(b"plexica-objects\0" + settings.secret_key.encode()).digest()
+    if settings.storage.backend != "local":
+        return None
+    path = settings.data_dir / "secret.key"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key.hex())
+        return key
+    except ValueError as exc:
+        raise SettingsError([f"{path} is corrupt; delete it to create a new key"], path=str(path)) from exc
 
 
 @final

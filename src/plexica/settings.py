@@ -132,6 +132,8 @@ class Settings:
     #: Entry-point plugins to skip (by entry-point name).
     disabled_plugins: tuple[str, ...] = ()
     load_entry_points: bool = True
+    #: Signs local presigned URLs; None: a random key kept in ``data_dir/secret.key``.
+    secret_key: str | None = attrs.field(default=None, repr=False)
     database: DatabaseSettings = attrs.Factory(DatabaseSettings)
     cache: CacheSettings = attrs.Factory(CacheSettings)
     storage: StorageSettings = attrs.Factory(StorageSettings)

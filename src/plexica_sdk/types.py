@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -46,6 +46,18 @@ TenantStatus = Literal["provisioning", "active", "suspended", "deleting", "delet
 
 def _tuple_of_str(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
+
+
+def _permission_defs(value: Iterable[PermissionDef]) -> tuple[PermissionDef, ...]:
+    return tuple(value)
+
+
+def _role_defs(value: Iterable[RoleDef]) -> tuple[RoleDef, ...]:
+    return tuple(value)
+
+
+def _event_type_defs(value: Iterable[EventTypeDef]) -> tuple[EventTypeDef, ...]:
+    return tuple(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -227,9 +239,9 @@ class PluginManifest:
     version: str
     description: str = ""
     requires: Mapping[str, str] = attrs.field(factory=dict)
-    permissions: tuple[PermissionDef, ...] = attrs.field(default=(), converter=tuple)
-    default_roles: tuple[RoleDef, ...] = attrs.field(default=(), converter=tuple)
-    event_types: tuple[EventTypeDef, ...] = attrs.field(default=(), converter=tuple)
+    permissions: tuple[PermissionDef, ...] = attrs.field(default=(), converter=_permission_defs)
+    default_roles: tuple[RoleDef, ...] = attrs.field(default=(), converter=_role_defs)
+    event_types: tuple[EventTypeDef, ...] = attrs.field(default=(), converter=_event_type_defs)
     config_schema: Mapping[str, Any] | None = None
     frontend: FrontendDef | None = None
 

@@ -224,3 +224,17 @@ async def test_a_plugin_whose_hooks_raise_does_not_take_the_host_down(make_host:
         await host.platform.tenants.resume("acme")
         assert (await host.client.get("/api/plugins/notes/notes", headers=token)).status_code == 200
         assert (await host.client.get("/health")).json()["status"] == "ok"
+
+
+async def test_local_presigned_urls_upload_and_download_through_the_host(host: Host) -> None:
+    store = host.platform.objects
+    await store.create_bucket("tenant-acme")
+    put_url = await store.presigned_url("tenant-acme", "docs/a.txt", method="PUT")
+    uploaded = await host.client.put(put_url, content=b"hello", headers={"Content-Type": "text/plain"})
+    assert uploaded.status_code == 201, uploaded.text
+    get_url = await store.presigned_url("tenant-acme", "docs/a.txt")
+    downloaded = await host.client.get(get_url)
+    assert downloaded.content == b"hello"
+    assert downloaded.headers["content-type"].startswith("text/plain")
+    assert_problem(await host.client.get(get_url.replace("signature=", "signature=0")), 403)
+    assert_problem(await host.client.put(get_url, content=b"x"), 403)  # a GET URL does not allow a PUT
