@@ -8,6 +8,8 @@ The caller owns the transaction: on PostgreSQL (and on SQLite, which we run with
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,27 @@ __all__ = [
     "TENANT_STREAM",
     "MigrationStream",
     "current_revision",
+    "downgrade",
     "head_revision",
     "plugin_stream",
     "upgrade",
 ]
 
 _HERE = Path(__file__).parent
+
+# Loading a ScriptDirectory imports every revision file: far too slow to repeat per tenant, so
+# each location's is kept until a file under it changes (a plugin upgraded in place).
+_scripts: dict[str, tuple[tuple[tuple[str, int], ...], ScriptDirectory]] = {}
+_scripts_lock = threading.Lock()
+
+
+def _signature(location: str) -> tuple[tuple[str, int], ...]:
+    versions = Path(location) / "versions"
+    try:
+        entries = sorted(os.scandir(versions), key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return ()
+    return tuple((e.name, e.stat().st_mtime_ns) for e in entries if e.name.endswith(".py"))
 
 
 @attrs.frozen
@@ -49,7 +66,39 @@ class MigrationStream:
         return config
 
     def script(self) -> ScriptDirectory:
-        return ScriptDirectory.from_config(self.config())
+        signature = _signature(self.script_location)
+        with _scripts_lock:
+            cached = _scripts.get(self.script_location)
+            if cached is None or cached[0] != signature:
+                cached = _scripts[self.script_location] = (signature, ScriptDirectory.from_config(self.config()))
+        return cached[1]
+
+    @property
+    def head(self) -> str | None:
+        """The stream's single head revision (None: the stream has no revisions)."""
+        return self.script().get_current_head()
+
+    def resolve(self, revision: str) -> str | None:
+        """The full id of ``revision`` (``"head"``, ``"base"``, an id or a unique prefix of one).
+
+        Raises:
+            ValidationError: the stream has no such revision.
+        """
+        if revision == "base":
+            return None
+        try:
+            script = self.script().get_revision(revision)
+        except CommandError as exc:
+            raise ValidationError(f"{self.name}: no revision {revision!r}", field="revision") from exc
+        return script.revision if script is not None else None
+
+    def is_ancestor(self, older: str | None, newer: str | None) -> bool:
+        """Whether ``older`` comes before (or is) ``newer`` in the chain; ``None`` is the base."""
+        if older is None or older == newer:
+            return True
+        if newer is None:
+            return False
+        return any(s.revision == older for s in self.script().iterate_revisions(newer, "base"))
 
 
 CORE_STREAM = MigrationStream("core", str(_HERE / "core"))
@@ -62,40 +111,58 @@ def plugin_stream(plugin: str, script_location: str) -> MigrationStream:
 
 
 def head_revision(stream: MigrationStream) -> str | None:
-    return stream.script().get_current_head()
+    return stream.head
+
+
+def _version_schema(stream: MigrationStream, schema: str) -> str:
+    return CORE_SCHEMA if stream.name == CORE_STREAM.name else schema
 
 
 def current_revision(connection: Connection, stream: MigrationStream, schema: str) -> str | None:
     """The revision the schema is at for this stream (None: never migrated)."""
     context = MigrationContext.configure(
-        connection, opts={"version_table": stream.version_table, "version_table_schema": schema}
+        connection,
+        opts={"version_table": stream.version_table, "version_table_schema": _version_schema(stream, schema)},
     )
     return context.get_current_revision()
+
+
+def _run(connection: Connection, stream: MigrationStream, schema: str, revision: str, *, up: bool) -> str | None:
+    config = stream.config()
+    script = stream.script()
+    stream.resolve(revision)
+
+    def steps(current: Any, _context: Any) -> Any:
+        try:
+            return script._upgrade_revs(revision, current) if up else script._downgrade_revs(revision, current)
+        except CommandError as exc:
+            raise ValidationError(f"{stream.name}: {exc}", field="revision") from exc
+
+    if stream.name != CORE_STREAM.name:
+        connection = connection.execution_options(schema_translate_map={None: schema})
+    with EnvironmentContext(config, script, fn=steps, destination_rev=revision) as env:
+        env.configure(
+            connection=connection,
+            version_table=stream.version_table,
+            version_table_schema=_version_schema(stream, schema),
+        )
+        env.run_migrations()
+    return current_revision(connection, stream, schema)
 
 
 def upgrade(connection: Connection, stream: MigrationStream, schema: str, revision: str = "head") -> str | None:
     """Upgrade ``schema`` to ``revision`` of ``stream`` on ``connection``; return the new revision.
 
     Raises:
-        ValidationError: ``revision`` does not exist in the stream.
+        ValidationError: ``revision`` does not exist in the stream, or lies behind the current one.
     """
-    config = stream.config()
-    script = ScriptDirectory.from_config(config)
-    try:
-        script.get_revision(revision)
-    except CommandError as exc:
-        raise ValidationError(f"{stream.name}: no revision {revision!r}", field="revision") from exc
+    return _run(connection, stream, schema, revision, up=True)
 
-    def do_upgrade(current: Any, _context: Any) -> Any:
-        return script._upgrade_revs(revision, current)
 
-    if stream.name != "core":
-        connection = connection.execution_options(schema_translate_map={None: schema})
-    with EnvironmentContext(config, script, fn=do_upgrade, destination_rev=revision) as env:
-        env.configure(
-            connection=connection,
-            version_table=stream.version_table,
-            version_table_schema=schema if stream.name != "core" else CORE_SCHEMA,
-        )
-        env.run_migrations()
-    return current_revision(connection, stream, schema)
+def downgrade(connection: Connection, stream: MigrationStream, schema: str, revision: str = "base") -> str | None:
+    """Downgrade ``schema`` to ``revision`` (default: drop everything the stream created).
+
+    Raises:
+        ValidationError: ``revision`` does not exist in the stream, or lies ahead of the current one.
+    """
+    return _run(connection, stream, schema, revision, up=False)
