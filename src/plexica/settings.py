@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import cattrs
-from cattrs.preconf.json import make_converter
 from cattrs.v import format_exception
 
+from plexica_sdk.converter import build_converter
 from plexica_sdk.errors import SettingsError
 
 __all__ = [
@@ -92,9 +92,26 @@ class KeycloakSettings:
     platform_realm: str = "plexica-platform"
     strategy: Literal["realm_per_tenant", "organizations"] = "realm_per_tenant"
     organizations_realm: str = "plexica"
+    #: Admin API credentials (a user of ``admin_realm``). Both set: tenant provisioning manages realms.
     admin_username: str | None = None
     admin_password: str | None = attrs.field(default=None, repr=False)
     admin_client_id: str = "admin-cli"
+    admin_realm: str = "master"
+    admin_timeout_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    #: The public PKCE client created in every tenant realm; ``{slug}`` in the URIs is the tenant's.
+    web_client_id: str = "plexica-web"
+    web_redirect_uris: tuple[str, ...] = ()
+    web_origins: tuple[str, ...] = ("+",)
+    #: The first user of every new realm, with the ``tenant_admin`` role. ``{slug}`` in the email is
+    #: the tenant's; without a password the user has none until an administrator sets one.
+    first_admin_username: str = "admin"
+    first_admin_email: str | None = None
+    first_admin_password: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def manages_realms(self) -> bool:
+        """Whether admin credentials are set, so tenant lifecycle steps create and change realms."""
+        return bool(self.admin_username and self.admin_password)
 
 
 @attrs.frozen(kw_only=True)
@@ -146,13 +163,29 @@ class Settings:
         return self.environment in ("development", "test")
 
 
-_converter = make_converter(forbid_extra_keys=True)
+_converter = build_converter()
 _converter.register_structure_hook(Path, lambda value, _: Path(value))
 _converter.register_unstructure_hook(Path, str)
 
 
-def _parse_env_value(raw: str) -> Any:
-    """Env values are JSON when they parse as JSON (numbers, booleans, lists), else plain strings."""
+def _setting_type(path: Sequence[str]) -> Any:
+    """The annotated type of the setting at ``path``, or None for an unknown key."""
+    cls: Any = Settings
+    for part in path:
+        field = attrs.fields_dict(attrs.resolve_types(cls)).get(part) if attrs.has(cls) else None
+        if field is None:
+            return None
+        cls = field.type
+    return cls
+
+
+def _parse_env_value(raw: str, path: Sequence[str]) -> Any:
+    """Text settings take the variable as it is ("null" unsets an optional one); others parse as JSON."""
+    kind = _setting_type(path)
+    if kind in (str, Path):
+        return raw
+    if kind == str | None:
+        return None if raw == "null" else raw
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
@@ -166,9 +199,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         node = overrides
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1], start=1):
             node = node.setdefault(part, {})
-        node[path[-1]] = _parse_env_value(raw)
+            if not isinstance(node, dict):
+                section = ENV_PREFIX + "__".join(path[:depth]).upper()
+                raise SettingsError([f"{name} sets a key inside {section}, which is set as a whole too"])
+        node[path[-1]] = _parse_env_value(raw, path)
     return overrides
 
 

@@ -37,9 +37,9 @@ __all__ = [
     "TenantInfo",
 ]
 
-PLUGIN_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+PLUGIN_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}\Z")
 #: ``{plugin}:{resource}:{action}``; ``*`` stands for one segment and everything after it.
-PERMISSION_KEY_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}(:([a-z][a-z0-9_-]*|\*)){2}$")
+PERMISSION_KEY_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}(:([a-z][a-z0-9_-]*|\*)){2}\Z")
 
 TenantStatus = Literal["provisioning", "active", "suspended", "deleting", "deleted"]
 

@@ -13,17 +13,25 @@ import logging
 import re
 import time
 import uuid
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plexica.auth import verify_gateway_headers
+from plexica.auth import RealmPerTenantStrategy, verify_gateway_headers
+from plexica.auth.tokens import parse_unverified
 from plexica.http.problems import problem_for
 from plexica.tenancy.naming import SLUG_RE
 from plexica.tenancy.service import tenant_context_of
 from plexica_sdk import context
-from plexica_sdk.errors import AuthenticationError, PlexicaError, TenantNotFoundError, TenantSuspendedError
+from plexica_sdk.errors import (
+    AuthenticationError,
+    PlexicaError,
+    TenantNotFoundError,
+    TenantSuspendedError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from plexica.platform import Platform
@@ -53,7 +61,7 @@ class TraceIdMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         incoming = Headers(scope=scope).get(TRACE_HEADER, "")
-        trace_id = incoming if _TRACE_RE.match(incoming) else uuid.uuid4().hex
+        trace_id = incoming if _TRACE_RE.fullmatch(incoming) else uuid.uuid4().hex
         scope["plexica.trace_id"] = trace_id
 
         async def send_with_trace(message: Message) -> None:
@@ -138,11 +146,25 @@ class AccessLogMiddleware:
 
 
 class AuthenticationMiddleware:
-    """Verifies a bearer token when one is sent; routes decide whether one is required."""
+    """Verifies a bearer token when one is sent; routes decide whether one is required.
+
+    With keys fetched from an identity server (``auth.keycloak``), a token whose issuer names a
+    tenant realm is verified only if that tenant exists, so made-up slugs never cost the identity
+    server a discovery request: they are refused like any unknown issuer (401). The answers are
+    remembered briefly; the tenant stage still reads the registry on every request, so this
+    memory only decides whether the identity server may be asked, never whether a tenant is served.
+    """
+
+    #: Seconds an existing / a missing tenant is remembered, and how many are remembered at most.
+    KNOWN_TTL_SECONDS = 30.0
+    UNKNOWN_TTL_SECONDS = 5.0
+    MAX_REMEMBERED = 10_000
 
     def __init__(self, app: ASGIApp, platform: Platform) -> None:
         self.app = app
         self.platform = platform
+        self._check_tenants = platform.settings.auth.keycloak is not None
+        self._tenants: OrderedDict[str, tuple[bool, float]] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -150,12 +172,46 @@ class AuthenticationMiddleware:
         authorization = Headers(scope=scope).get("authorization")
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
                 raise AuthenticationError("expected 'Authorization: Bearer <token>'")
-            verified = await self.platform.verifier.verify(token.strip())
+            if self._check_tenants:
+                await self._refuse_unknown_tenant(token)
+            verified = await self.platform.verifier.verify(token)
             scope["plexica.token"] = verified
             scope["plexica.principal"] = verified.principal
         await self.app(scope, receive, send)
+
+    async def _refuse_unknown_tenant(self, token: str) -> None:
+        strategy = self.platform.verifier.strategy
+        if not isinstance(strategy, RealmPerTenantStrategy):
+            return  # one shared realm (Organizations): no per-tenant key fetches to protect
+        try:
+            _header, unverified = parse_unverified(token)
+            issuer = unverified.get("iss")
+            if not isinstance(issuer, str):
+                return
+            tenant_slug = strategy.resolve(issuer, unverified).tenant_slug
+        except AuthenticationError:
+            return  # malformed or a foreign issuer: the verifier refuses it without any fetch
+        if tenant_slug is not None and not await self._tenant_exists(tenant_slug):
+            raise AuthenticationError("unknown issuer")  # what the identity server would have said
+
+    async def _tenant_exists(self, slug: str) -> bool:
+        now = time.monotonic()
+        remembered = self._tenants.get(slug)
+        if remembered is not None and now < remembered[1]:
+            return remembered[0]
+        try:
+            await self.platform.tenants.get(slug)
+            exists = True
+        except (TenantNotFoundError, ValidationError):
+            exists = False
+        self._tenants[slug] = (exists, now + (self.KNOWN_TTL_SECONDS if exists else self.UNKNOWN_TTL_SECONDS))
+        self._tenants.move_to_end(slug)
+        while len(self._tenants) > self.MAX_REMEMBERED:
+            self._tenants.popitem(last=False)
+        return exists
 
 
 class TenantMiddleware:

@@ -36,6 +36,11 @@ def _instantiate(obj: object) -> object:
     return obj() if inspect.isclass(obj) else obj
 
 
+def _describe(obj: object) -> str:
+    # A class or module names itself; an instance is named by its class.
+    return str(obj.__name__) if inspect.isclass(obj) or inspect.ismodule(obj) else type(obj).__name__
+
+
 def load_object(path: str) -> object:
     """Import ``"package.module:attribute"`` (or a bare module path) and return the plugin object.
 
@@ -73,5 +78,5 @@ def discover(
                 raise PluginLoadError(ep.name, f"entry point {ep.value!r} failed to import: {exc}") from exc
             sources.append(PluginSource(_instantiate(loaded), f"entry-point:{ep.name}"))
     sources.extend(PluginSource(load_object(path), f"settings:{path}") for path in paths)
-    sources.extend(PluginSource(_instantiate(obj), f"object:{type(obj).__name__}") for obj in objects)
+    sources.extend(PluginSource(_instantiate(obj), f"object:{_describe(obj)}") for obj in objects)
     return sources

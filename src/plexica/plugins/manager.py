@@ -15,6 +15,7 @@ from plexica_sdk import hookspecs
 from plexica_sdk.errors import PlexicaError, PluginCallError, PluginLoadError
 from plexica_sdk.markers import PROJECT_NAME
 from plexica_sdk.types import (
+    PERMISSION_KEY_RE,
     EventTypeDef,
     PermissionDef,
     PluginInfo,
@@ -110,11 +111,22 @@ class PluginManager:
         name = manifest.name
         permissions = (*manifest.permissions, *(self._contribution(name, "plexica_permissions") or ()))
         for permission in permissions:
-            if not isinstance(permission, PermissionDef) or permission.plugin != name:
-                raise PluginLoadError(name, f"permission {permission!r} must be a PermissionDef starting '{name}:'")
+            if (
+                not isinstance(permission, PermissionDef)
+                or permission.plugin != name
+                or not PERMISSION_KEY_RE.match(permission.key)
+                or "*" in permission.key
+            ):
+                raise PluginLoadError(
+                    name, f"permission {permission!r} must be a PermissionDef like '{name}:resource:action'"
+                )
         event_types = (*manifest.event_types, *(self._contribution(name, "plexica_event_types") or ()))
         for event_type in event_types:
-            if not isinstance(event_type, EventTypeDef) or not event_type.type.startswith(f"{name}."):
+            if (
+                not isinstance(event_type, EventTypeDef)
+                or not event_type.type.startswith(f"{name}.")
+                or event_type.type.count(".") < 2
+            ):
                 raise PluginLoadError(name, f"event type {event_type!r} must be an EventTypeDef starting '{name}.'")
         roles = (*manifest.default_roles, *(self._contribution(name, "plexica_default_roles") or ()))
         subscriptions = tuple(self._contribution(name, "plexica_subscriptions") or ())

@@ -17,7 +17,7 @@ __all__ = ["load_order", "validate_manifest"]
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
 
 
@@ -34,6 +34,10 @@ def validate_manifest(manifest: object, *, origin: str) -> PluginManifest:
         raise PluginLoadError(origin, f"name {name!r} must match {PLUGIN_NAME_RE.pattern}")
     if not SEMVER_RE.match(manifest.version):
         raise PluginLoadError(name, f"version {manifest.version!r} is not a semantic version (e.g. 1.2.0)")
+    try:
+        Version(manifest.version)  # ``requires`` ranges are PEP 440: the version must compare too
+    except InvalidVersion:
+        raise PluginLoadError(name, f"version {manifest.version!r} cannot be compared with version ranges") from None
     for permission in manifest.permissions:
         if not PERMISSION_KEY_RE.match(permission.key) or "*" in permission.key:
             raise PluginLoadError(name, f"permission {permission.key!r} must look like '{name}:resource:action'")

@@ -22,8 +22,8 @@ __all__ = [
 ]
 
 #: 3-50 characters so ``tenant_<slug>`` fits PostgreSQL's 63-byte identifier limit.
-SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,48}[a-z0-9]$")
-_IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,48}[a-z0-9]\Z")
+_IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
 def validate_slug(slug: str) -> str:

@@ -61,7 +61,7 @@ def test_without_anything_else_only_the_built_ins_are_found() -> None:
 
 def test_objects_are_instantiated_when_classes_and_kept_when_instances() -> None:
     sources = discover(objects=[NotesPlugin, INSTANCE], use_entry_points=False)
-    builtin, notes, instance = sources
+    _, notes, instance = sources
     assert isinstance(notes.obj, NotesPlugin)
     assert instance.obj is INSTANCE
     assert {s.mode for s in (notes, instance)} == {"embedded"}

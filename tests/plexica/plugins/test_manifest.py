@@ -57,7 +57,16 @@ def test_semantic_versions_are_accepted(version: str) -> None:
 @pytest.mark.parametrize(
     "version",
     ["1.0", "v1.0.0", "01.0.0", "1.0.0.0", "1.0.0-", "", "latest", "1.0.0\n"],
-    ids=["two-parts", "v-prefix", "leading-zero", "four-parts", "empty-prerelease", "empty", "word", "trailing-newline"],
+    ids=[
+        "two-parts",
+        "v-prefix",
+        "leading-zero",
+        "four-parts",
+        "empty-prerelease",
+        "empty",
+        "word",
+        "trailing-newline",
+    ],
 )
 def test_a_non_semver_version_is_rejected_naming_the_plugin(version: str) -> None:
     with pytest.raises(PluginLoadError, match="is not a semantic version") as excinfo:
