@@ -29,7 +29,8 @@ from plexica.http.middleware import (
 )
 from plexica.http.openapi import openapi_document
 from plexica.http.plugin_mount import not_found, plugin_mounts
-from plexica.http.routes import dev, health, me, objects, tenants
+from plexica.http.routes import dev, health, me, objects, teams, tenants, users, workspaces
+from plexica.http.user_middleware import UserMiddleware
 from plexica.platform import Platform
 from plexica.settings import Settings, load_settings
 
@@ -66,7 +67,12 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
     routes = [
         *health.routes,
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
-        Mount("/api/core/v1", app=Router([*tenants.routes, *me.routes], default=not_found)),
+        Mount(
+            "/api/core/v1",
+            app=Router(
+                [*tenants.routes, *me.routes, *users.routes, *teams.routes, *workspaces.routes], default=not_found
+            ),
+        ),
         *plugin_mounts(platform),
         *(objects.routes if settings.storage.backend == "local" else []),
         *(dev.routes if platform.dev_issuer is not None else []),
@@ -77,6 +83,7 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         Middleware(AccessLogMiddleware, platform=platform),
         Middleware(AuthenticationMiddleware, platform=platform),
         Middleware(TenantMiddleware, platform=platform),
+        Middleware(UserMiddleware, platform=platform),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.router.default = not_found

@@ -23,6 +23,10 @@ from plexica.cache import create_cache
 from plexica.db.engine import create_database
 from plexica.db.migrator import TenantMigrator
 from plexica.events import EventBus, create_event_bus, source_for
+from plexica.identity.realm_plugin import build_realm_plugin
+from plexica.identity.super_admins import SuperAdminService
+from plexica.identity.teams import TeamService
+from plexica.identity.users import UserService
 from plexica.observability.metrics import Metrics
 from plexica.permissions import RoleTable
 from plexica.plugins import PluginManager, discover
@@ -30,6 +34,7 @@ from plexica.plugins.host import EmbeddedHost
 from plexica.settings import Settings
 from plexica.storage import create_object_store
 from plexica.tenancy.service import TenantService, tenant_context_of
+from plexica.workspaces.service import WorkspaceService
 from plexica_sdk import context
 from plexica_sdk.errors import SettingsError, TenantNotFoundError
 from plexica_sdk.protocols import Host
@@ -54,10 +59,11 @@ class Platform:
 
     def __init__(self, settings: Settings, *, plugins: Iterable[object] = ()) -> None:
         self.settings = settings
+        realm_plugin = build_realm_plugin(settings)  # None unless Keycloak admin credentials are set
         self.plugins = PluginManager(
             discover(
                 paths=settings.plugins,
-                objects=plugins,
+                objects=[*plugins, *([realm_plugin] if realm_plugin is not None else [])],
                 use_entry_points=settings.load_entry_points,
                 disabled=settings.disabled_plugins,
             ),
@@ -84,6 +90,10 @@ class Platform:
             publish=self.publish,
             host_for=self.host_for,
         )
+        self.users = UserService(db=self.db, cache=self.cache, publish=self.publish)
+        self.teams = TeamService(db=self.db)
+        self.super_admins = SuperAdminService(db=self.db, cache=self.cache)
+        self.workspaces = WorkspaceService(db=self.db, cache=self.cache, publish=self.publish)
         self._stack: contextlib.AsyncExitStack | None = None
 
     # ---------------------------------------------------------------- lifetime

@@ -13,7 +13,10 @@ from typing import Any, TypeVar
 
 import click
 
+from plexica.cli.migrate import migrate
 from plexica.cli.output import echo_json, print_table
+from plexica.cli.plugins_admin import install, uninstall, upgrade
+from plexica.cli.realms import realms
 from plexica.platform import Platform
 from plexica.settings import Settings, load_settings
 from plexica_sdk.converter import unstructure
@@ -176,7 +179,7 @@ def tenants_delete(obj: _Obj, slug: str, yes: bool) -> None:
 
 @cli.group()
 def plugins() -> None:
-    """Inspect plugins."""
+    """Inspect plugins; install, upgrade and uninstall them per tenant."""
 
 
 @plugins.command("list")
@@ -232,6 +235,13 @@ def token(
     click.echo(
         issuer.mint(realm=realm, subject=user_id, roles=granted, username=username or user_id, expires_in=expires_in)
     )
+
+
+cli.add_command(realms)
+cli.add_command(migrate)
+plugins.add_command(install)
+plugins.add_command(upgrade)
+plugins.add_command(uninstall)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,11 +12,14 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
+import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal, final
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -69,6 +72,11 @@ class Database(abc.ABC):
     @abc.abstractmethod
     async def schema_exists(self, schema: str) -> bool: ...
 
+    @property
+    @abc.abstractmethod
+    def max_connections(self) -> int:
+        """How many connections one can hold at once; bounds parallel work such as fleet migrations."""
+
     @contextlib.asynccontextmanager
     async def core_connection(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction on the core registries; committed on success."""
@@ -85,9 +93,12 @@ class Database(abc.ABC):
     @contextlib.asynccontextmanager
     async def core_session(self) -> AsyncIterator[AsyncSession]:
         """An ORM session on the core registries, in a transaction committed on success."""
-        async with self._translate_errors(), AsyncSession(self._core_engine(), expire_on_commit=False) as session:
-            async with session.begin():
-                yield session
+        async with (
+            self._translate_errors(),
+            AsyncSession(self._core_engine(), expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
 
     @contextlib.asynccontextmanager
     async def tenant_session(self, schema: str | None = None) -> AsyncIterator[AsyncSession]:
@@ -97,9 +108,8 @@ class Database(abc.ABC):
             TenantContextMissingError: no schema is given and no tenant context is set.
         """
         engine = await self._tenant_engine(self._schema(schema))
-        async with self._translate_errors(), AsyncSession(engine, expire_on_commit=False) as session:
-            async with session.begin():
-                yield session
+        async with self._translate_errors(), AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            yield session
 
     async def ping(self) -> None:
         """Raise :class:`BackendUnavailableError` unless the database answers."""
@@ -137,10 +147,20 @@ class SqliteDatabase(Database):
 
     dialect = "sqlite"
 
-    def __init__(self, directory: Path, *, echo: bool = False, max_open_tenants: int = 64) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        echo: bool = False,
+        max_open_tenants: int = 64,
+        pool_size: int = 2,
+        max_overflow: int = 3,
+    ) -> None:
         self.directory = Path(directory)
         self.echo = echo
         self.max_open_tenants = max_open_tenants
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
         self._core: AsyncEngine | None = None
         self._tenants: collections.OrderedDict[str, AsyncEngine] = collections.OrderedDict()
         self._lock = asyncio.Lock()
@@ -154,8 +174,8 @@ class SqliteDatabase(Database):
         engine = create_async_engine(
             "sqlite+aiosqlite:///:memory:",
             poolclass=AsyncAdaptedQueuePool,
-            pool_size=2,
-            max_overflow=3,
+            pool_size=self.pool_size,
+            max_overflow=self.max_overflow,
             echo=self.echo,
             execution_options={"schema_translate_map": translate} if translate else {},
         )
@@ -212,17 +232,54 @@ class SqliteDatabase(Database):
         async with self.tenant_connection(schema) as conn:
             await conn.execute(text("SELECT 1"))
 
-    async def drop_schema(self, schema: str) -> None:
+    async def _release(self, schema: str) -> None:
         async with self._lock:
             engine = self._tenants.pop(check_identifier(schema), None)
         if engine is not None:
             await engine.dispose()
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                Path(f"{self.path_of(schema)}{suffix}").unlink()
+
+    async def drop_schema(self, schema: str) -> None:
+        await self._release(schema)
+        path = self.path_of(schema)
+
+        def remove() -> None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
+
+    async def copy_schema(self, source: str, target: str) -> None:
+        """Make ``target`` a copy of ``source``, replacing it atomically (the template clone).
+
+        SQLite's backup API copies a consistent snapshot, WAL included, even while ``source`` is open.
+        """
+        source_path, target_path = self.path_of(source), self.path_of(target)
+        await self._release(target)
+
+        def copy() -> None:
+            partial = target_path.with_name(f".{target_path.name}.{uuid.uuid4().hex}")
+            try:
+                with (
+                    contextlib.closing(sqlite3.connect(f"{source_path.resolve().as_uri()}?mode=ro", uri=True)) as src,
+                    contextlib.closing(sqlite3.connect(partial)) as dst,
+                ):
+                    src.backup(dst)
+                for suffix in ("-wal", "-shm", "-journal"):
+                    Path(f"{target_path}{suffix}").unlink(missing_ok=True)
+                os.replace(partial, target_path)
+            finally:
+                partial.unlink(missing_ok=True)
+
+        async with self._translate_errors():
+            await asyncio.to_thread(copy)
 
     async def schema_exists(self, schema: str) -> bool:
         return self.path_of(schema).exists()
+
+    @property
+    def max_connections(self) -> int:
+        # Each tenant has its own file and pool; writers to ``core`` queue on its lock.
+        return self.max_open_tenants
 
 
 @final
@@ -247,12 +304,20 @@ class PostgresDatabase(Database):
             import asyncpg  # noqa: F401
         except ImportError as exc:
             raise MissingDependencyError("postgres", "asyncpg") from exc
+        url = make_url(self.settings.url or "")
+        connect_args: dict[str, Any] = {}
+        if url.query.get("prepared_statement_cache_size") == "0":
+            # Behind PgBouncer in transaction mode, consecutive transactions may land on different
+            # server connections: statement names must never be reused (see docs/postgres.md).
+            connect_args["prepared_statement_name_func"] = lambda: f"__plexica_{uuid.uuid4().hex}__"
+            connect_args["statement_cache_size"] = 0  # asyncpg's own cache (type introspection)
         self._engine = create_async_engine(
-            self.settings.url or "",
+            url,
             pool_size=self.settings.pool_size,
             max_overflow=self.settings.max_overflow,
             pool_pre_ping=True,
             echo=self.settings.echo,
+            connect_args=connect_args,
         )
         try:
             async with self._engine.begin() as conn:
@@ -297,6 +362,10 @@ class PostgresDatabase(Database):
                 text("SELECT 1 FROM pg_namespace WHERE nspname = :name"), {"name": check_identifier(schema)}
             )
         return found is not None
+
+    @property
+    def max_connections(self) -> int:
+        return self.settings.pool_size + self.settings.max_overflow
 
 
 def create_database(settings: DatabaseSettings, data_dir: Path) -> Database:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
-from typing import NamedTuple, Self
+from typing import Self
 
 import attrs
 
@@ -38,14 +38,9 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class Outbound(NamedTuple):
-    """A validated, encoded event and where it goes."""
-
-    topic: str
-    key: str | None
-    value: bytes
-    headers: list[tuple[str, bytes]]
-    event: Event
+#: A validated, encoded event and where it goes: ``(topic, key, value, headers)``. A plain tuple,
+#: not a NamedTuple: building and unpacking one per event shows on the publish path.
+Outbound = tuple[str, str | None, bytes | None, list[tuple[str, bytes]]]
 
 
 @attrs.frozen
@@ -83,6 +78,7 @@ class Router:
         if current is not None:  # the usual case: publishing from a request or handler of that tenant
             slugs[current.tenant_id] = current.slug
         routed: list[Outbound] = []
+        topics = self._topics
         for index, event in enumerate(events):
             if validate:
                 plugin = publisher_of(event)
@@ -91,26 +87,24 @@ class Router:
                         f"event source {event.source[:100]!r} is not '/plugins/{{plugin}}'", event_type=event.type
                     )
                 self._registry.validate(plugin, event.type, event.data)
-            topic = await self._topic(event, slugs)
+            if event.tenantid is None:
+                topic = topics.topic_for(event.type, global_event=True)
+            elif not topics.needs_slug:
+                topic = topics.topic_for(event.type)
+            else:
+                slug = slugs.get(event.tenantid) or await self._slug(event, slugs)
+                topic = topics.topic_for(event.type, slug)
             key = keys[index] if keys is not None else None
             value, headers = encode(event)
-            routed.append(
-                Outbound(topic, key if key is not None else self._topics.default_key(event), value, headers, event)
-            )
+            routed.append((topic, key if key is not None else topics.default_key(event), value, headers))
         return routed
 
-    async def _topic(self, event: Event, slugs: dict[str, str]) -> str:
-        if event.tenantid is None:
-            return self._topics.topic_for(event.type, global_event=True)
-        if not self._topics.needs_slug:
-            return self._topics.topic_for(event.type)
-        slug = slugs.get(event.tenantid)
-        if slug is None:
-            ctx = await self._delivery.context_for(event)
-            if ctx is None or ctx.tenant_id != event.tenantid:
-                raise EventError(f"event {event.id} is for unknown tenant {event.tenantid!r}", event_type=event.type)
-            slug = slugs[event.tenantid] = ctx.slug
-        return self._topics.topic_for(event.type, slug)
+    async def _slug(self, event: Event, slugs: dict[str, str]) -> str:
+        ctx = await self._delivery.context_for(event)
+        if ctx is None or ctx.tenant_id != event.tenantid:
+            raise EventError(f"event {event.id} is for unknown tenant {event.tenantid!r}", event_type=event.type)
+        slugs[ctx.tenant_id] = ctx.slug
+        return ctx.slug
 
 
 class Dispatcher:

@@ -10,37 +10,41 @@ host's ``Delivery`` failed) is fetched again, as is everything after it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
+import random
 from collections.abc import Iterable, Sequence
 from typing import Any, final
 
 import attrs
 
 from plexica.events.bus import Delivery
-from plexica.events.dispatch import BusBase, Inbound, Sleep
-from plexica.events.dlq import REPLAY_PLUGIN, REPLAY_SUBSCRIPTION, DeadLetter, describe_error, from_record, to_record
-from plexica.events.envelope import decode, encode
+from plexica.events.dispatch import BusBase, Outbound, Sleep
+from plexica.events.dlq import REPLAY_PLUGIN, REPLAY_SUBSCRIPTION, DeadLetter, describe_error, to_record
+from plexica.events.envelope import encode
 from plexica.events.registry import EventTypeRegistry
 from plexica.settings import EventSettings
 from plexica_sdk.errors import BackendUnavailableError, EventError, MissingDependencyError, NotFoundError, SettingsError
 from plexica_sdk.types import Event
 
 try:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-    from aiokafka.abc import ConsumerRebalanceListener
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import CommitFailedError, KafkaError, for_code
+    from aiokafka.errors import KafkaError, for_code
+    from aiokafka.partitioner import DefaultPartitioner
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("kafka", "aiokafka") from exc
+
+from plexica.events._kafka_consumer import DISMISSED, PluginConsumer, read_dead_letters
 
 __all__ = ["KafkaEventBus", "KafkaOptions"]
 
 log = logging.getLogger(__name__)
 
 _TOPIC_EXISTS = 36
-_DISMISSED = ("dlq_dismissed", b"1")
+_PARTITIONER = DefaultPartitioner()
+#: From this many records per call, build record batches directly (see ``_send_batched``).
+_BATCH_THRESHOLD = 64
 
 
 @attrs.frozen(kw_only=True)
@@ -56,25 +60,13 @@ class KafkaOptions:
     heartbeat_interval_ms: int = 3_000
     metadata_max_age_ms: int = 30_000
     max_poll_records: int = 1_000
+    #: A batch (handlers, retries, backoff) must finish within this, or the group reassigns its partitions.
+    max_poll_interval_ms: int = 300_000
     poll_timeout_ms: int = 200
     concurrency_per_partition: int = 16
     linger_ms: int = 5
     max_batch_size: int = 256 * 1024
     io_timeout_seconds: float = 30.0
-
-
-class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
-    """Holds a rebalance until the batch in flight is handled and committed, so nothing runs twice."""
-
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self._lock:
-            pass
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        pass
 
 
 @final
@@ -108,10 +100,10 @@ class KafkaEventBus(BusBase):
         self._options = options if options is not None else KafkaOptions()
         self._admin: Any = None
         self._producer: Any = None
-        self._consumers: dict[str, Any] = {}
-        self._batch_locks: dict[str, asyncio.Lock] = {}
+        self._consumers: dict[str, PluginConsumer] = {}
         self._known_topics: set[str] = set()
         self._topic_lock = asyncio.Lock()
+        self._submit_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
@@ -141,7 +133,7 @@ class KafkaEventBus(BusBase):
                 await self._producer.start()
                 await self._create_topics([self._topics.dead_letter], {"cleanup.policy": "compact"})
                 for plugin in self._dispatcher.plugins:
-                    consumer = self._consumers[plugin] = AIOKafkaConsumer(
+                    consumer = AIOKafkaConsumer(
                         bootstrap_servers=self._bootstrap,
                         client_id=f"{o.client_id}.{plugin}",
                         group_id=f"plexica.{plugin}",
@@ -151,14 +143,24 @@ class KafkaEventBus(BusBase):
                         heartbeat_interval_ms=o.heartbeat_interval_ms,
                         metadata_max_age_ms=o.metadata_max_age_ms,
                         max_poll_records=o.max_poll_records,
+                        max_poll_interval_ms=o.max_poll_interval_ms,
                     )
                     await consumer.start()
                     types = [s.event_type for s in self._dispatcher.subscriptions(plugin)]
-                    lock = self._batch_locks[plugin] = asyncio.Lock()
-                    consumer.subscribe(pattern=self._topics.pattern(types), listener=_WaitForBatch(lock))
-        except (KafkaError, OSError, TimeoutError) as exc:
+                    self._consumers[plugin] = PluginConsumer(
+                        plugin,
+                        consumer,
+                        self._topics.pattern(types),
+                        self._dispatcher,
+                        self._dead_letter,
+                        self._stopping,
+                        o,
+                    )
+        except BaseException as exc:  # cancelled too: never leave a client open
             await self._close_clients()
-            raise BackendUnavailableError("kafka", describe_error(exc)) from exc
+            if isinstance(exc, KafkaError | OSError | TimeoutError):
+                raise BackendUnavailableError("kafka", describe_error(exc)) from exc
+            raise
         self._started = True
         # A fresh context: handlers must not inherit whatever tenant context the caller had.
         self._runner = asyncio.create_task(self._run(), context=contextvars.Context())
@@ -177,24 +179,42 @@ class KafkaEventBus(BusBase):
             await self._close_clients()
 
     async def _close_clients(self) -> None:
-        clients = [*self._consumers.values(), self._producer]
-        for client in clients:
-            if client is not None:
-                try:
-                    async with asyncio.timeout(self._options.io_timeout_seconds):
-                        await client.stop()
-                except Exception as exc:  # closing must go on for the other clients
-                    log.warning("closing a Kafka client failed: %s", describe_error(exc))
+        """Stop consumers first (leaving their groups frees the partitions), then flush the producer."""
+        closers = [member.consumer.stop for member in self._consumers.values()]
+        if self._producer is not None:
+            closers.append(self._producer.stop)
         if self._admin is not None:
-            await self._admin.close()
+            closers.append(self._admin.close)
+        for close in closers:
+            try:
+                async with asyncio.timeout(self._options.io_timeout_seconds):
+                    await close()
+            except Exception as exc:  # closing must go on for the other clients
+                log.warning("closing a Kafka client failed: %s", describe_error(exc))
         self._consumers.clear()
 
     def assignment(self, plugin: str) -> frozenset[tuple[str, int]]:
         """The (topic, partition) pairs this process consumes for ``plugin`` (diagnostics and tests)."""
-        consumer = self._consumers.get(plugin)
-        return frozenset() if consumer is None else frozenset((tp.topic, tp.partition) for tp in consumer.assignment())
+        member = self._consumers.get(plugin)
+        if member is None:
+            return frozenset()
+        return frozenset((tp.topic, tp.partition) for tp in member.consumer.assignment())
 
     # -- publishing ---------------------------------------------------------------------------
+
+    async def publish(self, event: Event, *, key: str | None = None) -> None:
+        """See ``EventBus.publish``; concurrent publishes share the producer's batches."""
+        self._check_open()
+        [(topic, key, value, headers)] = await self._router.route((event,), None if key is None else (key,))
+        if topic not in self._known_topics:
+            await self.ensure_topics((topic,))
+        try:
+            # The producer bounds both steps by its request_timeout_ms (io_timeout_seconds); an
+            # asyncio.timeout here would cost a timer per event on the hottest path.
+            future = await self._producer.send(topic, value, key=None if key is None else key.encode(), headers=headers)
+            await future
+        except KafkaError as exc:
+            raise BackendUnavailableError("kafka", describe_error(exc)) from exc
 
     async def publish_many(
         self, events: Sequence[Event], *, keys: Sequence[str | None] | None = None, validate: bool = True
@@ -204,25 +224,77 @@ class KafkaEventBus(BusBase):
         routed = await self._router.route(events, keys, validate=validate)
         if not routed:
             return
-        await self.ensure_topics({out.topic for out in routed})
-        await self._send_all(
-            [(out.topic, None if out.key is None else out.key.encode(), out.value, out.headers) for out in routed]
-        )
+        await self.ensure_topics({record[0] for record in routed})
+        if len(routed) >= _BATCH_THRESHOLD:
+            await self._send_batched(routed)
+        else:
+            await self._send_all(routed)
 
-    async def _send_all(self, records: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+    async def _send_all(self, records: Sequence[Outbound]) -> None:
+        """Send through the producer's shared batches: concurrent small publishes batch together."""
         futures: list[asyncio.Future[Any]] = []
         try:
             async with asyncio.timeout(self._options.io_timeout_seconds):
                 for topic, key, value, headers in records:
-                    futures.append(await self._producer.send(topic, value, key=key, headers=headers))
-                results = await asyncio.gather(*futures, return_exceptions=True)
+                    raw_key = None if key is None else key.encode()
+                    futures.append(await self._producer.send(topic, value, key=raw_key, headers=headers))
+                await self._settle(futures)
         except (KafkaError, TimeoutError) as exc:
-            for future in futures:  # nobody will await them now: keep their errors out of the loop's log
-                future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._abandon(futures)
             raise BackendUnavailableError("kafka", describe_error(exc)) from exc
+
+    async def _send_batched(self, records: Sequence[Outbound]) -> None:
+        """Build whole record batches and submit each once, skipping ``send``'s per-record bookkeeping.
+
+        Keyed records land where ``send`` would put them (the default partitioner); a call's
+        keyless records share one random partition per topic, as Kafka's sticky partitioner does.
+        """
+        producer = self._producer
+        partitions: dict[str, tuple[list[int], int]] = {}  # topic → its partitions, and the keyless one
+        builders: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            # One submitter at a time: aiokafka's add_batch mis-counts its timeout when several
+            # callers wait for the same partition's queue to drain, and fails them spuriously.
+            async with asyncio.timeout(self._options.io_timeout_seconds), self._submit_lock:
+                for topic, text_key, value, headers in records:
+                    key = None if text_key is None else text_key.encode()
+                    if topic not in partitions:
+                        every = sorted(await producer.partitions_for(topic))
+                        partitions[topic] = every, random.choice(every)  # noqa: S311 - load spreading only
+                    known, sticky = partitions[topic]
+                    partition = sticky if key is None else _PARTITIONER(key, known, known)
+                    builder = builders.get((topic, partition))
+                    if builder is None:
+                        builder = builders[topic, partition] = producer.create_batch()
+                    if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                        futures.append(await producer.send_batch(builder, topic, partition=partition))
+                        builder = builders[topic, partition] = producer.create_batch()
+                        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                            raise EventError(f"a {len(value or b'')}-byte event does not fit in a batch")
+                for (topic, partition), builder in builders.items():
+                    builder.close()
+                    futures.append(await producer.send_batch(builder, topic, partition=partition))
+            async with asyncio.timeout(self._options.io_timeout_seconds):
+                await self._settle(futures)
+        except (KafkaError, TimeoutError) as exc:
+            self._abandon(futures)
+            raise BackendUnavailableError("kafka", describe_error(exc)) from exc
+
+    @staticmethod
+    async def _settle(futures: list[asyncio.Future[Any]]) -> None:
+        if len(futures) == 1:  # a single publish: skip gather's bookkeeping
+            await futures[0]
+            return
+        results = await asyncio.gather(*futures, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise BackendUnavailableError("kafka", describe_error(result)) from result
+
+    @staticmethod
+    def _abandon(futures: list[asyncio.Future[Any]]) -> None:
+        for future in futures:  # nobody awaits them now: keep their errors out of the loop's log
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def ensure_topics(self, topics: Iterable[str]) -> None:
         """Create the topics that do not exist yet, with the configured partitions and replication.
@@ -253,168 +325,19 @@ class KafkaEventBus(BusBase):
                 raise BackendUnavailableError("kafka", f"cannot create topic {topic!r}: {for_code(code).__name__}")
             self._known_topics.add(topic)
 
-    # -- consuming -----------------------------------------------------------------------------
+    # -- consuming and dead letters ------------------------------------------------------------------
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            for plugin, consumer in self._consumers.items():
-                tasks.create_task(self._consume(plugin, consumer))
+            for member in self._consumers.values():
+                tasks.create_task(member.run())
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-
-    async def _consume(self, plugin: str, consumer: Any) -> None:
-        o = self._options
-        lock = self._batch_locks[plugin]
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                batches = await consumer.getmany(timeout_ms=o.poll_timeout_ms, max_records=o.max_poll_records)
-            except KafkaError as exc:
-                log.warning("fetching for %s failed: %s", plugin, describe_error(exc))
-                await self._pause(1.0)
-                continue
-            if not batches:
-                continue
-            async with lock:
-                clean = await self._process(plugin, consumer, batches)
-            failures = 0 if clean else failures + 1
-            if failures:  # the broker or the host is failing: back off before fetching it all again
-                await self._pause(min(0.1 * 2**failures, 30.0))
-
-    async def _process(self, plugin: str, consumer: Any, batches: dict[Any, list[Any]]) -> bool:
-        """Handle one fetched batch and commit what is done; ``False`` if any record must be fetched again."""
-        assigned = consumer.assignment()
-        commits: dict[Any, int] = {}
-        retry: list[Any] = []
-        async with asyncio.TaskGroup() as tasks:
-            for tp, records in batches.items():
-                if records and tp in assigned:  # revoked partitions are their new owner's business
-                    tasks.create_task(self._process_partition(plugin, tp, records, commits, retry))
-        for tp, offset in retry:
-            consumer.seek(tp, offset)
-        assigned = consumer.assignment()
-        commits = {tp: offset for tp, offset in commits.items() if tp in assigned}
-        if commits:
-            try:
-                async with asyncio.timeout(self._options.io_timeout_seconds):
-                    await consumer.commit(commits)
-            except CommitFailedError:
-                log.warning("commit for %s failed after a rebalance: the new owner handles those events again", plugin)
-            except (KafkaError, TimeoutError) as exc:  # a later commit covers these offsets
-                log.warning("commit for %s failed: %s", plugin, describe_error(exc))
-        return not retry
-
-    async def _process_partition(
-        self, plugin: str, tp: Any, records: list[Any], commits: dict[Any, int], retry: list[Any]
-    ) -> None:
-        by_key: dict[object, list[Any]] = {}
-        for record in records:  # keyless records have no order to keep: each is its own group
-            by_key.setdefault(record.key if record.key is not None else record.offset, []).append(record)
-        done: set[int] = set()
-        groups = iter(by_key.values())
-
-        async def work() -> None:
-            for group in groups:  # the workers share this iterator
-                for record in group:
-                    try:
-                        await self._handle(plugin, record)
-                    except Exception as exc:  # infrastructure, not the handler: fetch it again
-                        log.warning(
-                            "event at %s[%d]@%d not handled: %s",
-                            tp.topic,
-                            tp.partition,
-                            record.offset,
-                            describe_error(exc),
-                        )
-                        break
-                    done.add(record.offset)
-
-        workers = min(len(by_key), self._options.concurrency_per_partition)
-        if workers == 1:
-            await work()
-        else:
-            async with asyncio.TaskGroup() as tasks:
-                for _ in range(workers):
-                    tasks.create_task(work())
-        first = records[0].offset
-        next_offset = first
-        for record in records:
-            if record.offset not in done:
-                retry.append((tp, record.offset))
-                break
-            next_offset = record.offset + 1
-        if next_offset > first:
-            commits[tp] = next_offset
-
-    async def _handle(self, plugin: str, record: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            event = decode(record.value, record.headers)
-            key = None if record.key is None else record.key.decode(errors="replace")
-            msg = Inbound(record.topic, event, key, tuple(record.headers), record.partition, record.offset)
-            letters = await self._dispatcher.deliver(plugin, msg)
-        except EventError as exc:  # not ours to handle, ever: skipping is the only way forward
-            log.warning("skipped record %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
-            return
-        for letter in letters:
-            key_bytes, value, headers = to_record(letter)
-            await self._send_all([(self._topics.dead_letter, key_bytes, value, headers)])
-
-    # -- dead letters ----------------------------------------------------------------------------
+    async def _dead_letter(self, letter: DeadLetter) -> None:
+        _, value, headers = to_record(letter)
+        await self._send_all([(self._topics.dead_letter, letter.id, value, headers)])
 
     async def _read_letters(self) -> dict[str, DeadLetter]:
-        """Read the dead-letter topic from its first record to its end, without a consumer group.
-
-        The end is where a fetch comes back empty *and* the reported end offsets are reached:
-        Tansu under-reports end offsets after multi-record batches, so they alone would stop early.
-        """
-        topic = self._topics.dead_letter
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            client_id=f"{self._options.client_id}.dlq",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",  # offset 0 may be compacted away
-            fetch_max_wait_ms=50,
-        )
-        letters: dict[str, DeadLetter] = {}
-        try:
-            async with asyncio.timeout(self._options.io_timeout_seconds):
-                await consumer.start()
-                await consumer.topics()
-                partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-                if not partitions:
-                    return letters
-                consumer.assign(partitions)
-                ends = await consumer.end_offsets(partitions)
-                for tp in partitions:
-                    consumer.seek(tp, 0)
-                while True:
-                    batch = await consumer.getmany(*partitions, timeout_ms=250)
-                    for records in batch.values():
-                        for record in records:
-                            self._apply(letters, record)
-                    if not batch and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
-                        return letters
-        except (KafkaError, TimeoutError) as exc:
-            raise BackendUnavailableError("kafka", describe_error(exc)) from exc
-        finally:
-            await consumer.stop()
-
-    @staticmethod
-    def _apply(letters: dict[str, DeadLetter], record: ConsumerRecord[bytes, bytes]) -> None:
-        if record.key is None:
-            return
-        try:
-            letter = from_record(record.value, record.headers)
-        except EventError as exc:
-            log.warning("skipped dead-letter record @%d: %s", record.offset, exc)
-            return
-        if letter is None or _DISMISSED in record.headers:
-            letters.pop(record.key.decode(errors="replace"), None)
-        else:
-            letters[letter.id] = letter
+        return await read_dead_letters(self._bootstrap, self._topics.dead_letter, self._options)
 
     async def dlq_list(self, limit: int = 100) -> list[DeadLetter]:
         """See ``EventBus.dlq_list``. Reads the whole dead-letter topic: an admin operation."""
@@ -435,11 +358,11 @@ class KafkaEventBus(BusBase):
         value, headers = encode(letter.event)
         headers += [(REPLAY_PLUGIN, letter.plugin.encode()), (REPLAY_SUBSCRIPTION, letter.subscription.encode())]
         await self.ensure_topics([letter.topic])
-        await self._send_all([(letter.topic, None if letter.key is None else letter.key.encode(), value, headers)])
-        await self._send_all([(self._topics.dead_letter, id.encode(), None, [_DISMISSED])])
+        await self._send_all([(letter.topic, letter.key, value, headers)])
+        await self._send_all([(self._topics.dead_letter, id, None, [DISMISSED])])
 
     async def dlq_dismiss(self, id: str) -> None:
         """See ``EventBus.dlq_dismiss``: writes a tombstone for the dead letter's key."""
         await self.dlq_get(id)
         self._check_open()
-        await self._send_all([(self._topics.dead_letter, id.encode(), None, [_DISMISSED])])
+        await self._send_all([(self._topics.dead_letter, id, None, [DISMISSED])])

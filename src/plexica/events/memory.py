@@ -3,7 +3,9 @@
 Each plugin is a "consumer group" with its own queue. Events with the same topic and key run one
 after another; different keys run concurrently, up to ``concurrency`` per plugin. Handlers get
 their own decoded copy of each event, exactly as from Kafka, and retries, dead letters and replay
-behave the same. Nothing survives the process: use Kafka where events must.
+behave the same. Two differences: nothing survives the process (use Kafka where events must), and
+an event the host's ``Delivery`` fails on is logged and dropped, as there is no broker to fetch it
+from again.
 """
 
 from __future__ import annotations
@@ -105,15 +107,16 @@ class MemoryEventBus(BusBase):
     ) -> None:
         """See ``EventBus.publish_many``; returns once the events are queued."""
         self._check_open()
-        for out in await self._router.route(events, keys, validate=validate):
-            self._fan_out(out.topic, out.event.type, out.key, out.value, tuple(out.headers))
+        routed = await self._router.route(events, keys, validate=validate)
+        for event, (topic, key, value, headers) in zip(events, routed, strict=True):
+            self._fan_out(topic, event.type, key, value, tuple(headers))
 
     def _fan_out(
         self,
         topic: str,
         event_type: str,
         key: str | None,
-        value: bytes,
+        value: bytes | None,
         headers: tuple[tuple[str, bytes], ...],
         only: str | None = None,
     ) -> None:

@@ -23,10 +23,18 @@ from plexica_sdk.errors import (
     ValidationError,
 )
 
-__all__ = ["PROBLEM_JSON", "ProblemResponse", "problem", "problem_for"]
+__all__ = ["PROBLEM_JSON", "PreconditionRequiredError", "ProblemResponse", "problem", "problem_for"]
 
 PROBLEM_JSON = "application/problem+json"
 _TYPE_BASE = "https://plexica.dev/problems/"
+
+
+class PreconditionRequiredError(PlexicaError):
+    """A conditional request header (``If-Match``) is required and missing: 428."""
+
+    def __init__(self, header: str = "If-Match") -> None:
+        super().__init__(f'send {header}: "<version>" (from the ETag), or {header}: *')
+        self.header = header
 
 
 class ProblemResponse(JSONResponse):
@@ -81,6 +89,8 @@ def problem_for(exc: BaseException, *, trace_id: str | None = None) -> ProblemRe
             )
         case ConflictError():
             return problem(409, "Conflict", str(exc), kind="conflict", trace_id=trace_id)
+        case PreconditionRequiredError():
+            return problem(428, "Precondition Required", str(exc), kind="precondition-required", trace_id=trace_id)
         case BackendUnavailableError():
             return problem(
                 503, "Service Unavailable", f"{exc.backend} is unavailable", kind="unavailable", trace_id=trace_id

@@ -1,4 +1,4 @@
-"""Tables of the tenant registry (schema ``core``); the migration ``core_0001`` creates them."""
+"""Tables of the tenant registry (schema ``core``); migrations ``core_0001`` and ``core_0003`` create them."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ tenant_plugins = sa.Table(
     sa.Column("version", sa.String(64), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("config", sa.JSON(), nullable=False),
+    #: A revision of the plugin's schema this tenant is pinned to; NULL follows the head.
+    sa.Column("target_revision", sa.String(64), nullable=True),
     sa.Column("installed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )

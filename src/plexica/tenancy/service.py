@@ -1,10 +1,15 @@
-"""The tenant lifecycle: provision, suspend, resume, delete.
+"""The tenant lifecycle: provision, suspend, resume, delete, and per-tenant plugin installs.
 
-States: ``provisioning → active ⇄ suspended → deleting → deleted``. Provisioning is a list of
-steps, each recorded in the registry when done. When a step fails, the steps already done are
-undone in reverse order and the registry row is removed, so a failed provisioning leaves nothing
-half-made; if the process dies mid-way, calling :meth:`TenantService.provision` again resumes
-from the recorded steps.
+States: ``provisioning → active ⇄ suspended → deleting → deleted``; every change checks and bumps
+the tenant's ``version``. Provisioning is a list of steps, each recorded in the registry when
+done, and every step is idempotent. Two ways it can stop half-way:
+
+* an exception in this process: the steps already done are undone in reverse order and the
+  registry row removed, so nothing is left half-made;
+* the process dies (or the task is cancelled): the tenant stays ``provisioning``, and calling
+  :meth:`TenantService.provision` again claims it and resumes after the last recorded step.
+
+Schemas are cloned from a template at head (:mod:`plexica.db.templates`), not migrated.
 """
 
 from __future__ import annotations
@@ -12,24 +17,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, final
 
+import attrs
+
 from plexica.db.engine import Database
+from plexica.db.ledger import forget
+from plexica.db.migrations import TENANT_STREAM, MigrationStream
 from plexica.db.migrator import TenantMigrator
-from plexica.plugins.manager import PluginManager
+from plexica.db.templates import TemplateProvisioner
+from plexica.plugins.manager import LoadedPlugin, PluginManager
 from plexica.tenancy.naming import bucket_name, cache_prefix, schema_name, validate_slug
-from plexica.tenancy.repository import TenantRepository
+from plexica.tenancy.repository import TenantPlugin, TenantRepository
 from plexica_sdk import context
-from plexica_sdk.errors import ConflictError, TenantNotFoundError, ValidationError
+from plexica_sdk.errors import ConflictError, NotFoundError, TenantNotFoundError, ValidationError
 from plexica_sdk.protocols import Cache, Host, ObjectStore
 from plexica_sdk.types import TenantContext, TenantInfo
 
-__all__ = ["EventPublisher", "TenantService", "tenant_context_of"]
+__all__ = ["STEPS", "EventPublisher", "PluginChange", "TenantService", "tenant_context_of"]
 
 logger = logging.getLogger(__name__)
 
-STEPS = ("schema", "migrations", "plugins", "bucket", "hooks")
+STEPS = ("schema", "plugins", "bucket", "hooks", "event")
 
 
 class EventPublisher(Protocol):
@@ -44,9 +54,30 @@ def tenant_context_of(tenant: TenantInfo, **extra: Any) -> TenantContext:
     )
 
 
+@attrs.frozen
+class PluginChange:
+    """What an install, upgrade or uninstall did in one tenant."""
+
+    slug: str
+    plugin: str
+    version: str
+    status: str
+    before: str | None
+    after: str | None
+
+
+class _TakenOver(ConflictError):
+    """Another worker claimed the tenant being provisioned; its work is not ours to undo."""
+
+
 @final
 class TenantService:
-    """Business rules of the tenant lifecycle; the only writer of tenant status."""
+    """Business rules of the tenant lifecycle; the only writer of tenant status.
+
+    Args:
+        checkpoint: awaited with ``"<step>:done"`` and ``"<step>:recorded"`` around each
+            provisioning step's record; tests inject crashes there.
+    """
 
     def __init__(
         self,
@@ -58,6 +89,8 @@ class TenantService:
         cache: Cache,
         publish: EventPublisher,
         host_for: Callable[[str, TenantContext], Host],
+        templates: TemplateProvisioner | None = None,
+        checkpoint: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.plugins = plugins
@@ -66,6 +99,8 @@ class TenantService:
         self.cache = cache
         self.publish = publish
         self.host_for = host_for
+        self.templates = templates or TemplateProvisioner(db)
+        self.checkpoint = checkpoint
         self.repo = TenantRepository()
 
     # ------------------------------------------------------------------ reads
@@ -97,7 +132,8 @@ class TenantService:
 
         Raises:
             InvalidTenantSlugError: the slug is malformed.
-            ConflictError: a tenant with that slug exists (and is not being provisioned).
+            ConflictError: a tenant with that slug exists (and is not being provisioned), or
+                another worker took over its provisioning.
         """
         validate_slug(slug)
         if name is not None and not (1 <= len(name) <= 200):
@@ -109,69 +145,82 @@ class TenantService:
                 tenant = await self.repo.insert(
                     conn, tenant_id=str(uuid.uuid4()), slug=slug, name=name or slug, plan=plan, schema=schema_name(slug)
                 )
-            if tenant.status != "provisioning":
-                raise ConflictError(f"tenant slug {slug!r} is already taken", resource="tenant")
-            done = await self.repo.steps(conn, tenant.id)
-        ctx = tenant_context_of(tenant)
+                resumed = False
+            else:
+                if tenant.status != "provisioning":
+                    raise ConflictError(f"tenant slug {slug!r} is already taken", resource="tenant")
+                tenant, resumed = await self.repo.claim(conn, tenant), True
+            done = await self.repo.steps(conn, tenant.id) if resumed else []
+        step = STEPS[0]
         try:
             for step in STEPS:
                 if step not in done:
-                    await self._run_step(step, tenant, ctx)
-                    async with self.db.core_connection() as conn:
-                        await self.repo.record_step(conn, tenant.id, step)
+                    await self._run_step(step, tenant, resumed=resumed)
+                    await self._checkpoint(f"{step}:done")
                     done.append(step)
-        except BaseException as exc:
-            logger.warning("provisioning failed; undoing", extra={"tenant": slug, "error": type(exc).__name__})
-            await self._undo(tenant, done)
+                    tenant = await self._advance(tenant, done, activate=step == STEPS[-1])
+                    await self._checkpoint(f"{step}:recorded")
+            if tenant.status != "active":
+                tenant = await self._advance(tenant, done, activate=True)
+            return tenant
+        except _TakenOver:
             raise
-        async with self.db.core_connection() as conn:
-            tenant = await self.repo.set_status(conn, tenant, "active")
-        await self.publish("core", "core.tenant.created", self._payload(tenant), tenant_context_of(tenant))
-        return tenant
+        except Exception as exc:
+            logger.warning("provisioning failed; undoing", extra={"tenant": slug, "error": type(exc).__name__})
+            await self._undo(tenant, [*done, step])
+            raise
 
-    async def _run_step(self, step: str, tenant: TenantInfo, ctx: TenantContext) -> None:
+    async def _checkpoint(self, name: str) -> None:
+        if self.checkpoint is not None:
+            await self.checkpoint(name)
+
+    async def _advance(self, tenant: TenantInfo, done: Sequence[str], *, activate: bool) -> TenantInfo:
+        """Record the steps ``done`` (and maybe activate), failing if another worker claimed the tenant."""
+        try:
+            async with self.db.core_connection() as conn:
+                return await self.repo.record_steps(conn, tenant, done, status="active" if activate else None)
+        except ConflictError as exc:
+            raise _TakenOver(str(exc), resource="tenant") from exc
+
+    async def _run_step(self, step: str, tenant: TenantInfo, *, resumed: bool) -> None:
+        ctx = tenant_context_of(tenant)
         if step == "schema":
-            await self.db.create_schema(tenant.schema)
-        elif step == "migrations":
-            await self.migrator.migrate_base(tenant.schema)
+            streams = self.migrator.streams_for(self.plugins.installable)
+            if resumed and await self._has_tables(tenant):
+                # A crash came after the clone committed: finish with Alembic instead of cloning twice.
+                await self.migrator.migrate(tenant.schema, [(s, "head") for s in streams], tenant_id=tenant.id)
+            else:
+                await self.templates.provision(tenant.schema, streams, tenant_id=tenant.id)
         elif step == "plugins":
-            for plugin in self.plugins.installable:
-                await self.install_plugin(tenant, plugin)
+            versions = {plugin: self._version(plugin) for plugin in self.plugins.installable}
+            for plugin, version in versions.items():
+                await self._call(ctx, "plexica_plugin_installed", plugin, version=version)
+            async with self.db.core_connection() as conn:
+                await self.repo.add_plugins(conn, tenant.id, versions)
         elif step == "bucket":
             await self.objects.create_bucket(bucket_name(tenant.slug))
         elif step == "hooks":
-            with context.use(ctx):
-                results = await self.plugins.each("plexica_tenant_provisioned", tenant=ctx, per_plugin=self._hosts(ctx))
-            results.raise_first()
+            await self._call(ctx, "plexica_tenant_provisioned", None)
+        elif step == "event":
+            await self.publish("core", "core.tenant.created", self._payload(tenant), ctx)
 
-    async def _undo(self, tenant: TenantInfo, done: Sequence[str]) -> None:
+    async def _has_tables(self, tenant: TenantInfo) -> bool:
+        if not await self.db.schema_exists(tenant.schema):
+            return False
+        return await self.migrator.current(tenant.schema, TENANT_STREAM) is not None
+
+    async def _undo(self, tenant: TenantInfo, touched: Sequence[str]) -> None:
         # Best effort, in reverse: each undo is idempotent, and one failing does not stop the rest.
-        if "bucket" in done:
+        # If the registry row cannot be removed, the tenant stays ``provisioning`` for a retry.
+        if "bucket" in touched:
             with contextlib.suppress(Exception):
                 await self.objects.delete_bucket(bucket_name(tenant.slug), force=True)
         with contextlib.suppress(Exception):
             await self.db.drop_schema(tenant.schema)
-        async with self.db.core_connection() as conn:
-            await self.repo.delete_row(conn, tenant.id)
-
-    async def install_plugin(self, tenant: TenantInfo, plugin: str) -> None:
-        """Run ``plugin``'s migrations in the tenant's schema, record it, call its hook."""
-        loaded = self.plugins.get(plugin)
-        if loaded is None or loaded.is_builtin:
-            raise ValidationError(f"unknown plugin {plugin!r}", field="plugin")
-        await self.migrator.migrate_plugin(tenant.schema, plugin)
-        ctx = tenant_context_of(tenant)
-        with context.use(ctx):
-            results = await self.plugins.each(
-                "plexica_plugin_installed",
-                only={plugin},
-                tenant=ctx,
-                version=loaded.manifest.version,
-                per_plugin=self._hosts(ctx),
-            )
-        results.raise_first()
-        async with self.db.core_connection() as conn:
-            await self.repo.upsert_plugin(conn, tenant.id, plugin, loaded.manifest.version, "enabled")
+        with contextlib.suppress(Exception):
+            async with self.db.core_connection() as conn:
+                await forget(conn, tenant.schema)
+                await self.repo.delete_row(conn, tenant.id)
 
     # --------------------------------------------------------------- lifecycle
 
@@ -198,23 +247,161 @@ class TenantService:
     async def delete(self, slug: str) -> TenantInfo:
         """Delete a tenant: hooks first (their failure stops the deletion), then its data.
 
-        A tenant left ``deleting`` by a failure is deleted by calling this again.
+        The schema is dropped only after every ``plexica_tenant_deleting`` hook succeeded, so a
+        plugin can still read or export the tenant's data there. A tenant left ``deleting`` by a
+        failure is deleted by calling this again.
         """
         tenant = await self.get(slug)
         if tenant.status != "deleting":
             async with self.db.core_connection() as conn:
                 tenant = await self.repo.set_status(conn, tenant, "deleting")
-        ctx = tenant_context_of(tenant)
-        with context.use(ctx):
-            results = await self.plugins.each("plexica_tenant_deleting", tenant=ctx, per_plugin=self._hosts(ctx))
-        results.raise_first()
+        await self._call(tenant_context_of(tenant), "plexica_tenant_deleting", None)
         await self.objects.delete_bucket(bucket_name(slug), force=True)
         await self.cache.delete_prefix(cache_prefix(slug))
         await self.db.drop_schema(tenant.schema)
         async with self.db.core_connection() as conn:
+            await forget(conn, tenant.schema)
             tenant = await self.repo.set_status(conn, tenant, "deleted")
         await self.publish("core", "core.tenant.deleted", self._payload(tenant), None)
         return tenant
+
+    # ------------------------------------------------------------ plugin installs
+
+    async def install_plugin(self, slug: str, plugin: str, *, revision: str | None = None) -> PluginChange:
+        """Install ``plugin`` for one tenant: its migrations (up to ``revision``), then its hook.
+
+        A failing ``plexica_plugin_installed`` hook undoes the migrations and fails the install.
+
+        Raises:
+            ValidationError: unknown plugin, or no such revision.
+            ConflictError: the plugin is already installed (use :meth:`upgrade_plugin`).
+        """
+        tenant, loaded, stream, installed = await self._plugin_target(slug, plugin)
+        if installed is not None and installed.status == "enabled":
+            raise ConflictError(f"plugin {plugin!r} is already installed for tenant {slug!r}", resource="plugin")
+        target = self._resolve(stream, revision)
+        before = after = None
+        if stream is not None:
+            before = await self.migrator.current(tenant.schema, stream)
+            after = await self._upgrade(tenant, stream, before, target)
+        try:
+            await self._call(
+                tenant_context_of(tenant), "plexica_plugin_installed", plugin, version=self._version(plugin)
+            )
+        except Exception:
+            if stream is not None and after != before:
+                await self.migrator.remove(tenant.schema, stream, tenant_id=tenant.id, revision=before or "base")
+            raise
+        pin = self._pin(stream, revision, target)
+        await self._record_plugin(tenant, plugin, "enabled", pin)
+        return PluginChange(slug, plugin, loaded.manifest.version, "enabled", before, after)
+
+    async def upgrade_plugin(self, slug: str, plugin: str, *, revision: str | None = None) -> PluginChange:
+        """Run ``plugin``'s pending revisions for one tenant (up to ``revision``), then its hook.
+
+        Raises:
+            ValidationError: unknown plugin, no such revision, or ``revision`` is behind the tenant's.
+            NotFoundError: the plugin is not installed for this tenant.
+        """
+        tenant, loaded, stream, installed = await self._plugin_target(slug, plugin)
+        if installed is None or installed.status != "enabled":
+            raise NotFoundError(f"plugin {plugin!r} is not installed for tenant {slug!r}", resource="plugin")
+        target = self._resolve(stream, revision)
+        before = after = None
+        if stream is not None:
+            before = await self.migrator.current(tenant.schema, stream)
+            after = await self._upgrade(tenant, stream, before, target)
+        await self._record_plugin(tenant, plugin, "enabled", self._pin(stream, revision, target))
+        await self._call(
+            tenant_context_of(tenant),
+            "plexica_plugin_upgraded",
+            plugin,
+            from_version=installed.version,
+            to_version=loaded.manifest.version,
+        )
+        return PluginChange(slug, plugin, loaded.manifest.version, "enabled", before, after)
+
+    async def uninstall_plugin(self, slug: str, plugin: str, *, keep_data: bool = False) -> PluginChange:
+        """Uninstall ``plugin`` for one tenant: its hook, then (unless ``keep_data``) its tables.
+
+        A failing ``plexica_plugin_uninstalled`` hook stops the uninstall before anything is dropped.
+
+        Raises:
+            ValidationError: unknown plugin.
+            NotFoundError: the plugin is not installed for this tenant.
+        """
+        tenant, _, stream, installed = await self._plugin_target(slug, plugin)
+        if installed is None:
+            raise NotFoundError(f"plugin {plugin!r} is not installed for tenant {slug!r}", resource="plugin")
+        if installed.status == "enabled":
+            await self._call(tenant_context_of(tenant), "plexica_plugin_uninstalled", plugin)
+            await self._record_plugin(tenant, plugin, "uninstalled", installed.target_revision)
+        before = after = await self.migrator.current(tenant.schema, stream) if stream is not None else None
+        if not keep_data:
+            if stream is not None:
+                after = await self.migrator.remove(tenant.schema, stream, tenant_id=tenant.id)
+            async with self.db.core_connection() as conn:
+                await self.repo.remove_plugin(conn, tenant.id, plugin)
+        return PluginChange(slug, plugin, installed.version, "uninstalled", before, after)
+
+    def check_plugin(self, plugin: str, revision: str | None = None) -> None:
+        """Raise ``ValidationError`` unless ``plugin`` is installable and has ``revision``."""
+        loaded = self.plugins.get(plugin)
+        if loaded is None or loaded.is_builtin:
+            raise ValidationError(f"unknown plugin {plugin!r}", field="plugin")
+        self._resolve(self.migrator.plugin_stream(plugin), revision)
+
+    async def _plugin_target(
+        self, slug: str, plugin: str
+    ) -> tuple[TenantInfo, LoadedPlugin, MigrationStream | None, TenantPlugin | None]:
+        self.check_plugin(plugin)
+        loaded = self.plugins.plugins[plugin]
+        tenant = await self.get(slug)
+        if tenant.status not in ("active", "suspended"):
+            raise ConflictError(f"tenant {slug!r} is {tenant.status}", resource="tenant")
+        async with self.db.core_connection() as conn:
+            installed = (await self.repo.plugins_of(conn, tenant.id)).get(plugin)
+        return tenant, loaded, self.migrator.plugin_stream(plugin), installed
+
+    @staticmethod
+    def _resolve(stream: MigrationStream | None, revision: str | None) -> str | None:
+        if stream is None:
+            if revision is not None:
+                raise ValidationError("this plugin has no tables, so no revisions", field="revision")
+            return None
+        return stream.resolve(revision or "head")
+
+    @staticmethod
+    def _pin(stream: MigrationStream | None, revision: str | None, target: str | None) -> str | None:
+        """Only an explicit revision short of the head pins the tenant there."""
+        return target if stream is not None and revision is not None and target != stream.head else None
+
+    async def _upgrade(
+        self, tenant: TenantInfo, stream: MigrationStream, before: str | None, target: str | None
+    ) -> str | None:
+        if not stream.is_ancestor(before, target):
+            raise ValidationError(
+                f"{stream.name}: {tenant.slug} is at {before}, past {target or 'base'}; upgrades never go back",
+                field="revision",
+            )
+        done = await self.migrator.migrate(tenant.schema, [(stream, target or "base")], tenant_id=tenant.id)
+        return done[stream.name].after
+
+    async def _record_plugin(self, tenant: TenantInfo, plugin: str, status: str, pin: str | None) -> None:
+        async with self.db.core_connection() as conn:
+            await self.repo.upsert_plugin(conn, tenant.id, plugin, self._version(plugin), status, target_revision=pin)
+
+    def _version(self, plugin: str) -> str:
+        loaded = self.plugins.get(plugin)
+        return loaded.manifest.version if loaded is not None else "0"
+
+    async def _call(self, ctx: TenantContext, hook: str, plugin: str | None, **kwargs: Any) -> None:
+        """Call ``hook`` (on every plugin, or only ``plugin``) in ``ctx``; raise its first failure."""
+        with context.use(ctx):
+            results = await self.plugins.each(
+                hook, only=None if plugin is None else {plugin}, tenant=ctx, per_plugin=self._hosts(ctx), **kwargs
+            )
+        results.raise_first()
 
     def _hosts(self, ctx: TenantContext) -> Callable[[str], dict[str, Any]]:
         """Each plugin's hook receives its own host handle."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from plexica_sdk.protocols import Cache, ObjectStore
 from plexica_sdk.types import Decision, Event, EventTypeDef, TenantContext
 
 #: Consumer timeouts that make Tansu rebalance quickly (see services-recipe.md).
-FAST_CONSUMER = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300, "metadata_max_age_ms": 1000}
+FAST_CONSUMER: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300, "metadata_max_age_ms": 1000}
 
 
 def unique(prefix: str) -> str:
@@ -114,10 +114,11 @@ def event_for(plugin: str, ctx: TenantContext | None, kind: str = "note.created"
 
 async def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
     """Poll ``check`` until it holds; fail the test after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
-    assert check(), what
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 class MakeBus(Protocol):
@@ -137,9 +138,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def make_bus(
-    backend: str, delivery: StaticDelivery, request: pytest.FixtureRequest
-) -> AsyncIterator[MakeBus]:
+async def make_bus(backend: str, delivery: StaticDelivery, request: pytest.FixtureRequest) -> AsyncIterator[MakeBus]:
     """Build (not start) buses of the test's backend; stops every one at teardown.
 
     Each Kafka bus gets its own dead-letter topic so tests never see each other's dead letters.
@@ -170,6 +169,3 @@ async def make_bus(
     yield make
     for bus in reversed(buses):
         await bus.stop()
-
-
-Handler = Callable[[Event, Any], Awaitable[None]]

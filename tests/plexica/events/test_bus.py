@@ -107,7 +107,7 @@ async def test_handler_failing_every_attempt_lands_in_dlq_and_replay_keeps_the_i
     event = event_for(plugin, tenant, data={"n": 7}, subject="note-1")
     await bus.publish(event, key="note-1")
 
-    letters = []
+    letters: list[Any] = []
 
     async def dead_lettered() -> None:
         while not letters:
@@ -231,12 +231,12 @@ async def test_events_with_the_same_key_are_handled_in_order(make_bus: MakeBus, 
     bus = make_bus(plugin_types=note_types(plugin))
     bus.subscribe(plugin, Subscription(event_type=f"{plugin}.note.created", handler=slow))
     await bus.start()
-    events = [event_for(plugin, tenant, data={"n": i}, subject="ab"[i % 2]) for i in range(40)]
+    events = [event_for(plugin, tenant, data={"n": i}, subject="ab"[i % 2]) for i in range(80)]
     await bus.publish_many(events)
-    await eventually(lambda: len(order["a"]) + len(order["b"]) == 40)
+    await eventually(lambda: len(order["a"]) + len(order["b"]) == 80)
 
-    assert order["a"] == list(range(0, 40, 2))
-    assert order["b"] == list(range(1, 40, 2))
+    assert order["a"] == list(range(0, 80, 2))
+    assert order["b"] == list(range(1, 80, 2))
 
 
 async def test_stop_lets_in_flight_handlers_finish_then_refuses_publish(

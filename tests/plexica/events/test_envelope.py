@@ -15,7 +15,7 @@ from plexica.events.envelope import check_event_type, owner_of, publisher_of
 from plexica_sdk.errors import EventError
 from plexica_sdk.types import Event
 
-text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
@@ -84,6 +84,14 @@ def test_unencodable_event_raises_event_error(data: Any, content_type: str) -> N
     with pytest.raises(EventError) as caught:
         encode(event)
     assert caught.value.event_type == "notes.note.created"
+
+
+def test_circular_data_raises_event_error() -> None:
+    data: dict[str, Any] = {}
+    data["self"] = data
+
+    with pytest.raises(EventError, match="cannot be encoded"):
+        encode(Event(type="notes.note.created", source="/plugins/notes", data=data))
 
 
 def _good() -> tuple[bytes, list[tuple[str, bytes]]]:

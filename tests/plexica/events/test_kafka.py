@@ -124,7 +124,9 @@ async def test_dead_letter_record_carries_the_original_record_and_why_it_failed(
         raise KeyError("sku")
 
     bus = make_bus(plugin_types=types_of(plugin))
-    bus.subscribe(plugin, Subscription(event_type=f"{plugin}.order.placed", handler=broken, name="ship", max_attempts=2))
+    bus.subscribe(
+        plugin, Subscription(event_type=f"{plugin}.order.placed", handler=broken, name="ship", max_attempts=2)
+    )
     await bus.start()
     event = event_for(plugin, tenant, "order.placed", data={"sku": "A-1"}, subject="o-1")
     await bus.publish(event)

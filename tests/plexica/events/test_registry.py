@@ -42,7 +42,9 @@ def test_valid_payload_passes_and_returns_the_definition(registry: EventTypeRegi
     ],
     ids=["unknown", "other-plugins-type", "missing-field", "wrong-nested-type"],
 )
-def test_validate_refuses(registry: EventTypeRegistry, plugin: str, event_type: str, data: object, message: str) -> None:
+def test_validate_refuses(
+    registry: EventTypeRegistry, plugin: str, event_type: str, data: object, message: str
+) -> None:
     with pytest.raises(EventError, match=message) as caught:
         registry.validate(plugin, event_type, data)
     assert caught.value.event_type == event_type
@@ -50,8 +52,8 @@ def test_validate_refuses(registry: EventTypeRegistry, plugin: str, event_type: 
 
 def test_schema_errors_do_not_echo_the_payload(registry: EventTypeRegistry) -> None:
     with pytest.raises(EventError) as caught:
-        registry.validate("notes", "notes.note.created", {"title": "jane.doe@example.com-secret" * 0 or 42})
-    assert "42" not in str(caught.value)
+        registry.validate("notes", "notes.note.created", {"title": "x", "tags": [{"email": "jane@example.com"}]})
+    assert "jane@example.com" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -59,7 +61,11 @@ def test_schema_errors_do_not_echo_the_payload(registry: EventTypeRegistry) -> N
     [
         ("crm", EventTypeDef(type="notes.note.created"), "only declare event types under 'crm.'"),
         ("notes", EventTypeDef(type="notes.note.created", schema={"type": "object"}), "already registered"),
-        ("notes", EventTypeDef(type="notes.note.moved", schema={"type": 12}), "schema of 'notes.note.moved' is invalid"),
+        (
+            "notes",
+            EventTypeDef(type="notes.note.moved", schema={"type": 12}),
+            "schema of 'notes.note.moved' is invalid",
+        ),
         ("global", EventTypeDef(type="global.tenant.created"), "reserved"),
         ("notes", EventTypeDef(type="notes.bad"), "invalid event type"),
     ],

@@ -8,8 +8,12 @@ The caller owns the transaction: on PostgreSQL (and on SQLite, which we run with
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import threading
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,9 @@ __all__ = [
     "CORE_STREAM",
     "TENANT_STREAM",
     "MigrationStream",
+    "Transition",
+    "alembic_turn",
+    "apply",
     "current_revision",
     "downgrade",
     "head_revision",
@@ -41,6 +48,23 @@ _HERE = Path(__file__).parent
 # each location's is kept until a file under it changes (a plugin upgraded in place).
 _scripts: dict[str, tuple[tuple[tuple[str, int], ...], ScriptDirectory]] = {}
 _scripts_lock = threading.Lock()
+
+# Alembic's ``op`` and ``context`` are module-global proxies, installed for the duration of a
+# run. Runs on async connections suspend at every statement, so two interleaved runs would swap
+# each other's proxies, and one tenant's DDL could reach another tenant's connection. Hence one
+# run at a time per event loop; the rest of a fleet migration (commits, ledger) still overlaps.
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def alembic_turn() -> AsyncIterator[None]:
+    """Hold the event loop's Alembic lock: wrap every ``run_sync`` of this module's functions in it."""
+    loop = asyncio.get_running_loop()
+    lock = _turns.get(loop)
+    if lock is None:
+        lock = _turns[loop] = asyncio.Lock()
+    async with lock:
+        yield
 
 
 def _signature(location: str) -> tuple[tuple[str, int], ...]:
@@ -127,12 +151,30 @@ def current_revision(connection: Connection, stream: MigrationStream, schema: st
     return context.get_current_revision()
 
 
-def _run(connection: Connection, stream: MigrationStream, schema: str, revision: str, *, up: bool) -> str | None:
+@attrs.frozen
+class Transition:
+    """Where one run of a stream took a schema: ``None`` is the base."""
+
+    before: str | None
+    after: str | None
+
+
+def apply(
+    connection: Connection, stream: MigrationStream, schema: str, revision: str, *, up: bool = True
+) -> Transition:
+    """Upgrade (or downgrade) ``schema`` to ``revision`` of ``stream`` on ``connection``.
+
+    Raises:
+        ValidationError: ``revision`` does not exist, or lies behind (ahead, for a downgrade) the
+            schema's current revision.
+    """
     config = stream.config()
     script = stream.script()
-    stream.resolve(revision)
+    target = stream.resolve(revision)
+    before: list[str | None] = [None]
 
     def steps(current: Any, _context: Any) -> Any:
+        before[0] = current[0] if current else None
         try:
             return script._upgrade_revs(revision, current) if up else script._downgrade_revs(revision, current)
         except CommandError as exc:
@@ -147,22 +189,14 @@ def _run(connection: Connection, stream: MigrationStream, schema: str, revision:
             version_table_schema=_version_schema(stream, schema),
         )
         env.run_migrations()
-    return current_revision(connection, stream, schema)
+    return Transition(before[0], target)
 
 
 def upgrade(connection: Connection, stream: MigrationStream, schema: str, revision: str = "head") -> str | None:
-    """Upgrade ``schema`` to ``revision`` of ``stream`` on ``connection``; return the new revision.
-
-    Raises:
-        ValidationError: ``revision`` does not exist in the stream, or lies behind the current one.
-    """
-    return _run(connection, stream, schema, revision, up=True)
+    """Upgrade ``schema`` to ``revision`` of ``stream``; return the revision now in place (see :func:`apply`)."""
+    return apply(connection, stream, schema, revision).after
 
 
 def downgrade(connection: Connection, stream: MigrationStream, schema: str, revision: str = "base") -> str | None:
-    """Downgrade ``schema`` to ``revision`` (default: drop everything the stream created).
-
-    Raises:
-        ValidationError: ``revision`` does not exist in the stream, or lies ahead of the current one.
-    """
-    return _run(connection, stream, schema, revision, up=False)
+    """Downgrade ``schema`` to ``revision`` (default: drop everything the stream created)."""
+    return apply(connection, stream, schema, revision, up=False).after

@@ -105,7 +105,7 @@ CORE_EVENT_TYPES = (
         schema=_MEMBER_SCHEMA,
     ),
     EventTypeDef(
-        type="core.workspace.member.role_updated",
+        type="core.workspace.member.role-updated",
         description="A workspace member's role changed",
         schema={**_MEMBER_SCHEMA, "required": [*_MEMBER_SCHEMA["required"], "previous_role"]},
     ),

@@ -1,0 +1,139 @@
+"""``plexica plugins install|upgrade|uninstall NAME --tenant SLUG|--all``: per-tenant plugin installs.
+
+With ``--all`` every active or suspended tenant is handled in turn; one tenant's failure is
+reported and the others still run (the command then exits non-zero). The plugin and the
+revision are checked before any tenant is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import attrs
+import click
+
+from plexica.cli.migrate import run_with_platform
+from plexica.cli.output import echo_json, print_table
+from plexica.platform import Platform
+from plexica.tenancy.service import PluginChange, TenantService
+from plexica_sdk.converter import unstructure
+from plexica_sdk.errors import BackendUnavailableError, ConflictError, NotFoundError, PlexicaError
+
+__all__ = ["install", "uninstall", "upgrade"]
+
+Action = Callable[[TenantService, str], Awaitable[PluginChange]]
+
+
+@attrs.frozen
+class _Outcome:
+    tenant: str
+    result: Literal["done", "skipped", "failed"]
+    before: str | None = None
+    after: str | None = None
+    message: str = ""
+
+
+async def _each_tenant(
+    platform: Platform, slug: str | None, check: Callable[[], None], action: Action
+) -> list[_Outcome]:
+    check()  # unknown plugin or revision: fail before touching any tenant
+    service = platform.tenants
+    slugs = [slug] if slug else [t.slug for t in await service.list() if t.status in ("active", "suspended")]
+    outcomes = []
+    for each in slugs:
+        try:
+            change = await action(service, each)
+        except PlexicaError as exc:
+            if slug or isinstance(exc, BackendUnavailableError):
+                raise  # one tenant asked for: its error is the command's error
+            skipped = isinstance(exc, ConflictError | NotFoundError)  # already installed, or not installed
+            outcomes.append(_Outcome(each, "skipped" if skipped else "failed", message=str(exc)))
+        else:
+            outcomes.append(_Outcome(each, "done", change.before, change.after))
+    return outcomes
+
+
+def _run(
+    obj: Any, slug: str | None, all_tenants: bool, check: Callable[[Platform], None], action: Action, as_json: bool
+) -> None:
+    if bool(slug) == all_tenants:
+        raise click.UsageError("give exactly one of --tenant SLUG or --all")
+    outcomes = run_with_platform(obj, lambda platform: _each_tenant(platform, slug, lambda: check(platform), action))
+    if as_json:
+        echo_json([unstructure(outcome) for outcome in outcomes])
+    else:
+        print_table(
+            ["tenant", "result", "schema revision", "message"],
+            [[o.tenant, o.result, f"{o.before or '-'} → {o.after or '-'}", o.message] for o in outcomes],
+        )
+    failed = [o.tenant for o in outcomes if o.result == "failed"]
+    if failed:
+        raise click.ClickException(f"failed for {len(failed)} tenant(s): {', '.join(failed)}")
+
+
+_tenant = click.option("--tenant", "slug", default=None, help="The tenant's slug.")
+_all = click.option("--all", "all_tenants", is_flag=True, help="Every active or suspended tenant.")
+_json = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.command()
+@click.argument("name")
+@_tenant
+@_all
+@click.option("--revision", default=None, help="Stop at this revision of the plugin's tables (pins the tenant).")
+@_json
+@click.pass_obj
+def install(obj: Any, name: str, slug: str | None, all_tenants: bool, revision: str | None, as_json: bool) -> None:
+    """Install plugin NAME for tenants: run its migrations in their schemas, then its install hook."""
+    _run(
+        obj,
+        slug,
+        all_tenants,
+        lambda platform: platform.tenants.check_plugin(name, revision),
+        lambda service, each: service.install_plugin(each, name, revision=revision),
+        as_json,
+    )
+
+
+@click.command()
+@click.argument("name")
+@_tenant
+@_all
+@click.option("--revision", default=None, help="Stop at this revision (default: head, which unpins).")
+@_json
+@click.pass_obj
+def upgrade(obj: Any, name: str, slug: str | None, all_tenants: bool, revision: str | None, as_json: bool) -> None:
+    """Run plugin NAME's pending migrations for tenants, then its upgrade hook."""
+    _run(
+        obj,
+        slug,
+        all_tenants,
+        lambda platform: platform.tenants.check_plugin(name, revision),
+        lambda service, each: service.upgrade_plugin(each, name, revision=revision),
+        as_json,
+    )
+
+
+@click.command()
+@click.argument("name")
+@_tenant
+@_all
+@click.option("--keep-data", is_flag=True, help="Keep the plugin's tables (a later install finds them).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation before dropping tables.")
+@_json
+@click.pass_obj
+def uninstall(
+    obj: Any, name: str, slug: str | None, all_tenants: bool, keep_data: bool, yes: bool, as_json: bool
+) -> None:
+    """Uninstall plugin NAME for tenants: its uninstall hook, then its tables unless --keep-data."""
+    if not keep_data and not yes:
+        click.confirm(f"Drop plugin {name}'s tables and data for {slug or 'every tenant'}?", abort=True)
+    _run(
+        obj,
+        slug,
+        all_tenants,
+        lambda platform: platform.tenants.check_plugin(name),
+        lambda service, each: service.uninstall_plugin(each, name, keep_data=keep_data),
+        as_json,
+    )

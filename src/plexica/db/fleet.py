@@ -1,0 +1,310 @@
+"""Fleet migration: ``core``, then every tenant's base stream and installed plugin streams.
+
+The plan comes from three queries (tenants, installs, ledger) and each stream's head, computed
+once: a tenant whose ledger rows are at their targets is skipped without opening its schema, so
+a fleet with nothing pending costs milliseconds however many tenants it has. Pending tenants are
+migrated by a bounded pool of workers, each tenant in one transaction (see
+:class:`~plexica.db.migrator.TenantMigrator`). By default the first failure stops the run: the
+failed tenant is rolled back and recorded, tenants not started yet are reported ``skipped``, and
+a re-run picks up from the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Literal, final
+
+import attrs
+
+from plexica.db.engine import Database
+from plexica.db.ledger import LedgerEntry, read_ledger
+from plexica.db.migrations import TENANT_STREAM, MigrationStream
+from plexica.db.migrator import MigrationError, TenantMigrator
+from plexica.db.templates import TemplateProvisioner
+from plexica.tenancy.repository import TenantPlugin, TenantRepository
+from plexica_sdk.errors import BackendUnavailableError
+from plexica_sdk.types import TenantInfo
+
+__all__ = ["FleetMigrator", "FleetReport", "StreamChange", "StreamState", "TenantResult"]
+
+TenantOutcome = Literal["up-to-date", "migrated", "failed", "skipped"]
+
+#: Tenants whose schemas ``plexica migrate`` keeps at head (provisioning ones finish by retrying).
+MIGRATED_STATUSES = ("active", "suspended")
+
+
+@attrs.frozen
+class StreamChange:
+    stream: str
+    before: str | None
+    after: str | None
+
+
+@attrs.frozen
+class TenantResult:
+    """What the run did to one tenant."""
+
+    slug: str
+    schema: str
+    outcome: TenantOutcome
+    changes: tuple[StreamChange, ...] = ()
+    error: str | None = None
+    duration_ms: int = 0
+
+
+@attrs.frozen
+class FleetReport:
+    """The outcome of one ``plexica migrate`` run."""
+
+    core: str | None
+    heads: dict[str, str | None]
+    concurrency: int
+    canary: int
+    results: tuple[TenantResult, ...]
+    stopped: bool
+    wall_ms: int
+    #: Tenants the ledger showed at head: not opened, not in ``results``.
+    up_to_date: int = 0
+    #: Warm spare schemas created after the run (PostgreSQL).
+    spares_created: int = 0
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(("up-to-date", "migrated", "failed", "skipped"), 0)
+        counts["up-to-date"] = self.up_to_date
+        for result in self.results:
+            counts[result.outcome] += 1
+        return counts
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.outcome in ("failed", "skipped") for r in self.results)
+
+
+@attrs.frozen
+class StreamState:
+    """Where one tenant stands on one stream, from the ledger (``plexica migrate status``)."""
+
+    slug: str
+    schema: str
+    tenant_status: str
+    stream: str
+    revision: str | None
+    target: str | None
+    state: Literal["current", "pending", "failed", "unknown"]
+    error: str | None = None
+    applied_at: dt.datetime | None = None
+
+
+@attrs.frozen
+class _Job:
+    tenant: TenantInfo
+    #: (stream, revision per the ledger, target revision)
+    streams: tuple[tuple[MigrationStream, str | None, str], ...]
+
+
+@final
+class FleetMigrator:
+    """Plans and runs migrations over every tenant; reports per tenant."""
+
+    def __init__(self, db: Database, migrator: TenantMigrator, templates: TemplateProvisioner | None = None) -> None:
+        self.db = db
+        self.migrator = migrator
+        self.templates = templates
+        self.repo = TenantRepository()
+
+    def _targets(self, installs: dict[str, TenantPlugin]) -> list[tuple[MigrationStream, str | None]]:
+        """Each stream a tenant should have and the revision it should be at (None: no revisions)."""
+        targets: list[tuple[MigrationStream, str | None]] = [(TENANT_STREAM, TENANT_STREAM.head)]
+        for name in sorted(installs):
+            install = installs[name]
+            stream = self.migrator.plugin_stream(name)
+            if stream is not None and install.status == "enabled":
+                targets.append((stream, install.target_revision or stream.head))
+        return targets
+
+    async def _load(
+        self, statuses: Collection[str] | None
+    ) -> tuple[Sequence[TenantInfo], dict[str, dict[str, TenantPlugin]], dict[tuple[str, str], LedgerEntry]]:
+        async with self.db.core_connection() as conn:
+            tenants = await self.repo.list(conn, statuses=statuses)
+            return tenants, await self.repo.all_plugins(conn), await read_ledger(conn)
+
+    async def plan(self, *, verify: bool = False, slugs: Collection[str] | None = None) -> tuple[list[_Job], int]:
+        """The tenants with pending streams, in slug order, and how many are already up to date.
+
+        ``verify`` ignores the ledger: every tenant's streams are checked against their version tables.
+        """
+        tenants, installs, ledger = await self._load(MIGRATED_STATUSES)
+        jobs: list[_Job] = []
+        current = 0
+        for tenant in tenants:
+            if slugs is not None and tenant.slug not in slugs:
+                continue
+            pending = []
+            for stream, target in self._targets(installs.get(tenant.id, {})):
+                entry = ledger.get((tenant.schema, stream.name))
+                revision = entry.revision if entry is not None else None
+                up_to_date = entry is not None and entry.outcome == "ok" and revision == target
+                if target is not None and (verify or not up_to_date):
+                    pending.append((stream, revision, target))
+            if pending:
+                jobs.append(_Job(tenant, tuple(pending)))
+            else:
+                current += 1
+        return jobs, current
+
+    async def run(
+        self,
+        *,
+        concurrency: int = 4,
+        canary: int = 0,
+        keep_going: bool = False,
+        verify: bool = False,
+        slugs: Collection[str] | None = None,
+        spares: int | None = None,
+        on_plan: Callable[[int, int], None] | None = None,
+        on_result: Callable[[TenantResult], None] | None = None,
+    ) -> FleetReport:
+        """Migrate ``core``, then every pending tenant.
+
+        Args:
+            concurrency: tenants migrated at once; capped by the database's connection limit.
+            canary: migrate this many tenants first and stop there if any of them fails.
+            keep_going: carry on after a failure instead of stopping (canary failures still stop).
+            verify: ignore the ledger and check each tenant's version tables (slow; repairs the ledger).
+            slugs: only these tenants.
+            spares: warm spare schemas to keep at head afterwards (None: as many as there are);
+                stale spares are replaced. Needs ``templates``; only when nothing failed.
+            on_plan: called with (pending, up to date) once the plan is known.
+            on_result: called as each pending tenant finishes (or is skipped).
+
+        Raises:
+            BackendUnavailableError: the database is down; tenants finished so far stay migrated.
+        """
+        started = time.perf_counter()
+        core = await self.migrator.migrate_core()
+        jobs, current = await self.plan(verify=verify, slugs=slugs)
+        if on_plan is not None:
+            on_plan(len(jobs), current)
+        limit = max(1, min(concurrency, self.db.max_connections))
+        waves = [jobs[:canary], jobs[canary:]] if canary > 0 else [jobs]
+        results: list[TenantResult] = []
+        stopped = False
+        for number, wave in enumerate(waves):
+            if stopped:
+                for job in wave:
+                    results.append(self._skipped(job, on_result))
+                continue
+            failed = await self._run_wave(wave, limit, keep_going, results, on_result)
+            stopped = failed and (not keep_going or (canary > 0 and number == 0))
+        heads = {TENANT_STREAM.name: TENANT_STREAM.head}
+        for job in jobs:
+            heads.update((stream.name, stream.head) for stream, _, _ in job.streams)
+        created = 0
+        if self.templates is not None and not stopped:
+            streams = self.migrator.streams_for(self.migrator.plugins.installable)
+            created = await self.templates.refill(streams, spares)
+        return FleetReport(
+            core=core,
+            heads=heads,
+            concurrency=limit,
+            canary=canary,
+            results=tuple(sorted(results, key=lambda r: r.slug)),
+            stopped=stopped,
+            wall_ms=round((time.perf_counter() - started) * 1000),
+            up_to_date=current,
+            spares_created=created,
+        )
+
+    async def _run_wave(
+        self,
+        wave: list[_Job],
+        limit: int,
+        keep_going: bool,
+        results: list[TenantResult],
+        on_result: Callable[[TenantResult], None] | None,
+    ) -> bool:
+        queue: Iterator[_Job] = iter(wave)
+        failed = False
+
+        async def worker() -> None:
+            nonlocal failed
+            for job in queue:  # one shared iterator: each job goes to exactly one worker
+                if failed and not keep_going:
+                    results.append(self._skipped(job, on_result))
+                    continue
+                result = await self._migrate(job)
+                failed = failed or result.outcome == "failed"
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(limit, len(wave))):
+                    group.create_task(worker())
+        except* BackendUnavailableError as errors:
+            raise errors.exceptions[0] from None
+        return failed
+
+    async def _migrate(self, job: _Job) -> TenantResult:
+        started = time.perf_counter()
+        tenant = job.tenant
+        try:
+            after = await self.migrator.migrate(
+                tenant.schema, [(stream, target) for stream, _, target in job.streams], tenant_id=tenant.id
+            )
+        except MigrationError as exc:
+            return TenantResult(
+                tenant.slug,
+                tenant.schema,
+                "failed",
+                error=f"{exc.stream}: {exc.reason}",
+                duration_ms=round((time.perf_counter() - started) * 1000),
+            )
+        changes = tuple(StreamChange(name, move.before, move.after) for name, move in after.items())
+        return TenantResult(
+            tenant.slug,
+            tenant.schema,
+            "migrated" if any(c.before != c.after for c in changes) else "up-to-date",
+            changes,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+        )
+
+    @staticmethod
+    def _skipped(job: _Job, on_result: Callable[[TenantResult], None] | None) -> TenantResult:
+        result = TenantResult(job.tenant.slug, job.tenant.schema, "skipped", error="not started: the run stopped")
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    async def status(self) -> list[StreamState]:
+        """Every tenant's position on each of its streams, from the ledger alone."""
+        tenants, installs, ledger = await self._load(None)
+        states: list[StreamState] = []
+        for tenant in tenants:
+            for stream, target in self._targets(installs.get(tenant.id, {})):
+                entry = ledger.get((tenant.schema, stream.name))
+                if entry is None:
+                    state: Literal["current", "pending", "failed", "unknown"] = "unknown"
+                elif entry.outcome == "failed":
+                    state = "failed"
+                else:
+                    state = "current" if entry.revision == target else "pending"
+                states.append(
+                    StreamState(
+                        slug=tenant.slug,
+                        schema=tenant.schema,
+                        tenant_status=tenant.status,
+                        stream=stream.name,
+                        revision=entry.revision if entry else None,
+                        target=target,
+                        state=state,
+                        error=entry.error if entry and entry.outcome == "failed" else None,
+                        applied_at=entry.applied_at if entry else None,
+                    )
+                )
+        return states

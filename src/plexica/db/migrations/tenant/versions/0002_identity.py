@@ -1,0 +1,68 @@
+"""Identity: removal marks on user profiles, teams and their members.
+
+Revision ID: tenant_0002
+Revises: tenant_0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "tenant_0002"
+down_revision = "tenant_0001"
+branch_labels = None
+depends_on = None
+
+
+def _schema() -> str | None:
+    # Alembic's ALTER and index statements name their table by string, so the connection's
+    # ``schema_translate_map`` never reaches them: pass the tenant's schema explicitly.
+    translate = op.get_bind().get_execution_options().get("schema_translate_map") or {}
+    schema: str | None = translate.get(None)
+    return schema
+
+
+def upgrade() -> None:
+    schema = _schema()
+    op.add_column("users", sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True), schema=schema)
+    op.add_column("users", sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True), schema=schema)
+    op.create_index("ix_users_email", "users", ["email"], schema=schema)
+
+    op.create_table(
+        "teams",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("description", sa.String(2000), nullable=True),
+        sa.Column("created_by", sa.String(255), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("name", name="uq_teams_name"),
+    )
+    op.create_table(
+        "team_members",
+        sa.Column(
+            "team_id",
+            sa.String(36),
+            sa.ForeignKey("teams.id", ondelete="CASCADE", name="fk_team_members_team_id_teams"),
+            primary_key=True,
+        ),
+        sa.Column(
+            "user_id",
+            sa.String(255),
+            sa.ForeignKey("users.id", ondelete="CASCADE", name="fk_team_members_user_id_users"),
+            primary_key=True,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_team_members_user_id", "team_members", ["user_id"], schema=schema)
+
+
+def downgrade() -> None:
+    schema = _schema()
+    op.drop_index("ix_team_members_user_id", table_name="team_members", schema=schema)
+    op.drop_table("team_members")
+    op.drop_table("teams")
+    op.drop_index("ix_users_email", table_name="users", schema=schema)
+    op.drop_column("users", "removed_at", schema=schema)
+    op.drop_column("users", "updated_at", schema=schema)

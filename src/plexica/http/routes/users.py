@@ -1,0 +1,114 @@
+"""Core API: a tenant's users (``/api/core/v1/users``) and the platform's super-admins (``/super-admins``).
+
+Profiles are created by a user's first request (see :mod:`plexica.http.user_middleware`); here
+they are listed, read, disabled, enabled and removed. Reading needs ``core:user:read``, changing
+``core:user:manage``. The super-admin allow-list is managed by super-admins only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from plexica.http.guards import platform_of, require_super_admin
+from plexica.http.routes._people import as_json, body_object, iso, page_json, paging, tenant_user
+from plexica.identity.models import SuperAdmin, UserProfile
+
+__all__ = ["routes"]
+
+READ = "core:user:read"
+MANAGE = "core:user:manage"
+
+
+def _user_json(user: UserProfile) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "display_name": user.display_name,
+        "status": user.status,
+        "created_at": iso(user.created_at),
+        "last_seen_at": iso(user.last_seen_at),
+        "updated_at": iso(user.updated_at),
+        "removed_at": iso(user.removed_at),
+    }
+
+
+def _super_admin_json(entry: SuperAdmin) -> dict[str, Any]:
+    return as_json(entry)
+
+
+async def list_users(request: Request) -> JSONResponse:
+    """The tenant's users by username, paginated; ``status`` filters (``active``, ``disabled``, ``removed``)."""
+    ctx, _ = tenant_user(request, READ)
+    cursor, limit = paging(request)
+    page = await platform_of(request).users.list(
+        ctx, status=request.query_params.get("status") or None, cursor=cursor, limit=limit
+    )
+    return JSONResponse(page_json(page, _user_json))
+
+
+async def get_user(request: Request) -> JSONResponse:
+    ctx, _ = tenant_user(request, READ)
+    return JSONResponse(_user_json(await platform_of(request).users.get(ctx, request.path_params["user_id"])))
+
+
+async def disable_user(request: Request) -> JSONResponse:
+    """Refuse a user from their next request on; memberships stay."""
+    ctx, principal = tenant_user(request, MANAGE)
+    user = await platform_of(request).users.disable(ctx, request.path_params["user_id"], actor_id=principal.id)
+    return JSONResponse(_user_json(user))
+
+
+async def enable_user(request: Request) -> JSONResponse:
+    """Let a disabled or removed user in again (a removed one has no memberships left)."""
+    ctx, principal = tenant_user(request, MANAGE)
+    user = await platform_of(request).users.enable(ctx, request.path_params["user_id"], actor_id=principal.id)
+    return JSONResponse(_user_json(user))
+
+
+async def remove_user(request: Request) -> Response:
+    """Remove a user: disabled at once, every team and workspace membership dropped."""
+    ctx, principal = tenant_user(request, MANAGE)
+    await platform_of(request).users.remove(ctx, request.path_params["user_id"], actor_id=principal.id)
+    return Response(status_code=204)
+
+
+async def list_super_admins(request: Request) -> JSONResponse:
+    require_super_admin(request)
+    entries = await platform_of(request).super_admins.list()
+    return JSONResponse({"items": [_super_admin_json(entry) for entry in entries]})
+
+
+async def grant_super_admin(request: Request) -> JSONResponse:
+    """Put a platform-realm user on the allow-list (the first entry must be the caller)."""
+    principal = require_super_admin(request)
+    body = await body_object(request)
+    entry = await platform_of(request).super_admins.grant(
+        body.get("user_id"), username=body.get("username"), granted_by=principal
+    )
+    return JSONResponse(
+        _super_admin_json(entry), status_code=201, headers={"Location": f"{request.url.path}/{entry.user_id}"}
+    )
+
+
+async def revoke_super_admin(request: Request) -> Response:
+    """Take a user off the allow-list (never the last one)."""
+    principal = require_super_admin(request)
+    await platform_of(request).super_admins.revoke(request.path_params["user_id"], revoked_by=principal)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/users", list_users, methods=["GET"]),
+    Route("/users/{user_id}", get_user, methods=["GET"]),
+    Route("/users/{user_id}", remove_user, methods=["DELETE"]),
+    Route("/users/{user_id}/disable", disable_user, methods=["POST"]),
+    Route("/users/{user_id}/enable", enable_user, methods=["POST"]),
+    Route("/super-admins", list_super_admins, methods=["GET"]),
+    Route("/super-admins", grant_super_admin, methods=["POST"]),
+    Route("/super-admins/{user_id}", revoke_super_admin, methods=["DELETE"]),
+]
