@@ -63,7 +63,8 @@ class Platform:
         self.plugins = PluginManager(
             discover(
                 paths=settings.plugins,
-                objects=[*plugins, *([realm_plugin] if realm_plugin is not None else [])],
+                objects=plugins,
+                builtins=[realm_plugin] if realm_plugin is not None else [],
                 use_entry_points=settings.load_entry_points,
                 disabled=settings.disabled_plugins,
             ),

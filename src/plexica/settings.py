@@ -135,7 +135,7 @@ class HttpSettings:
     #: Suffix after the tenant slug in host names (``acme.example.com`` → ``acme``); None disables it.
     tenant_host_suffix: str | None = None
     access_log: bool = True
-    plugin_timeout_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    plugin_timeout_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)

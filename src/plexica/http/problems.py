@@ -11,6 +11,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
+from plexica.identity.keycloak import IdentityAdminError
 from plexica_sdk.errors import (
     AuthenticationError,
     BackendUnavailableError,
@@ -97,6 +98,10 @@ def problem_for(exc: BaseException, *, trace_id: str | None = None) -> ProblemRe
             )
         case PluginCallError():
             return problem(502, "Bad Gateway", f"plugin {exc.plugin!r} failed", kind="plugin-failed", trace_id=trace_id)
+        case IdentityAdminError():
+            return problem(
+                502, "Bad Gateway", "the identity server refused the change", kind="identity", trace_id=trace_id
+            )
         case HTTPException():
             return problem(
                 exc.status_code,

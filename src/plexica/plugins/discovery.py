@@ -63,11 +63,17 @@ def discover(
     *,
     paths: Sequence[str] = (),
     objects: Iterable[object] = (),
+    builtins: Iterable[object] = (),
     use_entry_points: bool = True,
     disabled: Sequence[str] = (),
 ) -> list[PluginSource]:
-    """Collect plugin objects in a stable order: built-ins, entry points, paths, then objects."""
+    """Collect plugin objects in a stable order: built-ins, entry points, paths, then objects.
+
+    ``builtins`` are host-provided plugins chosen by settings (e.g. Keycloak realm management):
+    registered as built-in, so they are never installed or uninstalled per tenant.
+    """
     sources = [PluginSource(plugin, f"builtin:{name}", "builtin") for name, plugin in builtin_plugins()]
+    sources.extend(PluginSource(plugin, f"builtin:{type(plugin).__name__}", "builtin") for plugin in builtins)
     if use_entry_points:
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
             if ep.name in disabled:
