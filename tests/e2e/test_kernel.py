@@ -174,8 +174,13 @@ async def test_health_ready_openapi_and_metrics(host: Host) -> None:
 
 async def test_me_and_plugins_list(host: Host) -> None:
     token = host.auth(host.token("acme", user="dave", roles=["member"]))
-    me = (await host.client.get("/api/core/v1/me", headers={**token, "X-Workspace-ID": "ws-1"})).json()
-    assert (me["id"], me["tenant"], me["workspace"], me["is_super_admin"]) == ("dave", "acme", "ws-1", False)
+    created = await host.client.post("/api/core/v1/workspaces", json={"name": "Sales", "slug": "sales"}, headers=token)
+    assert created.status_code == 201, created.text
+    workspace = created.json()["id"]
+    me = (await host.client.get("/api/core/v1/me", headers={**token, "X-Workspace-ID": workspace})).json()
+    assert (me["id"], me["tenant"], me["workspace"], me["is_super_admin"]) == ("dave", "acme", workspace, False)
+    foreign = await host.client.get("/api/core/v1/me", headers={**token, "X-Workspace-ID": "not-a-workspace"})
+    assert_problem(foreign, 404)
     plugins = (await host.client.get("/api/core/v1/plugins", headers=token)).json()["items"]
     assert {p["name"]: p["installed"] for p in plugins} == {"core": True, "notes": True}
 
