@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import Literal, final
+from typing import Any, Literal, final
 
 import attrs
 
 from plexica.db.engine import Database
-from plexica.db.ledger import LedgerEntry, read_ledger
-from plexica.db.migrations import TENANT_STREAM, MigrationStream
-from plexica.db.migrator import MigrationError, TenantMigrator
+from plexica.db.ledger import LedgerEntry, read_ledger, record_failure, record_success
+from plexica.db.migrations import TENANT_STREAM, MigrationStream, Transition
+from plexica.db.migrator import MigrationError, TenantMigrator, error_reason
+from plexica.db.replay import Replay, StaleLedgerError, capture_transition, replay
 from plexica.db.templates import TemplateProvisioner
 from plexica.tenancy.repository import TenantPlugin, TenantRepository
 from plexica_sdk.errors import BackendUnavailableError
 from plexica_sdk.types import TenantInfo
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["FleetMigrator", "FleetReport", "StreamChange", "StreamState", "TenantResult"]
 
@@ -101,8 +105,13 @@ class StreamState:
 @attrs.frozen
 class _Job:
     tenant: TenantInfo
-    #: (stream, revision per the ledger, target revision)
+    #: Pending streams: (stream, revision per the ledger, target revision).
     streams: tuple[tuple[MigrationStream, str | None, str], ...]
+    #: Every stream of the tenant, pending or not, the same way: where a replay starts from.
+    state: tuple[tuple[MigrationStream, str | None, str | None], ...]
+
+    def signature(self) -> tuple[tuple[str, str, str | None, str | None], ...]:
+        return tuple((s.name, s.script_location, before, target) for s, before, target in self.state)
 
 
 @final
@@ -144,14 +153,16 @@ class FleetMigrator:
             if slugs is not None and tenant.slug not in slugs:
                 continue
             pending = []
+            state = []
             for stream, target in self._targets(installs.get(tenant.id, {})):
                 entry = ledger.get((tenant.schema, stream.name))
                 revision = entry.revision if entry is not None else None
+                state.append((stream, revision, target))
                 up_to_date = entry is not None and entry.outcome == "ok" and revision == target
                 if target is not None and (verify or not up_to_date):
                     pending.append((stream, revision, target))
             if pending:
-                jobs.append(_Job(tenant, tuple(pending)))
+                jobs.append(_Job(tenant, tuple(pending), tuple(state)))
             else:
                 current += 1
         return jobs, current
@@ -165,6 +176,7 @@ class FleetMigrator:
         verify: bool = False,
         slugs: Collection[str] | None = None,
         spares: int | None = None,
+        replay: bool = True,
         on_plan: Callable[[int, int], None] | None = None,
         on_result: Callable[[TenantResult], None] | None = None,
     ) -> FleetReport:
@@ -176,6 +188,8 @@ class FleetMigrator:
             keep_going: carry on after a failure instead of stopping (canary failures still stop).
             verify: ignore the ledger and check each tenant's version tables (slow; repairs the ledger).
             slugs: only these tenants.
+            replay: on PostgreSQL, run each distinct transition once with Alembic and replay its
+                SQL in the other tenants (:mod:`plexica.db.replay`); False runs Alembic per tenant.
             spares: warm spare schemas to keep at head afterwards (None: as many as there are);
                 stale spares are replaced. Needs ``templates``; only when nothing failed.
             on_plan: called with (pending, up to date) once the plan is known.
@@ -185,6 +199,10 @@ class FleetMigrator:
             BackendUnavailableError: the database is down; tenants finished so far stay migrated.
         """
         started = time.perf_counter()
+        self._captures: dict[Any, Replay] | None = (
+            {} if replay and not verify and self.db.dialect == "postgresql" else None
+        )
+        self._capturing = asyncio.Lock()
         core = await self.migrator.migrate_core()
         jobs, current = await self.plan(verify=verify, slugs=slugs)
         if on_plan is not None:
@@ -254,9 +272,11 @@ class FleetMigrator:
         started = time.perf_counter()
         tenant = job.tenant
         try:
-            after = await self.migrator.migrate(
-                tenant.schema, [(stream, target) for stream, _, target in job.streams], tenant_id=tenant.id
-            )
+            moves = await self._replayed(job, started)
+            if moves is None:
+                moves = await self.migrator.migrate(
+                    tenant.schema, [(stream, target) for stream, _, target in job.streams], tenant_id=tenant.id
+                )
         except MigrationError as exc:
             return TenantResult(
                 tenant.slug,
@@ -265,7 +285,7 @@ class FleetMigrator:
                 error=f"{exc.stream}: {exc.reason}",
                 duration_ms=round((time.perf_counter() - started) * 1000),
             )
-        changes = tuple(StreamChange(name, move.before, move.after) for name, move in after.items())
+        changes = tuple(StreamChange(name, move.before, move.after) for name, move in moves.items())
         return TenantResult(
             tenant.slug,
             tenant.schema,
@@ -273,6 +293,56 @@ class FleetMigrator:
             changes,
             duration_ms=round((time.perf_counter() - started) * 1000),
         )
+
+    async def _replayed(self, job: _Job, started: float) -> dict[str, Transition] | None:
+        """Migrate ``job`` by replay; None when it must go through Alembic instead.
+
+        Raises:
+            MigrationError: the replay failed (rolled back, and recorded in the ledger).
+        """
+        if self._captures is None:
+            return None
+        key = job.signature()
+        async with self._capturing:  # one capture per distinct transition, however many workers
+            captured = self._captures.get(key)
+            if captured is None:
+                try:
+                    captured = await capture_transition(self.db, job.state)
+                except BackendUnavailableError:
+                    raise
+                except Exception as exc:  # e.g. a ledger naming a revision the scripts lack: Alembic reports it
+                    logger.warning("cannot capture a transition; using Alembic", extra={"error": error_reason(exc)})
+                    captured = Replay("", "", (), {}, replayable=False)
+                self._captures[key] = captured
+        if not captured.replayable:
+            return None
+        schema, first = job.tenant.schema, job.streams[0]
+        moves = {s.name: captured.moves.get(s.name, Transition(before, target)) for s, before, target in job.streams}
+        try:
+            async with self.db.tenant_connection(schema) as conn:
+                await replay(conn, captured, schema)
+                revisions = {name: move.after for name, move in moves.items()}
+                duration = round((time.perf_counter() - started) * 1000)
+                await record_success(conn, schema, revisions, tenant_id=job.tenant.id, duration_ms=duration)
+        except StaleLedgerError:
+            return None
+        except BackendUnavailableError:
+            raise
+        except Exception as exc:
+            reason = error_reason(exc)
+            async with self.db.core_connection() as conn:
+                duration = round((time.perf_counter() - started) * 1000)
+                await record_failure(
+                    conn,
+                    schema,
+                    first[0].name,
+                    tenant_id=job.tenant.id,
+                    target=first[2],
+                    error=reason,
+                    duration_ms=duration,
+                )
+            raise MigrationError(schema, first[0].name, first[2], reason) from exc
+        return moves
 
     @staticmethod
     def _skipped(job: _Job, on_result: Callable[[TenantResult], None] | None) -> TenantResult:

@@ -3,14 +3,17 @@
 A row says which revision a schema is at for one stream, when it got there and how the last
 attempt went. ``plexica migrate`` reads the whole ledger in one query and compares it with each
 stream's head, so a fleet with nothing to do costs one query instead of one Alembic run per
-tenant. The ledger is written after the migration's own transaction commits, so it can lag the
-schema (a crash in between) but never run ahead of it; a lagging row only costs a re-check.
+tenant. On PostgreSQL a success is recorded in the migration's own transaction; on SQLite (where
+``core`` is another file) right after it commits, so the ledger can lag a schema (a crash in
+between) but never run ahead of it, and a lagging row only costs a re-check. Failures are
+recorded after the rollback.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+import functools
+from collections.abc import Collection
 from typing import Any, Literal
 
 import attrs
@@ -86,13 +89,19 @@ async def read_ledger(
     return {(e.schema, e.stream): e for e in map(_entry, (await conn.execute(query)).all())}
 
 
-def _upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]], update: Sequence[str]) -> Any:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(migration_ledger).values(list(rows))
+@functools.cache
+def _upsert(dialect: str, update: tuple[str, ...]) -> Any:
+    """One statement per dialect and column set, executed with a list of rows: compiled once, cached."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(migration_ledger)
     return statement.on_conflict_do_update(
         index_elements=[migration_ledger.c.schema_name, migration_ledger.c.stream],
         set_={name: statement.excluded[name] for name in update},
     )
+
+
+_SUCCESS = ("tenant_id", "revision", "target", "outcome", "error", "duration_ms", "applied_at")
+_FAILURE = ("target", "outcome", "error", "duration_ms", "applied_at")
 
 
 async def record_success(
@@ -121,8 +130,7 @@ async def record_success(
         }
         for stream, revision in revisions.items()
     ]
-    columns = ("tenant_id", "revision", "target", "outcome", "error", "duration_ms", "applied_at")
-    await conn.execute(_upsert(conn, rows, columns))
+    await conn.execute(_upsert(conn.dialect.name, _SUCCESS), rows)
 
 
 async def record_failure(
@@ -147,7 +155,7 @@ async def record_failure(
         "duration_ms": duration_ms,
         "applied_at": _now(),
     }
-    await conn.execute(_upsert(conn, [row], ("target", "outcome", "error", "duration_ms", "applied_at")))
+    await conn.execute(_upsert(conn.dialect.name, _FAILURE), [row])
 
 
 async def forget(conn: AsyncConnection, schema: str, stream: str | None = None) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import final
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import DropTable
 
 from plexica.db.engine import Database
@@ -33,7 +34,7 @@ from plexica.plugins.manager import PluginManager
 from plexica.tenancy.naming import check_identifier
 from plexica_sdk.errors import BackendUnavailableError, PlexicaError
 
-__all__ = ["MigrationError", "TenantMigrator"]
+__all__ = ["MigrationError", "TenantMigrator", "error_reason"]
 
 #: Serializes ``core`` migrations between processes starting at once (PostgreSQL advisory lock).
 _CORE_LOCK_KEY = 0x706C6578  # "plex"
@@ -50,7 +51,8 @@ class MigrationError(PlexicaError):
         self.reason = reason
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
+    """One line saying what failed: the exception's type and its first line (no SQL, no parameters)."""
     # A database error's first line says what failed; the rest is SQL and parameters.
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
@@ -105,14 +107,18 @@ class TenantMigrator:
         started = time.perf_counter()
         done: dict[str, Transition] = {}
         stream, target = targets[0] if targets else (TENANT_STREAM, "head")
+        same_transaction = self.db.dialect == "postgresql"  # SQLite: core is another file
         try:
-            async with self.db.tenant_connection(schema) as conn, alembic_turn():
-                for stream, target in targets:
-                    done[stream.name] = await conn.run_sync(apply, stream, schema, target)
+            async with self.db.tenant_connection(schema) as conn:
+                async with alembic_turn():
+                    for stream, target in targets:
+                        done[stream.name] = await conn.run_sync(apply, stream, schema, target)
+                if same_transaction:  # the ledger commits with the schema change itself
+                    await self._record(conn, schema, done, tenant_id, started)
         except BackendUnavailableError:
             raise
         except Exception as exc:
-            reason = _reason(exc)
+            reason = error_reason(exc)
             async with self.db.core_connection() as conn:
                 await record_failure(
                     conn,
@@ -124,10 +130,17 @@ class TenantMigrator:
                     duration_ms=_ms(started),
                 )
             raise MigrationError(schema, stream.name, target, reason) from exc
-        async with self.db.core_connection() as conn:
-            revisions = {name: transition.after for name, transition in done.items()}
-            await record_success(conn, schema, revisions, tenant_id=tenant_id, duration_ms=_ms(started))
+        if not same_transaction:
+            async with self.db.core_connection() as conn:
+                await self._record(conn, schema, done, tenant_id, started)
         return done
+
+    @staticmethod
+    async def _record(
+        conn: AsyncConnection, schema: str, done: dict[str, Transition], tenant_id: str | None, started: float
+    ) -> None:
+        revisions = {name: transition.after for name, transition in done.items()}
+        await record_success(conn, schema, revisions, tenant_id=tenant_id, duration_ms=_ms(started))
 
     async def remove(
         self, schema: str, stream: MigrationStream, *, tenant_id: str | None, revision: str = "base"
@@ -154,7 +167,7 @@ class TenantMigrator:
         except BackendUnavailableError:
             raise
         except Exception as exc:
-            raise MigrationError(schema, stream.name, revision, _reason(exc)) from exc
+            raise MigrationError(schema, stream.name, revision, error_reason(exc)) from exc
         if now is not None:
             async with self.db.core_connection() as conn:
                 await record_success(conn, schema, {stream.name: now}, tenant_id=tenant_id, duration_ms=_ms(started))

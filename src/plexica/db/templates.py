@@ -5,12 +5,10 @@ tables, one round trip per step); a new tenant only needs the end result. The te
 once per process and per set of stream heads (its *fingerprint*):
 
 * PostgreSQL: the chains run once in a scratch schema, inside a transaction that is rolled back,
-  while every DDL and DML statement sent to the server is captured. The scratch schema has a
-  random 12-hex-digit name, so substituting the new tenant's schema for it in the captured SQL
-  cannot hit anything else; that also covers statements Alembic renders with an explicit schema
-  (``ALTER TABLE``), which ``schema_translate_map`` never reaches. A new tenant replays the
-  statements in one transaction, the parameterless ones as one script in one round trip. Nothing
-  of the build outlives it: no template schema to keep in step, no catalog bloat, no lock.
+  while every DDL and DML statement sent to the server is captured (:mod:`plexica.db.capture`).
+  A new tenant replays the statements under its own schema name in one transaction, the
+  parameterless ones as one script in one round trip. Nothing of the build outlives it: no
+  template schema to keep in step, no catalog bloat, no lock.
 * SQLite: the chains build a template database file; a new tenant's file is a copy of it, made
   with SQLite's backup API and moved into place atomically.
 
@@ -33,6 +31,7 @@ import attrs
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from plexica.db.capture import READS, Rollback, rename, run_script, script_batches
 from plexica.db.engine import Database, SqliteDatabase
 from plexica.db.ledger import record_success
 from plexica.db.migrations import MigrationStream, alembic_turn, upgrade
@@ -64,43 +63,6 @@ class SchemaTemplate:
 #: Captures kept per process (one per set of stream heads: a few at most, in tests).
 _KEEP = 8
 _captured: dict[str, SchemaTemplate] = {}
-
-
-class _Rollback(Exception):
-    """Ends the capture transaction: the scratch schema must not survive its build."""
-
-
-_READS = ("select", "show", "pragma", "savepoint", "release", "rollback")
-
-
-def _batches(statements: Sequence[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
-    """Join consecutive parameterless statements into scripts, keeping the execution order."""
-    batches: list[tuple[str, Any]] = []
-    script: list[str] = []
-    for statement, parameters in statements:
-        if parameters:
-            if script:
-                batches.append((";\n".join(script), None))
-                script = []
-            batches.append((statement, parameters))
-        else:
-            script.append(statement.strip().rstrip(";"))
-    if script:
-        batches.append((";\n".join(script), None))
-    return tuple(batches)
-
-
-async def _replay(conn: AsyncConnection, batches: Sequence[tuple[str, Any]]) -> None:
-    # The driver connection runs a multi-statement script in one round trip (SQLAlchemy's asyncpg
-    # adapter prepares every statement, which allows one statement at a time). The caller has
-    # executed a statement already, so SQLAlchemy's transaction is open and the script runs in it.
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
-    for sql, parameters in batches:
-        if parameters is None:
-            await driver.execute(sql)
-        else:
-            await conn.exec_driver_sql(sql, parameters)
 
 
 def fingerprint(streams: Sequence[MigrationStream]) -> str:
@@ -181,9 +143,8 @@ class TemplateProvisioner:
     @staticmethod
     async def replay_into(conn: AsyncConnection, template: SchemaTemplate, schema: str) -> None:
         """Create ``schema`` and its tables from a PostgreSQL ``template`` on ``conn`` (no ledger rows)."""
-        scratch = re.compile(rf"\b{template.schema}\b")
         await conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}"))
-        await _replay(conn, [(scratch.sub(schema, sql), parameters) for sql, parameters in template.batches])
+        await run_script(conn, rename(template.batches, template.schema, schema))
 
     async def refill(self, streams: Sequence[MigrationStream], count: int | None = None) -> int:
         """Keep ``count`` warm spares at the heads of ``streams`` (PostgreSQL; SQLite copies a file anyway).
@@ -237,7 +198,7 @@ class TemplateProvisioner:
         revisions: dict[str, str | None] = {}
 
         def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if not statement.lstrip().lower().startswith(_READS):
+            if not statement.lstrip().lower().startswith(READS):
                 captured.append((statement, parameters))
 
         try:
@@ -250,10 +211,10 @@ class TemplateProvisioner:
                             revisions[stream.name] = await conn.run_sync(upgrade, stream, schema, "head")
                 finally:
                     event.remove(conn.sync_connection, "before_cursor_execute", capture)
-                raise _Rollback
-        except _Rollback:
+                raise Rollback
+        except Rollback:
             pass
-        return SchemaTemplate(key, revisions, schema, _batches(captured))
+        return SchemaTemplate(key, revisions, schema, script_batches(captured))
 
     async def _build_sqlite(self, key: str, streams: Sequence[MigrationStream]) -> SchemaTemplate:
         assert isinstance(self.db, SqliteDatabase)

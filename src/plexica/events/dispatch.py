@@ -147,13 +147,15 @@ class Dispatcher:
 
     def _matching(self, plugin: str, msg: Inbound) -> list[Subscription]:
         subs = [s for s in self._subscriptions.get(plugin, ()) if type_matches(s.event_type, msg.event.type)]
-        if subs and any(name == REPLAY_PLUGIN for name, _ in msg.headers):
-            replay = {
-                name: raw.decode(errors="replace") for name, raw in msg.headers if name.startswith("plexica_replay_")
-            }
-            if replay.get(REPLAY_PLUGIN) != plugin:
-                return []
-            subs = [s for s in subs if s.name == replay.get(REPLAY_SUBSCRIPTION)]
+        if subs:
+            replay_plugin = replay_subscription = None
+            for name, raw in msg.headers:  # a plain loop: this runs for every event and plugin
+                if name == REPLAY_PLUGIN:
+                    replay_plugin = raw.decode(errors="replace")
+                elif name == REPLAY_SUBSCRIPTION:
+                    replay_subscription = raw.decode(errors="replace")
+            if replay_plugin is not None:
+                return [s for s in subs if s.name == replay_subscription] if replay_plugin == plugin else []
         return subs
 
     async def deliver(self, plugin: str, msg: Inbound) -> list[DeadLetter]:

@@ -62,6 +62,8 @@ class KafkaOptions:
     max_poll_records: int = 1_000
     #: A batch (handlers, retries, backoff) must finish within this, or the group reassigns its partitions.
     max_poll_interval_ms: int = 300_000
+    #: Bytes fetched per partition per request: bigger fetches keep the handlers fed between round trips.
+    max_partition_fetch_bytes: int = 4 * 1024 * 1024
     poll_timeout_ms: int = 200
     concurrency_per_partition: int = 16
     linger_ms: int = 5
@@ -144,6 +146,7 @@ class KafkaEventBus(BusBase):
                         metadata_max_age_ms=o.metadata_max_age_ms,
                         max_poll_records=o.max_poll_records,
                         max_poll_interval_ms=o.max_poll_interval_ms,
+                        max_partition_fetch_bytes=o.max_partition_fetch_bytes,
                     )
                     await consumer.start()
                     types = [s.event_type for s in self._dispatcher.subscriptions(plugin)]

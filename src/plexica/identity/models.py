@@ -51,7 +51,7 @@ teams = sa.Table(
     "teams",
     tenant_metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), nullable=False),  # unique regardless of case: uq_teams_name_lower
     sa.Column("description", sa.String(2000), nullable=True),
     sa.Column("created_by", sa.String(255), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_team_names_are_unique_regardless_of_case_even_when_creates_race(world: World) -> None:
     results = await asyncio.gather(
-        *(world.teams.create(world.ctx, name="Ops", created_by="a") for _ in range(2)), return_exceptions=True
+        *(world.teams.create(world.ctx, name=name, created_by="a") for name in ("Ops", "oPS")), return_exceptions=True
     )
     assert sorted(type(r).__name__ for r in results) == ["ConflictError", "Team"]
     with pytest.raises(ConflictError):

@@ -4,6 +4,7 @@ removes access by the next request."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -87,7 +88,7 @@ async def reset(tenant: Tenant, engine: PermissionEngine) -> None:
     token_roles=s.token_roles,
     workspace=st.none() | st.sampled_from(s.WORKSPACES),
     rows=s.rows,
-    data=st.data(),
+    pick=st.integers(min_value=0, max_value=63),  # not st.data(): its StopTest would escape anyio's runner
 )
 async def test_through_the_engine_check_explain_and_filter_agree_and_revocations_apply(
     tenant: Tenant,
@@ -100,7 +101,7 @@ async def test_through_the_engine_check_explain_and_filter_agree_and_revocations
     token_roles: set[str],
     workspace: str | None,
     rows: list[dict[str, Any]],
-    data: st.DataObject,
+    pick: int,
 ) -> None:
     cache = MemoryCache()
     engine = make_engine(cache)
@@ -118,10 +119,8 @@ async def test_through_the_engine_check_explain_and_filter_agree_and_revocations
         tasks_policy = Policy(
             id=policy.id, effect=policy.effect, target=on_tasks(policy.target), condition=policy.condition
         )
-        try:
+        with contextlib.suppress(ValidationError):  # refused on the way in; test_filtering covers broken ones
             await service.create_policy(tenant.ctx, tasks_policy)
-        except ValidationError:
-            pass  # invalid policies are refused on the way in; test_filtering covers stored broken ones
     async with tenant.db.tenant_session(tenant.ctx.schema) as session:
         await session.execute(items.insert(), [{"id": i, **row} for i, row in enumerate(rows)])
         stored = [dict(r._mapping) for r in (await session.execute(sa.select(items))).all()]
@@ -147,7 +146,7 @@ async def test_through_the_engine_check_explain_and_filter_agree_and_revocations
     await agree(engine)
     mine = [g for g in await service.list_grants(tenant.ctx) if g.role != ADMIN_ROLE or g.subject_id == "u1"]
     assume(mine)
-    revoked = data.draw(st.sampled_from(mine))
+    revoked = mine[pick % len(mine)]
     await service.revoke_grant(tenant.ctx, revoked.id)
     after = await agree(engine)  # the next request of the same process
     assert after == await agree(make_engine(cache))  # is what any other process sees

@@ -27,7 +27,6 @@ def upgrade() -> None:
     schema = _schema()
     op.add_column("users", sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True), schema=schema)
     op.add_column("users", sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True), schema=schema)
-    op.create_index("ix_users_email", "users", ["email"], schema=schema)
 
     op.create_table(
         "teams",
@@ -37,8 +36,9 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(255), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.UniqueConstraint("name", name="uq_teams_name"),
     )
+    # Names are unique regardless of case: an index on lower(name), on both dialects.
+    op.create_index("uq_teams_name_lower", "teams", [sa.text("lower(name)")], unique=True, schema=schema)
     op.create_table(
         "team_members",
         sa.Column(
@@ -62,7 +62,7 @@ def downgrade() -> None:
     schema = _schema()
     op.drop_index("ix_team_members_user_id", table_name="team_members", schema=schema)
     op.drop_table("team_members")
+    op.drop_index("uq_teams_name_lower", table_name="teams", schema=schema)
     op.drop_table("teams")
-    op.drop_index("ix_users_email", table_name="users", schema=schema)
     op.drop_column("users", "removed_at", schema=schema)
     op.drop_column("users", "updated_at", schema=schema)
