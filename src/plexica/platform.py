@@ -28,7 +28,7 @@ from plexica.identity.super_admins import SuperAdminService
 from plexica.identity.teams import TeamService
 from plexica.identity.users import UserService
 from plexica.observability.metrics import Metrics
-from plexica.permissions import RoleTable
+from plexica.permissions import PermissionEngine, PermissionService
 from plexica.plugins import PluginManager, discover
 from plexica.plugins.host import EmbeddedHost
 from plexica.settings import Settings
@@ -76,7 +76,14 @@ class Platform:
         self.bus: EventBus = create_event_bus(settings.events, self)
         for plugin in self.plugins.plugins.values():
             self.bus.registry.register_all(plugin.name, plugin.event_types)
-        self.roles = RoleTable(role for plugin in self.plugins.plugins.values() for role in plugin.default_roles)
+        self.permissions = PermissionEngine(
+            db=self.db,
+            cache=self.cache,
+            plugins=self.plugins,
+            installed=self._enabled_plugins,
+            resource_attributes=self._resource_attributes,
+        )
+        self.permission_service = PermissionService(self.db, self.permissions)
         self.dev_issuer = DevIssuer.from_settings(settings) if settings.auth.keycloak is None else None
         self.http_client = httpx2.AsyncClient(timeout=10.0)
         self.verifier: TokenVerifier = build_token_verifier(settings, self.http_client, self.dev_issuer)
@@ -129,11 +136,22 @@ class Platform:
             return _GlobalHost(self, plugin)
         return EmbeddedHost(self, plugin, ctx)
 
-    def authorize(self, ctx: TenantContext, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:
-        """The kernel's role check on the context's user; the permission engine replaces it."""
-        if ctx.user is None:
-            return Decision(allowed=False, reason="no authenticated user")
-        return self.roles.check(ctx.user.roles, permission)
+    async def authorize(
+        self, ctx: TenantContext, permission: str, resource: Mapping[str, Any] | None = None
+    ) -> Decision:
+        """Decide for the context's user with the permission engine (RBAC, then ABAC)."""
+        return await self.permissions.authorize(ctx, permission, resource)
+
+    async def _enabled_plugins(self, ctx: TenantContext) -> list[str]:
+        async with self.db.core_connection() as conn:
+            found = await self.tenants.repo.installed_plugins(conn, ctx.tenant_id)
+        return [name for name, (_version, status) in found.items() if status == "enabled"]
+
+    async def _resource_attributes(self, ctx: TenantContext, kind: str, ident: str) -> Mapping[str, Any] | None:
+        found = await self.plugins.first(
+            "plexica_resource_attributes", resource_type=kind, resource_id=ident, tenant=ctx
+        )
+        return found if isinstance(found, Mapping) else None
 
     async def publish(
         self, plugin: str, event_type: str, data: Any, ctx: TenantContext | None, *, subject: str | None = None

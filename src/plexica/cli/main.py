@@ -15,6 +15,7 @@ import click
 
 from plexica.cli.migrate import migrate
 from plexica.cli.output import echo_json, print_table
+from plexica.cli.permissions import permissions
 from plexica.cli.plugins_admin import install, uninstall, upgrade
 from plexica.cli.realms import realms
 from plexica.platform import Platform
@@ -239,6 +240,7 @@ def token(
 
 cli.add_command(realms)
 cli.add_command(migrate)
+cli.add_command(permissions)
 plugins.add_command(install)
 plugins.add_command(upgrade)
 plugins.add_command(uninstall)

@@ -59,6 +59,11 @@ def _revision(value: str | None) -> str:
 @click.option("--canary", type=click.IntRange(0), default=0, help="Migrate N tenants first; stop if any fails.")
 @click.option("--keep-going", is_flag=True, help="Continue after a failed tenant instead of stopping.")
 @click.option("--verify", is_flag=True, help="Ignore the ledger: check every tenant's version tables (slow).")
+@click.option(
+    "--no-replay",
+    is_flag=True,
+    help="Run Alembic in every tenant instead of replaying each transition's captured SQL (PostgreSQL).",
+)
 @click.option("--tenant", "slugs", multiple=True, help="Only this tenant; repeat for several.")
 @click.option(
     "--spares",
@@ -74,6 +79,7 @@ def migrate(
     canary: int,
     keep_going: bool,
     verify: bool,
+    no_replay: bool,
     slugs: tuple[str, ...],
     spares: int | None,
     as_json: bool,
@@ -114,6 +120,7 @@ def migrate(
                 verify=verify,
                 slugs=slugs or None,
                 spares=spares,
+                replay=not no_replay,
                 on_plan=on_plan,
                 on_result=on_result,
             ),

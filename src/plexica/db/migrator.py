@@ -2,7 +2,8 @@
 
 All the streams migrated for one schema in one call share one transaction: a failure anywhere
 rolls the whole schema back to where it was, and the ledger records the failure (after the
-rollback) so ``plexica migrate status`` can show it and a re-run retries it.
+rollback) so ``plexica migrate status`` can show it and a re-run retries it. A success is recorded
+in the same transaction on PostgreSQL, right after it on SQLite (see :mod:`plexica.db.ledger`).
 """
 
 from __future__ import annotations

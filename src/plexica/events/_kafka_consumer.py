@@ -27,6 +27,8 @@ __all__ = ["DISMISSED", "PluginConsumer", "read_dead_letters"]
 
 log = logging.getLogger("plexica.events.kafka")
 
+#: Records a worker handles between yields to the event loop (handlers that never suspend starve it).
+_YIELD_EVERY: Final = 64
 #: The header of a dismissal tombstone on the dead-letter topic.
 DISMISSED: Final = ("dlq_dismissed", b"1")
 
@@ -109,6 +111,9 @@ class PluginConsumer:
 
     async def _process(self, batches: dict[Any, list[Any]]) -> bool:
         """Handle one fetched batch and commit what is done; ``False`` if any record must be fetched again."""
+        # Handlers that never suspend would hold the loop for the whole batch: let the fetcher ask
+        # for the next batch first, so fetching overlaps handling.
+        await asyncio.sleep(0)
         assigned = self.consumer.assignment()
         commits: dict[Any, int] = {}
         retry: list[tuple[Any, int]] = []
@@ -143,8 +148,12 @@ class PluginConsumer:
         groups = iter(by_key.values())
 
         async def work() -> None:
+            handled = 0
             for group in groups:  # the workers share this iterator
                 for record in group:
+                    handled += 1
+                    if not handled % _YIELD_EVERY:  # let the fetcher and heartbeats run between handlers
+                        await asyncio.sleep(0)
                     try:
                         await self._handle(record)
                     except Exception as exc:  # infrastructure, not the handler: fetch it again

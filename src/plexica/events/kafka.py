@@ -62,10 +62,11 @@ class KafkaOptions:
     max_poll_records: int = 1_000
     #: A batch (handlers, retries, backoff) must finish within this, or the group reassigns its partitions.
     max_poll_interval_ms: int = 300_000
-    #: Bytes fetched per partition per request: bigger fetches keep the handlers fed between round trips.
-    max_partition_fetch_bytes: int = 4 * 1024 * 1024
-    poll_timeout_ms: int = 200
-    concurrency_per_partition: int = 16
+    #: How long the broker may hold a fetch waiting for data. Tansu holds it this long even when only
+    #: some partitions are drained, which stalls a busy consumer; an idle one polls this often.
+    fetch_max_wait_ms: int = 100
+    poll_timeout_ms: int = 200  # an idle consumer notices ``stop`` within this
+    concurrency_per_partition: int = 16  # keys handled at once in one partition
     linger_ms: int = 5
     max_batch_size: int = 256 * 1024
     io_timeout_seconds: float = 30.0
@@ -146,7 +147,7 @@ class KafkaEventBus(BusBase):
                         metadata_max_age_ms=o.metadata_max_age_ms,
                         max_poll_records=o.max_poll_records,
                         max_poll_interval_ms=o.max_poll_interval_ms,
-                        max_partition_fetch_bytes=o.max_partition_fetch_bytes,
+                        fetch_max_wait_ms=o.fetch_max_wait_ms,
                     )
                     await consumer.start()
                     types = [s.event_type for s in self._dispatcher.subscriptions(plugin)]

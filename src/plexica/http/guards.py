@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
@@ -58,10 +59,15 @@ def require_tenant(request: Request) -> TenantContext:
     return ctx
 
 
-def require_permission(request: Request, permission: str) -> TenantContext:
-    """The tenant context, if its user holds ``permission`` (403 otherwise, without naming it)."""
+async def require_permission(
+    request: Request, permission: str, resource: Mapping[str, Any] | None = None
+) -> TenantContext:
+    """The tenant context, if its user holds ``permission`` (403 otherwise, without naming it).
+
+    The decision log records the permission; the 403 body does not.
+    """
     ctx = require_tenant(request)
-    decision = platform_of(request).authorize(ctx, permission)
+    decision = await platform_of(request).authorize(ctx, permission, resource)
     if not decision.allowed:
         raise PermissionDeniedError(permission, decision.reason)
     return ctx

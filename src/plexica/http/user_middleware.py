@@ -16,7 +16,6 @@ For each request with a verified token it:
 
 from __future__ import annotations
 
-import inspect
 import uuid
 from typing import TYPE_CHECKING
 
@@ -102,7 +101,5 @@ class UserMiddleware:
             raise ConflictError("the selected workspace is archived (read-only)", resource="workspace")
 
     async def _manages_all(self, ctx: TenantContext) -> bool:
-        decision = self.platform.authorize(ctx, "core:workspace:manage")
-        if inspect.isawaitable(decision):  # the permission engine may make the check async
-            decision = await decision
-        return bool(decision.allowed)
+        decision = await self.platform.authorize(ctx, "core:workspace:manage")
+        return decision.allowed

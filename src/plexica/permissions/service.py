@@ -249,6 +249,7 @@ class PermissionService:
             if found is None:
                 raise NotFoundError("no such grant", resource="grant")
             await self.repo.delete_grant(session, grant_id)
+        await self._invalidate(ctx, found)
         return found
 
     async def _invalidate(self, ctx: TenantContext, grant: GrantRow) -> None:

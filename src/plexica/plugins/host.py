@@ -45,7 +45,7 @@ class EmbeddedHost:
         return await self._platform.publish(self._plugin, event_type, data, self._ctx, subject=subject)
 
     async def authorize(self, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:
-        return self._platform.authorize(self._ctx, permission, resource)
+        return await self._platform.authorize(self._ctx, permission, resource)
 
     async def require(self, permission: str, resource: Mapping[str, Any] | None = None) -> None:
         decision = await self.authorize(permission, resource)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 from typing import Any
 
 import attrs
@@ -17,12 +16,12 @@ from plexica_sdk.types import Principal, TenantContext
 __all__ = ["allowed", "as_json", "body_object", "iso", "page_json", "paging", "tenant_user"]
 
 
-def tenant_user(request: Request, permission: str) -> tuple[TenantContext, Principal]:
+async def tenant_user(request: Request, permission: str) -> tuple[TenantContext, Principal]:
     """The tenant context and its calling user, if the user belongs to this tenant and holds ``permission``.
 
     A platform principal (a super-admin addressing a tenant) is not one of its users: 403.
     """
-    ctx = require_permission(request, permission)
+    ctx = await require_permission(request, permission)
     principal = ctx.user
     if principal is None or principal.tenant_slug != ctx.slug:
         raise PermissionDeniedError(permission, "not a user of this tenant")
@@ -31,10 +30,8 @@ def tenant_user(request: Request, permission: str) -> tuple[TenantContext, Princ
 
 async def allowed(request: Request, ctx: TenantContext, permission: str) -> bool:
     """Whether the caller holds ``permission`` (never raises for a denial)."""
-    decision = platform_of(request).authorize(ctx, permission)
-    if inspect.isawaitable(decision):  # the permission engine may make the check async
-        decision = await decision
-    return bool(decision.allowed)
+    decision = await platform_of(request).authorize(ctx, permission)
+    return decision.allowed
 
 
 async def body_object(request: Request) -> dict[str, Any]:

@@ -32,7 +32,7 @@ async def me(request: Request) -> JSONResponse:
 async def list_plugins(request: Request) -> JSONResponse:
     """The plugins of this host; inside a tenant, with whether each is installed there."""
     platform = platform_of(request)
-    require_permission(request, "core:plugin:read")
+    await require_permission(request, "core:plugin:read")
     tenant = await platform.tenants.get(context.current().slug)
     installed = await platform.tenants.installed_plugins(tenant)
     items = []

@@ -31,13 +31,13 @@ def _member_json(member: TeamMember) -> dict[str, Any]:
 
 
 async def list_teams(request: Request) -> JSONResponse:
-    ctx, _ = tenant_user(request, READ)
+    ctx, _ = await tenant_user(request, READ)
     cursor, limit = paging(request)
     return JSONResponse(page_json(await platform_of(request).teams.list(ctx, cursor=cursor, limit=limit), _team_json))
 
 
 async def create_team(request: Request) -> JSONResponse:
-    ctx, principal = tenant_user(request, MANAGE)
+    ctx, principal = await tenant_user(request, MANAGE)
     body = await body_object(request)
     team = await platform_of(request).teams.create(
         ctx, name=body.get("name"), description=body.get("description"), created_by=principal.id
@@ -46,12 +46,12 @@ async def create_team(request: Request) -> JSONResponse:
 
 
 async def get_team(request: Request) -> JSONResponse:
-    ctx, _ = tenant_user(request, READ)
+    ctx, _ = await tenant_user(request, READ)
     return JSONResponse(_team_json(await platform_of(request).teams.get(ctx, request.path_params["team_id"])))
 
 
 async def update_team(request: Request) -> JSONResponse:
-    ctx, _ = tenant_user(request, MANAGE)
+    ctx, _ = await tenant_user(request, MANAGE)
     changes = await body_object(request)
     return JSONResponse(
         _team_json(await platform_of(request).teams.update(ctx, request.path_params["team_id"], changes))
@@ -59,20 +59,20 @@ async def update_team(request: Request) -> JSONResponse:
 
 
 async def delete_team(request: Request) -> Response:
-    ctx, _ = tenant_user(request, MANAGE)
+    ctx, _ = await tenant_user(request, MANAGE)
     await platform_of(request).teams.delete(ctx, request.path_params["team_id"])
     return Response(status_code=204)
 
 
 async def list_team_members(request: Request) -> JSONResponse:
-    ctx, _ = tenant_user(request, READ)
+    ctx, _ = await tenant_user(request, READ)
     cursor, limit = paging(request)
     page = await platform_of(request).teams.members(ctx, request.path_params["team_id"], cursor=cursor, limit=limit)
     return JSONResponse(page_json(page, _member_json))
 
 
 async def add_team_member(request: Request) -> Response:
-    ctx, _ = tenant_user(request, MANAGE)
+    ctx, _ = await tenant_user(request, MANAGE)
     body = await body_object(request)
     user_id = body.get("user_id")
     await platform_of(request).teams.add_member(ctx, request.path_params["team_id"], user_id)
@@ -80,7 +80,7 @@ async def add_team_member(request: Request) -> Response:
 
 
 async def remove_team_member(request: Request) -> Response:
-    ctx, _ = tenant_user(request, MANAGE)
+    ctx, _ = await tenant_user(request, MANAGE)
     await platform_of(request).teams.remove_member(ctx, request.path_params["team_id"], request.path_params["user_id"])
     return Response(status_code=204)
 

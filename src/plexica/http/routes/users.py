@@ -43,7 +43,7 @@ def _super_admin_json(entry: SuperAdmin) -> dict[str, Any]:
 
 async def list_users(request: Request) -> JSONResponse:
     """The tenant's users by username, paginated; ``status`` filters (``active``, ``disabled``, ``removed``)."""
-    ctx, _ = tenant_user(request, READ)
+    ctx, _ = await tenant_user(request, READ)
     cursor, limit = paging(request)
     page = await platform_of(request).users.list(
         ctx, status=request.query_params.get("status") or None, cursor=cursor, limit=limit
@@ -52,27 +52,27 @@ async def list_users(request: Request) -> JSONResponse:
 
 
 async def get_user(request: Request) -> JSONResponse:
-    ctx, _ = tenant_user(request, READ)
+    ctx, _ = await tenant_user(request, READ)
     return JSONResponse(_user_json(await platform_of(request).users.get(ctx, request.path_params["user_id"])))
 
 
 async def disable_user(request: Request) -> JSONResponse:
     """Refuse a user from their next request on; memberships stay."""
-    ctx, principal = tenant_user(request, MANAGE)
+    ctx, principal = await tenant_user(request, MANAGE)
     user = await platform_of(request).users.disable(ctx, request.path_params["user_id"], actor_id=principal.id)
     return JSONResponse(_user_json(user))
 
 
 async def enable_user(request: Request) -> JSONResponse:
     """Let a disabled or removed user in again (a removed one has no memberships left)."""
-    ctx, principal = tenant_user(request, MANAGE)
+    ctx, principal = await tenant_user(request, MANAGE)
     user = await platform_of(request).users.enable(ctx, request.path_params["user_id"], actor_id=principal.id)
     return JSONResponse(_user_json(user))
 
 
 async def remove_user(request: Request) -> Response:
     """Remove a user: disabled at once, every team and workspace membership dropped."""
-    ctx, principal = tenant_user(request, MANAGE)
+    ctx, principal = await tenant_user(request, MANAGE)
     await platform_of(request).users.remove(ctx, request.path_params["user_id"], actor_id=principal.id)
     return Response(status_code=204)
 

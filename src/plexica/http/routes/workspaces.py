@@ -32,7 +32,7 @@ MANAGE = "core:workspace:manage"
 
 
 async def _actor(request: Request, permission: str = READ) -> tuple[TenantContext, Actor]:
-    ctx, principal = tenant_user(request, permission)
+    ctx, principal = await tenant_user(request, permission)
     actor = Actor(
         user_id=principal.id,
         manage_all=await allowed(request, ctx, MANAGE),

@@ -23,6 +23,12 @@ CORE_PERMISSIONS = (
     PermissionDef(
         key="core:workspace:manage", description="See and administer every workspace of the tenant, member or not"
     ),
+    PermissionDef(key="core:role:read", description="List roles and their grants"),
+    PermissionDef(key="core:role:write", description="Create, change and delete custom roles"),
+    PermissionDef(key="core:role:grant", description="Grant and revoke roles"),
+    PermissionDef(key="core:policy:read", description="List ABAC policies"),
+    PermissionDef(key="core:policy:write", description="Create, change and delete ABAC policies"),
+    PermissionDef(key="core:permission:inspect", description="Check and explain other users' permissions"),
 )
 
 _TENANT_SCHEMA = {
