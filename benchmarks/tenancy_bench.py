@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import statistics
 import tempfile
 import textwrap
@@ -265,8 +266,7 @@ def fleet_row(label: str, report: FleetReport, tenants: int) -> list[str]:
     ]
 
 
-async def main(url: str, tenants: int, big: int, small: int) -> None:
-    data = Path(tempfile.mkdtemp(prefix="plexica-bench-"))
+async def main(url: str, tenants: int, big: int, small: int, data: Path) -> None:
     v1, v2, v3, v4 = (write_inventory(data / f"inventory-v{n}", n) for n in (1, 2, 3, 4))
     started = time.perf_counter()
     provisioning: list[list[str]] = []
@@ -311,7 +311,11 @@ def run() -> None:
     args = parser.parse_args()
     if not args.url:
         parser.error("give --url or set TEST_DATABASE_URL")
-    asyncio.run(main(args.url, args.tenants, args.schemas, args.small))
+    data = Path(tempfile.mkdtemp(prefix="plexica-bench-"))
+    try:
+        asyncio.run(main(args.url, args.tenants, args.schemas, args.small, data))
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -183,6 +183,8 @@ as_pg() {
 
 postgres_install() {
     if [ ! -x "$PG_BIN/initdb" ]; then apt_install postgresql-15; fi
+    # PgBouncer (transaction pooling) is exercised by tests/plexica/db/test_pgbouncer.py, which starts its own.
+    if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then apt_install pgbouncer; fi
     # Debian's package starts its own cluster on 5432; it is left alone (ours is on $PG_PORT).
 }
 

@@ -28,7 +28,9 @@ __all__ = [
     "DatabaseSettings",
     "EventSettings",
     "HttpSettings",
+    "KafkaSettings",
     "KeycloakSettings",
+    "OutboxSettings",
     "Settings",
     "StorageSettings",
     "load_settings",
@@ -68,6 +70,49 @@ class StorageSettings:
 
 
 @attrs.frozen(kw_only=True)
+class KafkaSettings:
+    """aiokafka client tuning (``events.kafka``); the defaults suit production.
+
+    Tests against Tansu use ``session_timeout_ms=2000, heartbeat_interval_ms=300, metadata_max_age_ms=1000``.
+    ``metadata_max_age_ms`` bounds how long a new tenant's topic goes unnoticed by the consumers.
+    """
+
+    client_id: str = "plexica"
+    session_timeout_ms: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
+    heartbeat_interval_ms: int = attrs.field(default=3_000, validator=attrs.validators.ge(1))
+    metadata_max_age_ms: int = attrs.field(default=30_000, validator=attrs.validators.ge(1))
+    max_poll_records: int = attrs.field(default=1_000, validator=attrs.validators.ge(1))
+    #: A batch (handlers, retries, backoff) must finish within this, or the group reassigns its partitions.
+    max_poll_interval_ms: int = attrs.field(default=300_000, validator=attrs.validators.ge(1))
+    #: How long the broker may hold a fetch waiting for data. Tansu holds it this long even when only
+    #: some partitions are drained, which stalls a busy consumer; an idle one polls this often.
+    fetch_max_wait_ms: int = attrs.field(default=100, validator=attrs.validators.ge(0))
+    poll_timeout_ms: int = attrs.field(
+        default=200, validator=attrs.validators.ge(1)
+    )  # an idle consumer notices ``stop`` within this
+    concurrency_per_partition: int = attrs.field(default=16, validator=attrs.validators.ge(1))  # keys handled at once
+    linger_ms: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    max_batch_size: int = attrs.field(default=256 * 1024, validator=attrs.validators.ge(1024))
+    io_timeout_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen(kw_only=True)
+class OutboxSettings:
+    """The transactional outbox relay (``events.outbox``); see ``docs/events.md``."""
+
+    #: Rows published per relay round.
+    batch_size: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
+    #: How often a relay looks for rows other processes wrote (its own commits wake it at once).
+    poll_seconds: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    #: Sent rows are kept this long (for inspection), then deleted.
+    retention_seconds: float = attrs.field(default=86_400.0, validator=attrs.validators.ge(0))
+    #: Processed-event ids (``Host.mark_processed``) are kept this long: longer than any redelivery.
+    processed_retention_seconds: float = attrs.field(default=7 * 86_400.0, validator=attrs.validators.gt(0))
+    #: How often retention pruning runs.
+    prune_interval_seconds: float = attrs.field(default=3_600.0, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen(kw_only=True)
 class EventSettings:
     """``backend`` "memory": the in-process bus. "kafka": aiokafka against ``bootstrap_servers``."""
 
@@ -81,6 +126,12 @@ class EventSettings:
     retry_backoff_seconds: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
     dead_letter_topic: str = "dead-letter-queue"
     handler_timeout_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    #: How long event delivery trusts a cached tenant or plugin-install lookup. Changes made in this
+    #: process invalidate the cache at once; this bounds staleness across processes.
+    delivery_cache_seconds: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
+    delivery_cache_size: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
+    kafka: KafkaSettings = attrs.Factory(KafkaSettings)
+    outbox: OutboxSettings = attrs.Factory(OutboxSettings)
 
 
 @attrs.frozen(kw_only=True)

@@ -83,8 +83,32 @@ class Host(Protocol):
         """A SQLAlchemy ``AsyncSession`` bound to the tenant's schema, committed on success."""
         ...
 
-    async def publish(self, event_type: str, data: Any, *, subject: str | None = None) -> Event:
-        """Publish one of this plugin's event types for the current tenant."""
+    async def publish(self, event_type: str, data: Any, *, subject: str | None = None, session: Any = None) -> Event:
+        """Publish one of this plugin's event types for the current tenant.
+
+        Without ``session`` the event goes to the bus at once. With ``session`` (one from
+        :meth:`session`) it is validated at once and written to the transactional outbox in that
+        session's transaction: it is published after the commit, and never if the transaction
+        rolls back.
+
+        Raises:
+            EventError: unknown type, another plugin's type, or a payload failing its schema
+                (nothing is sent or written).
+        """
+        ...
+
+    async def mark_processed(self, event: Event, *, session: Any) -> bool:
+        """Record that this plugin handled ``event`` in this tenant, in ``session``'s transaction.
+
+        Returns ``False`` when it was already recorded: the event is a redelivery and the
+        handler should do nothing. Because the record commits or rolls back with the handler's own
+        writes, a handler that checks it first is idempotent in effect::
+
+            async with host.session() as session:
+                if not await host.mark_processed(event, session=session):
+                    return
+                ...  # the handler's writes
+        """
         ...
 
     async def authorize(self, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:

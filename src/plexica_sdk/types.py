@@ -213,7 +213,8 @@ class Subscription:
     event_type: str
     handler: EventHandler = attrs.field(eq=False, repr=False)
     name: str = attrs.field()
-    max_attempts: int = 3
+    #: Handler attempts before the event is dead-lettered; ``None``: the host's ``events.max_attempts``.
+    max_attempts: int | None = None
 
     @name.default
     def _default_name(self) -> str:

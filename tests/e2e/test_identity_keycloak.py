@@ -605,10 +605,6 @@ class FailingAfterwardsPlugin:
         raise RuntimeError("this plugin cannot set the tenant up")
 
 
-@pytest.mark.xfail(
-    reason="TenantService._undo does not yet call plexica_tenant_deleting when the hooks step fails",
-    strict=True,
-)
 async def test_another_plugins_failed_provisioning_hook_leaves_no_realm(keycloak: Keycloak, tmp_path: Path) -> None:
     slug = f"kce-{SUFFIX}"
     try:

@@ -66,7 +66,7 @@ _captured: dict[str, SchemaTemplate] = {}
 
 
 def fingerprint(streams: Sequence[MigrationStream]) -> str:
-    """Identifies the end state of ``streams``: their names, heads and revision files."""
+    """Identifies the end state of ``streams``: their names, heads and script locations."""
     digest = hashlib.sha256()
     for stream in streams:
         digest.update(f"{stream.name}={stream.head}@{stream.script_location}\n".encode())

@@ -198,8 +198,7 @@ class Dispatcher:
     async def _run(
         self, plugin: str, sub: Subscription, msg: Inbound, ctx: TenantContext | None, host: Host
     ) -> DeadLetter | None:
-        # ``max_attempts`` may become optional in the SDK, falling back to the settings.
-        attempts: int = getattr(sub, "max_attempts", None) or self._settings.max_attempts
+        attempts = sub.max_attempts or self._settings.max_attempts
         error = ""
         for attempt in range(attempts):
             try:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from plexica.events.bus import Delivery, EventBus
 from plexica.events.memory import MemoryEventBus
 from plexica.events.registry import EventTypeRegistry
-from plexica.settings import EventSettings
-
-if TYPE_CHECKING:
-    from plexica.events.kafka import KafkaOptions
+from plexica.settings import EventSettings, KafkaSettings
 
 __all__ = ["create_event_bus"]
 
@@ -20,7 +15,7 @@ def create_event_bus(
     delivery: Delivery,
     *,
     registry: EventTypeRegistry | None = None,
-    kafka_options: KafkaOptions | None = None,
+    kafka_options: KafkaSettings | None = None,
 ) -> EventBus:
     """Build the in-process bus (``backend="memory"``) or the Kafka bus (``backend="kafka"``), not yet started.
 

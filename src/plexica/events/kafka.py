@@ -16,14 +16,12 @@ import random
 from collections.abc import Iterable, Sequence
 from typing import Any, final
 
-import attrs
-
 from plexica.events.bus import Delivery
 from plexica.events.dispatch import BusBase, Outbound, Sleep
 from plexica.events.dlq import REPLAY_PLUGIN, REPLAY_SUBSCRIPTION, DeadLetter, describe_error, to_record
 from plexica.events.envelope import encode
 from plexica.events.registry import EventTypeRegistry
-from plexica.settings import EventSettings
+from plexica.settings import EventSettings, KafkaSettings
 from plexica_sdk.errors import BackendUnavailableError, EventError, MissingDependencyError, NotFoundError, SettingsError
 from plexica_sdk.types import Event
 
@@ -47,29 +45,8 @@ _PARTITIONER = DefaultPartitioner()
 _BATCH_THRESHOLD = 64
 
 
-@attrs.frozen(kw_only=True)
-class KafkaOptions:
-    """Client tuning that ``EventSettings`` does not carry (yet); the defaults suit production.
-
-    Tests use ``session_timeout_ms=2000, heartbeat_interval_ms=300, metadata_max_age_ms=1000``.
-    ``metadata_max_age_ms`` bounds how long a new tenant's topic goes unnoticed by the consumers.
-    """
-
-    client_id: str = "plexica"
-    session_timeout_ms: int = 10_000
-    heartbeat_interval_ms: int = 3_000
-    metadata_max_age_ms: int = 30_000
-    max_poll_records: int = 1_000
-    #: A batch (handlers, retries, backoff) must finish within this, or the group reassigns its partitions.
-    max_poll_interval_ms: int = 300_000
-    #: How long the broker may hold a fetch waiting for data. Tansu holds it this long even when only
-    #: some partitions are drained, which stalls a busy consumer; an idle one polls this often.
-    fetch_max_wait_ms: int = 100
-    poll_timeout_ms: int = 200  # an idle consumer notices ``stop`` within this
-    concurrency_per_partition: int = 16  # keys handled at once in one partition
-    linger_ms: int = 5
-    max_batch_size: int = 256 * 1024
-    io_timeout_seconds: float = 30.0
+#: The client tuning, now carried by ``EventSettings.kafka``; kept under its first name.
+KafkaOptions = KafkaSettings
 
 
 @final
@@ -80,8 +57,11 @@ class KafkaEventBus(BusBase):
         settings: broker address, topology, partitions, replication, idempotence, retries.
         delivery: the host's answers about tenants and plugins.
         registry: the declared event types (a new, empty one by default).
-        options: client tuning (timeouts, batching, concurrency).
+        options: client tuning (timeouts, batching, concurrency); default ``settings.kafka``.
         sleep: waits between handler retries (tests pass a fake).
+        consume: join each subscribed plugin's consumer group on :meth:`start`. Admin tools (the
+            ``plexica events dlq`` commands) pass ``False``: they publish and read the dead-letter
+            topic without taking partitions from the serving hosts.
 
     Raises:
         SettingsError: ``settings.bootstrap_servers`` is not set.
@@ -93,14 +73,16 @@ class KafkaEventBus(BusBase):
         delivery: Delivery,
         *,
         registry: EventTypeRegistry | None = None,
-        options: KafkaOptions | None = None,
+        options: KafkaSettings | None = None,
         sleep: Sleep = asyncio.sleep,
+        consume: bool = True,
     ) -> None:
         super().__init__(settings, delivery, registry=registry, sleep=sleep)
         if not settings.bootstrap_servers:
             raise SettingsError(["events.bootstrap_servers: required when events.backend is 'kafka'"])
         self._bootstrap = settings.bootstrap_servers
-        self._options = options if options is not None else KafkaOptions()
+        self._options = options if options is not None else settings.kafka
+        self._consume = consume
         self._admin: Any = None
         self._producer: Any = None
         self._consumers: dict[str, PluginConsumer] = {}
@@ -135,7 +117,7 @@ class KafkaEventBus(BusBase):
                 await self._admin.start()
                 await self._producer.start()
                 await self._create_topics([self._topics.dead_letter], {"cleanup.policy": "compact"})
-                for plugin in self._dispatcher.plugins:
+                for plugin in self._dispatcher.plugins if self._consume else ():
                     consumer = AIOKafkaConsumer(
                         bootstrap_servers=self._bootstrap,
                         client_id=f"{o.client_id}.{plugin}",

@@ -12,11 +12,10 @@ from typing import Any, Final, final
 
 import attrs
 
-# No stubs are installed for jsonschema yet (types-jsonschema would provide them).
-import jsonschema  # type: ignore[import-untyped, unused-ignore]
-import jsonschema.exceptions  # type: ignore[import-untyped, unused-ignore]
-import jsonschema.protocols  # type: ignore[import-untyped, unused-ignore]
-import jsonschema.validators  # type: ignore[import-untyped, unused-ignore]
+import jsonschema
+import jsonschema.exceptions
+import jsonschema.protocols
+import jsonschema.validators
 
 from plexica.events.envelope import check_event_type, owner_of
 from plexica.events.schema import Check, compile_precheck
@@ -71,13 +70,14 @@ class EventTypeRegistry:
         validator: jsonschema.protocols.Validator | None = None
         precheck: Check | None = None
         if definition.schema is not None:
-            cls = jsonschema.validators.validator_for(definition.schema, default=jsonschema.Draft202012Validator)
+            schema = dict(definition.schema)  # the stubs type schemas as dicts; manifests give any mapping
+            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
             try:
-                cls.check_schema(definition.schema)
+                cls.check_schema(schema)
             except jsonschema.exceptions.SchemaError as exc:
                 raise EventError(f"schema of {event_type!r} is invalid: {exc.message}", event_type=event_type) from exc
-            validator = cls(definition.schema)
-            precheck = compile_precheck(definition.schema)
+            validator = cls(schema)
+            precheck = compile_precheck(schema)
         self._entries[event_type] = _Entry(plugin, definition, validator, precheck)
 
     def register_all(self, plugin: str, definitions: Iterable[EventTypeDef]) -> None:

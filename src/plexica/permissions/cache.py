@@ -106,7 +106,15 @@ class PermissionCache:
 
     async def get(self, slug: str, user_id: str, stamp: Stamp) -> Grants | None:
         """The cached grants of a user if they were computed at ``stamp``, else None."""
-        raw = await self.cache.get(self.entry_key(slug, user_id))
+        return self.decode(await self.read(slug, user_id), stamp)
+
+    async def read(self, slug: str, user_id: str) -> bytes | None:
+        """A user's entry as stored, whatever its stamp (see :meth:`decode`)."""
+        return await self.cache.get(self.entry_key(slug, user_id))
+
+    @staticmethod
+    def decode(raw: bytes | None, stamp: Stamp) -> Grants | None:
+        """The grants in an entry if it was computed at ``stamp``, else None."""
         if raw is None:
             return None
         try:

@@ -195,7 +195,17 @@ class Subject:
         environment: ``environment.*`` attributes (``time``, ``client_ip``...).
     """
 
-    __slots__ = ("_attributes", "_memo", "grants", "model", "tenant_roles", "token_roles", "user_id", "workspace_id")
+    __slots__ = (
+        "_attributes",
+        "_memo",
+        "_plain",
+        "grants",
+        "model",
+        "tenant_roles",
+        "token_roles",
+        "user_id",
+        "workspace_id",
+    )
 
     def __init__(
         self,
@@ -224,6 +234,7 @@ class Subject:
         }
         self._attributes = {"subject": subject, "tenant": dict(tenant or {}), "environment": dict(environment or {})}
         self._memo: dict[tuple[str, str | None], Decision] = {}
+        self._plain: dict[str, Decision] = {}  # checks without a resource
 
     def roles_in(self, workspace_id: str | None) -> frozenset[str]:
         """The roles in effect in a workspace (None: tenant-wide only)."""
@@ -246,7 +257,13 @@ class Subject:
 
     def authorize(self, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:
         """Decide whether this subject may do ``permission`` (on ``resource``)."""
-        workspace = self.workspace_of(resource)
+        if resource is None:  # the hot path: one dict lookup
+            found = self._plain.get(permission)
+            if found is not None:
+                return found
+            workspace = self.workspace_id
+        else:
+            workspace = self.workspace_of(resource)
         memo_key = (permission, workspace)
         found = self._memo.get(memo_key)
         if found is not None:
@@ -255,7 +272,9 @@ class Subject:
             return Decision(allowed=False, reason="not a permission key", decided_by=None)
         deny, allow = self.model.applicable(permission)
         decision = self._decide(permission, resource, workspace, deny, allow)
-        if not any(p.uses_resource for p in deny) and not any(p.uses_resource for p in allow):
+        if resource is None:
+            self._plain[permission] = decision
+        elif not any(p.uses_resource for p in deny) and not any(p.uses_resource for p in allow):
             self._memo[memo_key] = decision
         return decision
 

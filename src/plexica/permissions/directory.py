@@ -1,14 +1,17 @@
 """Who is in which team and workspace: what the engine needs of the identity tables.
 
-:class:`SubjectDirectory` keeps the engine independent of the identity and workspace services;
-:class:`SqlSubjectDirectory` answers it with plain queries over their tables (``team_members``,
-``workspace_members`` from the tenant migrations ``tenant_0002`` and ``tenant_0003``), declared
+:class:`SubjectDirectory` keeps the engine independent of the identity and workspace services.
+It hands out ``SELECT`` statements rather than answers, so the engine reads a user's teams,
+workspace memberships and grants in one round trip, with a statement built once per engine
+(``user`` is then a bind parameter): the first check of a user is dominated by that read.
+
+:class:`SqlSubjectDirectory` selects from the identity tables (``team_members`` and
+``workspace_members`` of the tenant migrations ``tenant_0002`` and ``tenant_0003``), declared
 here on a private ``MetaData`` so that nothing is registered twice in the tenant metadata.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Protocol, final
 
 import sqlalchemy as sa
@@ -29,18 +32,14 @@ _workspace_members = sa.Table(
 
 
 class SubjectDirectory(Protocol):
-    """Team and workspace memberships of users, read in a tenant session."""
+    """Team and workspace memberships of users, as statements over schema-less tenant tables."""
 
-    async def teams_of(self, session: Any, user_id: str) -> set[str]:
-        """Ids of the teams ``user_id`` belongs to."""
+    def teams_of(self, user: Any) -> sa.Select[Any]:
+        """A ``SELECT`` of one column: the ids of the teams of ``user`` (an id or a bind parameter)."""
         ...
 
-    async def workspace_roles_of(self, session: Any, user_id: str) -> Mapping[str, str]:
-        """``{workspace_id: role}`` (``admin``, ``member`` or ``viewer``) of every membership."""
-        ...
-
-    async def workspace_role(self, session: Any, user_id: str, workspace_id: str) -> str | None:
-        """The user's role in one workspace, or None when they are not a member."""
+    def workspace_roles_of(self, user: Any) -> sa.Select[Any]:
+        """A ``SELECT`` of ``(workspace_id, role)`` pairs of ``user``: ``admin``, ``member`` or ``viewer``."""
         ...
 
 
@@ -48,18 +47,9 @@ class SubjectDirectory(Protocol):
 class SqlSubjectDirectory:
     """:class:`SubjectDirectory` over the identity tables of the tenant schema."""
 
-    async def teams_of(self, session: Any, user_id: str) -> set[str]:
-        rows = await session.execute(sa.select(_team_members.c.team_id).where(_team_members.c.user_id == user_id))
-        return {row[0] for row in rows}
+    def teams_of(self, user: Any) -> sa.Select[Any]:
+        return sa.select(_team_members.c.team_id).where(_team_members.c.user_id == user)
 
-    async def workspace_roles_of(self, session: Any, user_id: str) -> Mapping[str, str]:
+    def workspace_roles_of(self, user: Any) -> sa.Select[Any]:
         members = _workspace_members.c
-        rows = await session.execute(sa.select(members.workspace_id, members.role).where(members.user_id == user_id))
-        return {row[0]: row[1] for row in rows}
-
-    async def workspace_role(self, session: Any, user_id: str, workspace_id: str) -> str | None:
-        members = _workspace_members.c
-        role: str | None = await session.scalar(
-            sa.select(members.role).where(members.user_id == user_id, members.workspace_id == workspace_id)
-        )
-        return role
+        return sa.select(members.workspace_id, members.role).where(members.user_id == user)

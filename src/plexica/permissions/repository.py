@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, final
 
 import attrs
@@ -101,21 +101,58 @@ class PermissionRepository:
             policies=tuple(_policy(r) for r in policies),
         )
 
-    async def grants_for(
-        self, session: AsyncSession, user_id: str, teams: Collection[str]
-    ) -> list[tuple[str, str | None, str]]:
-        """``(role, workspace_id, source)`` of the grants to the user and to their teams."""
+    @staticmethod
+    def subject_query(directory: Any) -> sa.CompoundSelect[Any]:
+        """One statement for a user's teams, workspace roles and grants; the user is ``:user_id``.
+
+        Rows are ``(kind, a, b, c, d)``: ``("t", team_id)``, ``("w", workspace_id, role)`` and
+        ``("g", role, workspace_id, subject_type, subject_id)``. Build it once and reuse it.
+
+        Args:
+            directory: a ``SubjectDirectory``, whose statements get the bind parameter.
+        """
+        user = sa.bindparam("user_id", type_=sa.String(255))
         g = models.grants.c
-        subject = sa.and_(g.subject_type == "user", g.subject_id == user_id)
-        if teams:
-            subject = sa.or_(subject, sa.and_(g.subject_type == "team", g.subject_id.in_(sorted(teams))))
-        rows = (
-            await session.execute(sa.select(g.role, g.workspace_id, g.subject_type, g.subject_id).where(subject))
-        ).all()
-        return [
-            (r.role, r.workspace_id or None, "user" if r.subject_type == "user" else f"team:{r.subject_id}")
-            for r in rows
-        ]
+        text = sa.String(255)
+        none = sa.cast(sa.null(), text)
+        teams, memberships = directory.teams_of(user).subquery(), directory.workspace_roles_of(user).subquery()
+        subject = sa.or_(
+            sa.and_(g.subject_type == "user", g.subject_id == user),
+            sa.and_(g.subject_type == "team", g.subject_id.in_(directory.teams_of(user))),
+        )
+        return sa.union_all(
+            sa.select(sa.literal_column("'t'", text), sa.cast(teams.c[0], text), none, none, none),
+            sa.select(
+                sa.literal_column("'w'", text),
+                sa.cast(memberships.c[0], text),
+                sa.cast(memberships.c[1], text),
+                none,
+                none,
+            ),
+            sa.select(sa.literal_column("'g'", text), g.role, g.workspace_id, g.subject_type, g.subject_id).where(
+                subject
+            ),
+        )
+
+    async def subject_rows(
+        self, session: AsyncSession, query: sa.CompoundSelect[Any], user_id: str
+    ) -> tuple[set[str], dict[str, str], list[tuple[str, str | None, str]]]:
+        """A user's teams, workspace roles and grants (``(role, workspace_id, source)``), in one query.
+
+        Args:
+            query: the statement of :meth:`subject_query`.
+        """
+        found_teams: set[str] = set()
+        found_workspaces: dict[str, str] = {}
+        found_grants: list[tuple[str, str | None, str]] = []
+        for kind, a, b, c, d in (await session.execute(query, {"user_id": user_id})).all():
+            if kind == "t":
+                found_teams.add(a)
+            elif kind == "w":
+                found_workspaces[a] = b
+            else:
+                found_grants.append((a, b or None, "user" if c == "user" else f"team:{d}"))
+        return found_teams, found_workspaces, found_grants
 
     # --------------------------------------------------------------- plugins
 

@@ -118,7 +118,8 @@ class PluginManager:
                 or "*" in permission.key
             ):
                 raise PluginLoadError(
-                    name, f"permission {permission!r} must be a PermissionDef like '{name}:resource:action'"
+                    name,
+                    f"permission {permission!r} must be a PermissionDef starting '{name}:' (like '{name}:resource:action')",
                 )
         event_types = (*manifest.event_types, *(self._contribution(name, "plexica_event_types") or ()))
         for event_type in event_types:

@@ -11,6 +11,7 @@ import re
 from plexica_sdk.errors import InvalidTenantSlugError, ValidationError
 
 __all__ = [
+    "RESERVED_SLUGS",
     "SLUG_RE",
     "bucket_name",
     "cache_prefix",
@@ -23,6 +24,8 @@ __all__ = [
 
 #: 3-50 characters so ``tenant_<slug>`` fits PostgreSQL's 63-byte identifier limit.
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,48}[a-z0-9]\Z")
+#: Slugs no tenant may take: ``global.{event_type}`` topics carry the events of no tenant.
+RESERVED_SLUGS = frozenset({"global"})
 _IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
@@ -32,7 +35,7 @@ def validate_slug(slug: str) -> str:
     Raises:
         InvalidTenantSlugError: it is not.
     """
-    if not isinstance(slug, str) or not SLUG_RE.match(slug) or "--" in slug:
+    if not isinstance(slug, str) or not SLUG_RE.match(slug) or "--" in slug or slug in RESERVED_SLUGS:
         raise InvalidTenantSlugError(str(slug))
     return slug
 

@@ -212,6 +212,11 @@ class TenantService:
     async def _undo(self, tenant: TenantInfo, touched: Sequence[str]) -> None:
         # Best effort, in reverse: each undo is idempotent, and one failing does not stop the rest.
         # If the registry row cannot be removed, the tenant stays ``provisioning`` for a retry.
+        if "hooks" in touched:  # plugins may have set things up outside the database: as on delete
+            with contextlib.suppress(Exception):
+                ctx = tenant_context_of(tenant)
+                with context.use(ctx):
+                    await self.plugins.each("plexica_tenant_deleting", tenant=ctx, per_plugin=self._hosts(ctx))
         if "bucket" in touched:
             with contextlib.suppress(Exception):
                 await self.objects.delete_bucket(bucket_name(tenant.slug), force=True)

@@ -112,6 +112,7 @@ async def test_a_failing_step_is_undone_and_leaves_nothing_behind(make_platform:
 
     with pytest.raises(TenantNotFoundError):
         await platform.tenants.get("acme")
+    assert ("deleting", "acme") in plugin.calls  # plugins undo what their provisioned hooks set up
     assert not await platform.db.schema_exists("tenant_acme")
     assert await registry_rows(platform, "tenant_acme") == (0, 0, 0)
     plugin.failing.clear()
