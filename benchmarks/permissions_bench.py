@@ -15,7 +15,8 @@ Measured, per check:
 * Plexica, first check of a new request with the user's grants in L2 (counters + entry + decode);
 * Plexica, first check of a user, cold (L2 miss: the grants are read from the database);
 * the same two first checks with Redis as L2, when ``TEST_REDIS_URL`` is set, and the cold one
-  on PostgreSQL, when ``TEST_DATABASE_URL`` is set;
+  on PostgreSQL, when ``TEST_DATABASE_URL`` is set; each cold row is followed by the database's
+  floor, a transaction of one ``SELECT 1``, since a cold check cannot cost less;
 * pycasbin ``FastEnforcer`` (``cache_key_order`` on domain and object) and plain ``Enforcer``;
 * ABAC, "owners read their documents": Plexica's policy (in a warm request) against casbin's
   ``r.sub == r.obj.owner`` matcher.
@@ -44,12 +45,14 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import attrs
-import casbin
+import casbin  # type: ignore[import-untyped]  # benchmark-only dependency, untyped
+import sqlalchemy as sa
 
 from plexica.cache import MemoryCache, RedisCache
 from plexica.db.engine import Database, PostgresDatabase, SqliteDatabase
@@ -156,7 +159,7 @@ class Result:
         return statistics.fmean(self.samples)
 
 
-def timed(name: str, calls: list[Callable[[], Any]]) -> Result:
+def timed(name: str, calls: Sequence[Callable[[], Any]]) -> Result:
     gc.collect()  # every scenario starts from a clean heap; collections during timing still count
     samples = []
     clock = time.perf_counter_ns
@@ -167,7 +170,7 @@ def timed(name: str, calls: list[Callable[[], Any]]) -> Result:
     return Result(name, samples)
 
 
-async def atimed(name: str, calls: list[Callable[[], Awaitable[Any]]]) -> Result:
+async def atimed(name: str, calls: Sequence[Callable[[], Awaitable[Any]]]) -> Result:
     gc.collect()
     samples = []
     clock = time.perf_counter_ns
@@ -224,6 +227,12 @@ def request(ctx: TenantContext, user: str, dom: str | None) -> TenantContext:
     return attrs.evolve(ctx, user=Principal(id=user, tenant_slug=ctx.slug), workspace_id=dom)
 
 
+async def select_one(db: Database, ctx: TenantContext) -> None:
+    """The database's floor for a cold check: one transaction of one trivial statement."""
+    async with db.tenant_session(ctx.schema) as session:
+        await session.execute(sa.text("SELECT 1"))
+
+
 async def first_checks(
     name: str, engine: PermissionEngine, ctx: TenantContext, queries: list[tuple[str, str, str]], *, cold: bool
 ) -> Result:
@@ -235,7 +244,7 @@ async def first_checks(
             await engine.cache.cache.delete(PermissionCache.entry_key(ctx.slug, user))
         else:
             await engine.authorize(request(ctx, user, dom), key)  # puts the user's grants in L2
-        calls.append(lambda r=fresh, k=key: engine.authorize(r, k))
+        calls.append(partial(engine.authorize, fresh, key))
     return await atimed(name, calls)
 
 
@@ -269,7 +278,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 ours = (await engine.authorize(requests[user, dom], f"bench:{obj}:{act}")).allowed
                 assert ours == fast.enforce(user, dom, obj, act) == ((user, dom, obj, act) in allowed)
 
-            results.append(timed("precomputed set lookup", [lambda q=q: q in allowed for q in queries]))
+            results.append(timed("precomputed set lookup", [partial(allowed.__contains__, q) for q in queries]))
             for user, dom, obj, act in queries:  # warm: every request's subject resolved, answers memoized
                 await engine.authorize(requests[user, dom], f"bench:{obj}:{act}")
             in_requests = []  # a request checks a few permissions, some twice: 10 checks per request
@@ -281,24 +290,27 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 ]
                 for key in keys:
                     await engine.authorize(r, key)
-                in_requests += [lambda r=r, k=k: engine.authorize(r, k) for k in keys * 2]
+                in_requests += [partial(engine.authorize, r, k) for k in keys * 2]
             results.append(await atimed("plexica cached (repeated in a request)", in_requests))
             results.append(
                 await atimed(
                     "plexica cached (10,000 warm requests, mixed)",
-                    [lambda r=requests[u, d], k=f"bench:{o}:{a}": engine.authorize(r, k) for u, d, o, a in queries],
+                    [partial(engine.authorize, requests[u, d], f"bench:{o}:{a}") for u, d, o, a in queries],
                 )
             )
             fresh = []
             for user, dom, obj, act in queries[: args.cold * 4]:
                 r = request(ctx, user, dom)
                 await engine.subject(r)
-                fresh.append(lambda r=r, k=f"bench:{obj}:{act}": engine.authorize(r, k))
+                fresh.append(partial(engine.authorize, r, f"bench:{obj}:{act}"))
             results.append(await atimed("plexica new permission, warm request", fresh))
             firsts = {u: (u, d, f"bench:{o}:{a}") for u, d, o, a in queries}  # one query per user
             sample = rng.sample(sorted(firsts.values()), min(args.cold, len(firsts)))
             results.append(await first_checks("plexica first check, L2 hit (memory)", engine, ctx, sample, cold=False))
             results.append(await first_checks("plexica first check, cold (SQLite)", engine, ctx, sample, cold=True))
+            results.append(
+                await atimed("  floor: SELECT 1 transaction (SQLite)", [partial(select_one, db, ctx)] * args.cold)
+            )
             if os.environ.get("TEST_REDIS_URL"):
                 async with RedisCache(os.environ["TEST_REDIS_URL"]) as redis:
                     remote = PermissionEngine(db=db, cache=redis, plugins=plugins)
@@ -324,6 +336,8 @@ async def run(args: argparse.Namespace) -> list[Result]:
                                 "plexica first check, cold (PostgreSQL)", on_pg, pg_ctx, pg_sample, cold=True
                             )
                         )
+                        floor = [partial(select_one, postgres, pg_ctx)] * args.cold
+                        results.append(await atimed("  floor: SELECT 1 transaction (PostgreSQL)", floor))
                     finally:
                         await postgres.drop_schema(pg_ctx.schema)
 
@@ -335,10 +349,10 @@ async def run(args: argparse.Namespace) -> list[Result]:
             tracemalloc.stop()
             print(f"compiled model of the tenant (50 roles, 500 keys, 1 policy): ~{grown / 1024:.0f} KiB")
 
-            fast_calls = [lambda q=q: fast.enforce(*q) for q in queries]
+            fast_calls = [partial(fast.enforce, *q) for q in queries]
             results.append(timed("casbin FastEnforcer.enforce", fast_calls))
             results.append(
-                timed("casbin Enforcer.enforce", [lambda q=q: plain.enforce(*q) for q in queries[: args.plain]])
+                timed("casbin Enforcer.enforce", [partial(plain.enforce, *q) for q in queries[: args.plain]])
             )
 
             # ABAC: owners read their documents.
@@ -358,16 +372,11 @@ async def run(args: argparse.Namespace) -> list[Result]:
             results.append(
                 await atimed(
                     "plexica ABAC (warm request)",
-                    [
-                        lambda r=abac_requests[u], res={"owner": o}: engine.authorize(r, "bench:doc:read", res)
-                        for u, o in docs
-                    ],
+                    [partial(engine.authorize, abac_requests[u], "bench:doc:read", {"owner": o}) for u, o in docs],
                 )
             )
             results.append(
-                timed(
-                    "casbin ABAC Enforcer.enforce", [lambda u=u, o=o: abac.enforce(u, Doc(o), "read") for u, o in docs]
-                )
+                timed("casbin ABAC Enforcer.enforce", [partial(abac.enforce, u, Doc(o), "read") for u, o in docs])
             )
     return results
 
@@ -383,7 +392,7 @@ def report(results: list[Result]) -> None:
             f"{result.name:<44} {len(result.samples):>6} {result.p50:>9.2f} {result.p99:>9.2f} "
             f"{result.mean:>9.2f} {speedup:>9.1f}x"
         )
-    empty = timed("timer", [lambda: None] * 20000)
+    empty = timed("timer", [partial(int)] * 20000)
     print(f"\n(per-sample timer and call overhead, included above: {empty.p50:.2f} us at p50)")
 
 

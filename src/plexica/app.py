@@ -29,7 +29,7 @@ from plexica.http.middleware import (
 )
 from plexica.http.openapi import openapi_document
 from plexica.http.plugin_mount import not_found, plugin_mounts
-from plexica.http.routes import dev, health, me, objects, permissions, teams, tenants, users, workspaces
+from plexica.http.routes import dev, events, health, me, objects, permissions, teams, tenants, users, workspaces
 from plexica.http.user_middleware import UserMiddleware
 from plexica.platform import Platform
 from plexica.settings import Settings, load_settings
@@ -70,7 +70,15 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         Mount(
             "/api/core/v1",
             app=Router(
-                [*tenants.routes, *me.routes, *users.routes, *teams.routes, *workspaces.routes, *permissions.routes],
+                [
+                    *tenants.routes,
+                    *me.routes,
+                    *users.routes,
+                    *teams.routes,
+                    *workspaces.routes,
+                    *permissions.routes,
+                    *events.routes,
+                ],
                 default=not_found,
             ),
         ),

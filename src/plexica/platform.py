@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, final
 
 import httpx2
@@ -23,6 +23,8 @@ from plexica.cache import create_cache
 from plexica.db.engine import create_database
 from plexica.db.migrator import TenantMigrator
 from plexica.events import EventBus, create_event_bus, source_for
+from plexica.events.delivery import DeliveryCache
+from plexica.events.outbox import Outbox, OutboxRelay, mark_processed
 from plexica.identity.realm_plugin import build_realm_plugin
 from plexica.identity.super_admins import SuperAdminService
 from plexica.identity.teams import TeamService
@@ -36,9 +38,9 @@ from plexica.storage import create_object_store
 from plexica.tenancy.service import TenantService, tenant_context_of
 from plexica.workspaces.service import WorkspaceService
 from plexica_sdk import context
-from plexica_sdk.errors import SettingsError, TenantNotFoundError
+from plexica_sdk.errors import EventError, SettingsError, TenantNotFoundError
 from plexica_sdk.protocols import Host
-from plexica_sdk.types import Decision, Event, TenantContext
+from plexica_sdk.types import Decision, Event, TenantContext, TenantInfo
 
 __all__ = ["Platform"]
 
@@ -76,6 +78,13 @@ class Platform:
         self.bus: EventBus = create_event_bus(settings.events, self)
         for plugin in self.plugins.plugins.values():
             self.bus.registry.register_all(plugin.name, plugin.event_types)
+        events = settings.events
+        self.outbox = Outbox(self.db, self.bus, self._tenant_schemas, lease_seconds=events.outbox.lease_seconds)
+        self.relay = OutboxRelay(self.outbox, self.bus, events)
+        # Tenants by id, and (tenant, installs) by slug: what every event delivery asks.
+        self.delivery_cache: DeliveryCache[Any] = DeliveryCache(
+            events.delivery_cache_seconds, events.delivery_cache_size
+        )
         self.permissions = PermissionEngine(
             db=self.db,
             cache=self.cache,
@@ -97,6 +106,8 @@ class Platform:
             cache=self.cache,
             publish=self.publish,
             host_for=self.host_for,
+            on_change=self.delivery_cache.invalidate,
+            prepare_events=self._prepare_topics,
         )
         self.users = UserService(db=self.db, cache=self.cache, publish=self.publish)
         self.teams = TeamService(db=self.db)
@@ -118,6 +129,7 @@ class Platform:
                     self.bus.subscribe(plugin.name, subscription)
             await self.bus.start()
             stack.push_async_callback(self.bus.stop)
+            await stack.enter_async_context(self.relay)  # stops before the bus it publishes to
             self._stack = stack.pop_all()
         await self.plugins.each("plexica_host_started", per_plugin=lambda name: {"host": _GlobalHost(self, name)})
         return self
@@ -154,12 +166,23 @@ class Platform:
         return found if isinstance(found, Mapping) else None
 
     async def publish(
-        self, plugin: str, event_type: str, data: Any, ctx: TenantContext | None, *, subject: str | None = None
+        self,
+        plugin: str,
+        event_type: str,
+        data: Any,
+        ctx: TenantContext | None,
+        *,
+        subject: str | None = None,
+        session: Any = None,
     ) -> Event:
         """Validate and publish ``plugin``'s event for ``ctx``'s tenant (``None``: a global event).
 
+        With ``session`` (a tenant session of ``ctx``) the event is written to the outbox in that
+        session's transaction, and the relay publishes it after the commit.
+
         Raises:
-            EventError: unknown type, another plugin's type, or a payload failing its schema.
+            EventError: unknown type, another plugin's type, a payload failing its schema, or a
+                ``session`` without a tenant context or of another tenant. Nothing is sent or written.
         """
         event = Event(
             type=event_type,
@@ -171,20 +194,49 @@ class Platform:
             userid=ctx.user.id if ctx and ctx.user else None,
             traceid=ctx.trace_id if ctx else None,
         )
-        await self.bus.publish(event)
+        if session is None:
+            await self.bus.publish(event)
+        elif ctx is None:
+            raise EventError("events written in a transaction belong to its tenant: a tenant context is needed")
+        else:
+            self.bus.registry.validate(plugin, event_type, data)
+            await self.outbox.write(session, ctx, [event])
         if ctx is not None:
             self.metrics.events_published.labels(event_type, ctx.tenant_id).inc()
         return event
+
+    async def mark_processed(self, plugin: str, event: Event, ctx: TenantContext, session: Any) -> bool:
+        """Record that ``plugin`` handled ``event`` in ``ctx``'s tenant, in ``session``'s transaction.
+
+        Returns ``False`` when it was recorded before (see ``Host.mark_processed``).
+        """
+        return await mark_processed(session, ctx, plugin, event)
+
+    async def _tenant_schemas(self) -> Sequence[str]:
+        return [tenant.schema for tenant in await self.tenants.list() if tenant.status != "deleted"]
+
+    async def _prepare_topics(self, tenant: TenantInfo) -> None:
+        """Create a new tenant's topics up front, so consumers subscribe before its first events."""
+        topics = self.bus.topics
+        if topics.needs_slug:
+            await self.bus.ensure_topics([topics.topic_for(t, tenant.slug) for t in self.bus.registry.types()])
 
     # ------------------------------------------------- the event bus's Delivery
 
     async def context_for(self, event: Event) -> TenantContext | None:
         """The tenant context an event's handlers run in; None for unknown or deleted tenants."""
-        if event.tenantid is None:
+        tenant_id = event.tenantid
+        if tenant_id is None:
             return None
-        try:
-            tenant = await self.tenants.get_by_id(event.tenantid)
-        except TenantNotFoundError:
+
+        async def load() -> TenantInfo | None:
+            try:
+                return await self.tenants.get_by_id(tenant_id)
+            except TenantNotFoundError:
+                return None
+
+        tenant: TenantInfo | None = await self.delivery_cache.get(("id", tenant_id), load)
+        if tenant is None:
             return None
         return tenant_context_of(tenant, workspace_id=event.workspaceid, trace_id=event.traceid)
 
@@ -194,12 +246,16 @@ class Platform:
             return False
         if loaded.is_builtin:
             return True
-        try:
-            tenant = await self.tenants.get(tenant_slug)
-        except TenantNotFoundError:
-            return False
-        installed = await self.tenants.installed_plugins(tenant)
-        return installed.get(plugin, ("", ""))[1] == "enabled"
+
+        async def load() -> dict[str, tuple[str, str]] | None:
+            try:
+                tenant = await self.tenants.get(tenant_slug)
+            except TenantNotFoundError:
+                return None
+            return await self.tenants.installed_plugins(tenant)
+
+        installed: dict[str, tuple[str, str]] | None = await self.delivery_cache.get(("installs", tenant_slug), load)
+        return installed is not None and installed.get(plugin, ("", ""))[1] == "enabled"
 
 
 def _signing_key(settings: Settings) -> bytes | None:

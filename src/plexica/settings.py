@@ -104,6 +104,10 @@ class OutboxSettings:
     batch_size: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
     #: How often a relay looks for rows other processes wrote (its own commits wake it at once).
     poll_seconds: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    #: SQLite: how often a relay opens every tenant file for rows no relay woke for (a crash's leftovers).
+    sweep_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    #: SQLite: how long a relay's claim on a tenant's rows keeps other processes' relays off them.
+    lease_seconds: float = attrs.field(default=120.0, validator=attrs.validators.gt(0))
     #: Sent rows are kept this long (for inspection), then deleted.
     retention_seconds: float = attrs.field(default=86_400.0, validator=attrs.validators.ge(0))
     #: Processed-event ids (``Host.mark_processed``) are kept this long: longer than any redelivery.

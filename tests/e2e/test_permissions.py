@@ -120,7 +120,8 @@ async def test_policies_through_the_api(host: Host, caplog: pytest.LogCaptureFix
         refused = await host.client.post("/api/plugins/notes/notes", json={"title": "x"}, headers=editor)
     assert "notes:note:write" not in json.dumps(assert_problem(refused, 403))
     logged = [r for r in caplog.records if r.name == "plexica.permissions.decisions"]
-    assert logged and logged[-1].permission == "notes:note:write" and logged[-1].decided_by == "policy:no-eve"
+    assert logged and logged[-1].__dict__["permission"] == "notes:note:write"
+    assert logged[-1].__dict__["decided_by"] == "policy:no-eve"
 
     updated = await host.client.put(
         f"{API}/policies/no-eve", json={**no_eve, "condition": {"not": no_eve["condition"]}}, headers=admin

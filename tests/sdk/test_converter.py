@@ -64,7 +64,7 @@ def test_subscription_travels_as_its_name_without_the_handler() -> None:
 
 def test_subscriptions_inside_containers_also_drop_the_handler() -> None:
     subscription = Subscription(event_type="notes.note.*", handler=on_note_created, name="audit")
-    assert unstructure([subscription]) == [{"event_type": "notes.note.*", "name": "audit", "max_attempts": 3}]
+    assert unstructure([subscription]) == [{"event_type": "notes.note.*", "name": "audit", "max_attempts": None}]
 
 
 # ------------------------------------------------------------------ bad data

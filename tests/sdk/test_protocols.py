@@ -84,8 +84,11 @@ class FakeHost:
     def session(self) -> AbstractAsyncContextManager[Any]:
         raise NotImplementedError
 
-    async def publish(self, event_type: str, data: Any, *, subject: str | None = None) -> Event:
+    async def publish(self, event_type: str, data: Any, *, subject: str | None = None, session: Any = None) -> Event:
         return Event(type=event_type, source=self.plugin, data=data, subject=subject)
+
+    async def mark_processed(self, event: Event, *, session: Any) -> bool:
+        return True
 
     async def authorize(self, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:
         return Decision(allowed=False, reason="test")

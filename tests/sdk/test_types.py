@@ -102,7 +102,7 @@ def test_events_are_cloudevents_1_0_json_by_default() -> None:
 def test_subscription_is_named_after_its_handler_by_default() -> None:
     subscription = Subscription(event_type="notes.note.created", handler=on_note_created)
     assert subscription.name == "on_note_created"
-    assert subscription.max_attempts == 3
+    assert subscription.max_attempts is None  # the host's events.max_attempts applies
 
 
 def test_subscription_name_can_be_given() -> None:

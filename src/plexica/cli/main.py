@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from plexica.cli.events import events
 from plexica.cli.migrate import migrate
 from plexica.cli.output import echo_json, print_table
 from plexica.cli.permissions import permissions
@@ -241,6 +242,7 @@ def token(
 cli.add_command(realms)
 cli.add_command(migrate)
 cli.add_command(permissions)
+cli.add_command(events)
 plugins.add_command(install)
 plugins.add_command(upgrade)
 plugins.add_command(uninstall)

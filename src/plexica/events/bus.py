@@ -7,7 +7,7 @@ handle) it asks through ``Delivery``, so the same bus serves the embedded and th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
@@ -97,6 +97,14 @@ class EventBus(Protocol):
         Raises:
             EventError: as :meth:`publish`, for the first bad event; nothing is sent.
             BackendUnavailableError: as :meth:`publish`; some events may have been sent.
+        """
+        ...
+
+    async def ensure_topics(self, topics: Iterable[str]) -> None:
+        """Create ``topics`` if they do not exist (a no-op in memory); publishing creates them too.
+
+        Raises:
+            BackendUnavailableError: the broker refused or did not answer.
         """
         ...
 

@@ -10,14 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
 from plexica.events.envelope import Headers, MalformedEventError, decode, encode
+from plexica_sdk.converter import unstructure
 from plexica_sdk.types import Event
 
-__all__ = ["REPLAY_PLUGIN", "REPLAY_SUBSCRIPTION", "DeadLetter", "describe_error", "from_record", "to_record"]
+__all__ = [
+    "REPLAY_PLUGIN",
+    "REPLAY_SUBSCRIPTION",
+    "DeadLetter",
+    "describe",
+    "describe_error",
+    "from_record",
+    "to_record",
+]
 
 #: Headers marking a replayed record: only this plugin's subscription of that name receives it, so
 #: the other consumer groups reading the original topic do not see the event twice.
@@ -117,3 +126,29 @@ def from_record(value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> De
         raise MalformedEventError(f"dead letter without header {_PREFIX}{exc.args[0]}") from exc
     except ValueError as exc:
         raise MalformedEventError(f"bad dead letter: {type(exc).__name__}") from exc
+
+
+def describe(letter: DeadLetter, *, full: bool = False) -> dict[str, Any]:
+    """A dead letter as JSON-ready data (the admin API and CLI): a summary, or with ``full`` the event and headers.
+
+    Header values are shown as text (undecodable bytes replaced); the event's data is shown as it is.
+    """
+    summary: dict[str, Any] = {
+        "id": letter.id,
+        "event_id": letter.event.id,
+        "event_type": letter.event.type,
+        "tenant_id": letter.event.tenantid,
+        "plugin": letter.plugin,
+        "subscription": letter.subscription,
+        "topic": letter.topic,
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "key": letter.key,
+        "attempts": letter.attempts,
+        "error": letter.error,
+        "failed_at": letter.failed_at.isoformat(),
+    }
+    if full:
+        summary["event"] = unstructure(letter.event)
+        summary["headers"] = [[name, raw.decode(errors="replace")] for name, raw in letter.headers]
+    return summary

@@ -33,6 +33,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("kafka", "aiokafka") from exc
 
+from plexica.events._kafka_batcher import Coalescer
 from plexica.events._kafka_consumer import DISMISSED, PluginConsumer, read_dead_letters
 
 __all__ = ["KafkaEventBus", "KafkaOptions"]
@@ -91,6 +92,7 @@ class KafkaEventBus(BusBase):
         self._submit_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._coalescer: Coalescer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -147,6 +149,7 @@ class KafkaEventBus(BusBase):
             if isinstance(exc, KafkaError | OSError | TimeoutError):
                 raise BackendUnavailableError("kafka", describe_error(exc)) from exc
             raise
+        self._coalescer = Coalescer(self._producer, self._submit_lock, o.io_timeout_seconds)
         self._started = True
         # A fresh context: handlers must not inherit whatever tenant context the caller had.
         self._runner = asyncio.create_task(self._run(), context=contextvars.Context())
@@ -162,6 +165,8 @@ class KafkaEventBus(BusBase):
                 await self._runner
         finally:
             self._closed = True
+            if self._coalescer is not None:
+                await self._coalescer.close()
             await self._close_clients()
 
     async def _close_clients(self) -> None:
@@ -189,18 +194,25 @@ class KafkaEventBus(BusBase):
     # -- publishing ---------------------------------------------------------------------------
 
     async def publish(self, event: Event, *, key: str | None = None) -> None:
-        """See ``EventBus.publish``; concurrent publishes share the producer's batches."""
+        """See ``EventBus.publish``: concurrent publishes are coalesced into shared record batches."""
         self._check_open()
         [(topic, key, value, headers)] = await self._router.route((event,), None if key is None else (key,))
         if topic not in self._known_topics:
             await self.ensure_topics((topic,))
+        assert self._coalescer is not None  # set by start(), which _check_open() vouches for
         try:
-            # The producer bounds both steps by its request_timeout_ms (io_timeout_seconds); an
+            # The producer bounds the wait by its request_timeout_ms (io_timeout_seconds); an
             # asyncio.timeout here would cost a timer per event on the hottest path.
-            future = await self._producer.send(topic, value, key=None if key is None else key.encode(), headers=headers)
-            await future
-        except KafkaError as exc:
-            raise BackendUnavailableError("kafka", describe_error(exc)) from exc
+            await self._coalescer.submit((topic, key, value, headers))
+        except BackendUnavailableError:
+            self._forget_topics()
+            raise
+
+    def _forget_topics(self) -> None:
+        """After a failed send, check the topics again before the next: the broker may have lost them."""
+        self._known_topics.clear()
+        if self._coalescer is not None:
+            self._coalescer.forget_partitions()
 
     async def publish_many(
         self, events: Sequence[Event], *, keys: Sequence[str | None] | None = None, validate: bool = True
@@ -211,10 +223,14 @@ class KafkaEventBus(BusBase):
         if not routed:
             return
         await self.ensure_topics({record[0] for record in routed})
-        if len(routed) >= _BATCH_THRESHOLD:
-            await self._send_batched(routed)
-        else:
-            await self._send_all(routed)
+        try:
+            if len(routed) >= _BATCH_THRESHOLD:
+                await self._send_batched(routed)
+            else:
+                await self._send_all(routed)
+        except BackendUnavailableError:
+            self._forget_topics()
+            raise
 
     async def _send_all(self, records: Sequence[Outbound]) -> None:
         """Send through the producer's shared batches: concurrent small publishes batch together."""
@@ -320,6 +336,9 @@ class KafkaEventBus(BusBase):
 
     async def _dead_letter(self, letter: DeadLetter) -> None:
         _, value, headers = to_record(letter)
+        if self._topics.dead_letter not in self._known_topics:  # known since start, unless a send failed
+            async with self._topic_lock:
+                await self._create_topics([self._topics.dead_letter], {"cleanup.policy": "compact"})
         await self._send_all([(self._topics.dead_letter, letter.id, value, headers)])
 
     async def _read_letters(self) -> dict[str, DeadLetter]:

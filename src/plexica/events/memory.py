@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import final
 
 import attrs
@@ -96,6 +96,9 @@ class MemoryEventBus(BusBase):
             lane.queue.put_nowait(None)
         if self._runner is not None:
             await self._runner
+
+    async def ensure_topics(self, topics: Iterable[str]) -> None:
+        """See ``EventBus.ensure_topics``: in memory there is nothing to create."""
 
     async def join(self) -> None:
         """Wait until every published event has been handled or dead-lettered (tests use this)."""

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import Any, Final, final
 
 import attrs
-
 import jsonschema
 import jsonschema.exceptions
 import jsonschema.protocols
@@ -93,6 +92,10 @@ class EventTypeRegistry:
         """The definition of ``event_type``, or ``None`` when nobody declared it."""
         entry = self._entries.get(event_type)
         return None if entry is None else entry.definition
+
+    def types(self) -> list[str]:
+        """Every registered event type, sorted."""
+        return sorted(self._entries)
 
     def __contains__(self, event_type: object) -> bool:
         return event_type in self._entries

@@ -17,7 +17,7 @@ from plexica.permissions.abac import compile_policy
 from plexica.permissions.conditions import policy_to_json
 from plexica.permissions.decision import TenantModel
 from plexica.permissions.rbac import SYSTEM_ROLES
-from plexica_sdk.errors import PluginLoadError, ValidationError
+from plexica_sdk.errors import PluginCallError, PluginLoadError, ValidationError
 from plexica_sdk.types import PermissionDef, Policy, RoleDef
 
 __all__ = ["PluginContribution", "contributions_of", "static_model"]
@@ -52,7 +52,10 @@ def contributions_of(plugins: Any) -> dict[str, PluginContribution]:
     Raises:
         PluginLoadError: a plugin's policy is invalid or targets another plugin's permissions.
     """
-    policies = plugins.collect("plexica_policies")
+    try:
+        policies = plugins.collect("plexica_policies")
+    except PluginCallError as exc:  # a contribution hook that fails stops start-up
+        raise PluginLoadError(exc.plugin, str(exc)) from exc
     found = {}
     for name, loaded in plugins.plugins.items():
         own = tuple(policies.get(name) or ())

@@ -404,6 +404,12 @@ class PermissionEngine:
         await self.cache.bump_user(ctx.slug, user_id)
         self._forget_scopes(ctx.slug)
 
+    def forget(self, ctx: TenantContext) -> None:
+        """Drop everything this process holds for a tenant (after the tenant is deleted)."""
+        self._models.pop(ctx.tenant_id, None)
+        self._locks.pop(ctx.tenant_id, None)
+        self._forget_scopes(ctx.slug)
+
     def _forget_scopes(self, slug: str) -> None:
         for scope in list(self._scopes.values()):
             if scope.tenant == slug:

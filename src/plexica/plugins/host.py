@@ -41,8 +41,11 @@ class EmbeddedHost:
     def session(self) -> AbstractAsyncContextManager[Any]:
         return self._platform.db.tenant_session(self._ctx.schema)
 
-    async def publish(self, event_type: str, data: Any, *, subject: str | None = None) -> Event:
-        return await self._platform.publish(self._plugin, event_type, data, self._ctx, subject=subject)
+    async def publish(self, event_type: str, data: Any, *, subject: str | None = None, session: Any = None) -> Event:
+        return await self._platform.publish(self._plugin, event_type, data, self._ctx, subject=subject, session=session)
+
+    async def mark_processed(self, event: Event, *, session: Any) -> bool:
+        return await self._platform.mark_processed(self._plugin, event, self._ctx, session)
 
     async def authorize(self, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:
         return await self._platform.authorize(self._ctx, permission, resource)

@@ -77,6 +77,10 @@ class TenantService:
     Args:
         checkpoint: awaited with ``"<step>:done"`` and ``"<step>:recorded"`` around each
             provisioning step's record; tests inject crashes there.
+        on_change: called after each committed change of a tenant's status or plugin installs
+            (the host clears its event-delivery cache).
+        prepare_events: awaited before ``core.tenant.created`` is published, e.g. to create the
+            new tenant's topics.
     """
 
     def __init__(
@@ -91,6 +95,8 @@ class TenantService:
         host_for: Callable[[str, TenantContext], Host],
         templates: TemplateProvisioner | None = None,
         checkpoint: Callable[[str], Awaitable[None]] | None = None,
+        on_change: Callable[[], None] | None = None,
+        prepare_events: Callable[[TenantInfo], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.plugins = plugins
@@ -101,6 +107,8 @@ class TenantService:
         self.host_for = host_for
         self.templates = templates or TemplateProvisioner(db)
         self.checkpoint = checkpoint
+        self.on_change = on_change
+        self.prepare_events = prepare_events
         self.repo = TenantRepository()
 
     # ------------------------------------------------------------------ reads
@@ -178,9 +186,11 @@ class TenantService:
         """Record the steps ``done`` (and maybe activate), failing if another worker claimed the tenant."""
         try:
             async with self.db.core_connection() as conn:
-                return await self.repo.record_steps(conn, tenant, done, status="active" if activate else None)
+                tenant = await self.repo.record_steps(conn, tenant, done, status="active" if activate else None)
         except ConflictError as exc:
             raise _TakenOver(str(exc), resource="tenant") from exc
+        self._changed()
+        return tenant
 
     async def _run_step(self, step: str, tenant: TenantInfo, *, resumed: bool) -> None:
         ctx = tenant_context_of(tenant)
@@ -197,11 +207,14 @@ class TenantService:
                 await self._call(ctx, "plexica_plugin_installed", plugin, version=version)
             async with self.db.core_connection() as conn:
                 await self.repo.add_plugins(conn, tenant.id, versions)
+            self._changed()
         elif step == "bucket":
             await self.objects.create_bucket(bucket_name(tenant.slug))
         elif step == "hooks":
             await self._call(ctx, "plexica_tenant_provisioned", None)
         elif step == "event":
+            if self.prepare_events is not None:
+                await self.prepare_events(tenant)
             await self.publish("core", "core.tenant.created", self._payload(tenant), ctx)
 
     async def _has_tables(self, tenant: TenantInfo) -> bool:
@@ -226,6 +239,7 @@ class TenantService:
             async with self.db.core_connection() as conn:
                 await forget(conn, tenant.schema)
                 await self.repo.delete_row(conn, tenant.id)
+            self._changed()
 
     # --------------------------------------------------------------- lifecycle
 
@@ -243,6 +257,7 @@ class TenantService:
             raise ConflictError(f"tenant {slug!r} is {tenant.status}, not {source}", resource="tenant")
         async with self.db.core_connection() as conn:
             tenant = await self.repo.set_status(conn, tenant, target)
+        self._changed()
         ctx = tenant_context_of(tenant)
         with context.use(ctx):
             await self.plugins.each(hook, tenant=ctx, per_plugin=self._hosts(ctx))
@@ -260,6 +275,7 @@ class TenantService:
         if tenant.status != "deleting":
             async with self.db.core_connection() as conn:
                 tenant = await self.repo.set_status(conn, tenant, "deleting")
+            self._changed()
         await self._call(tenant_context_of(tenant), "plexica_tenant_deleting", None)
         await self.objects.delete_bucket(bucket_name(slug), force=True)
         await self.cache.delete_prefix(cache_prefix(slug))
@@ -267,6 +283,7 @@ class TenantService:
         async with self.db.core_connection() as conn:
             await forget(conn, tenant.schema)
             tenant = await self.repo.set_status(conn, tenant, "deleted")
+        self._changed()
         await self.publish("core", "core.tenant.deleted", self._payload(tenant), None)
         return tenant
 
@@ -347,6 +364,7 @@ class TenantService:
                 after = await self.migrator.remove(tenant.schema, stream, tenant_id=tenant.id)
             async with self.db.core_connection() as conn:
                 await self.repo.remove_plugin(conn, tenant.id, plugin)
+            self._changed()
         return PluginChange(slug, plugin, installed.version, "uninstalled", before, after)
 
     def check_plugin(self, plugin: str, revision: str | None = None) -> None:
@@ -395,6 +413,11 @@ class TenantService:
     async def _record_plugin(self, tenant: TenantInfo, plugin: str, status: str, pin: str | None) -> None:
         async with self.db.core_connection() as conn:
             await self.repo.upsert_plugin(conn, tenant.id, plugin, self._version(plugin), status, target_revision=pin)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _version(self, plugin: str) -> str:
         loaded = self.plugins.get(plugin)

@@ -46,7 +46,10 @@ class StubHost:
     def session(self) -> AbstractAsyncContextManager[Any]:
         raise NotImplementedError
 
-    async def publish(self, event_type: str, data: Any, *, subject: str | None = None) -> Event:
+    async def publish(self, event_type: str, data: Any, *, subject: str | None = None, session: Any = None) -> Event:
+        raise NotImplementedError
+
+    async def mark_processed(self, event: Event, *, session: Any) -> bool:
         raise NotImplementedError
 
     async def authorize(self, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:

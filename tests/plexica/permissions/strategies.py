@@ -146,4 +146,6 @@ grants = st.lists(
 )
 team_members = st.fixed_dictionaries({team: st.sets(st.sampled_from(USERS), max_size=3) for team in TEAMS})
 memberships = st.dictionaries(st.sampled_from(WORKSPACES), st.sampled_from(list(WORKSPACE_ROLES)), max_size=3)
-token_roles = st.just(set()) | st.sets(st.sampled_from([*CUSTOM_ROLES, MEMBER_ROLE, ADMIN_ROLE]), max_size=2)
+token_roles: st.SearchStrategy[set[str]] = st.just(set()) | st.sets(
+    st.sampled_from([*CUSTOM_ROLES, MEMBER_ROLE, ADMIN_ROLE]), max_size=2
+)

@@ -126,6 +126,19 @@ def test_a_plugin_policy_on_another_plugins_permissions_stops_start_up() -> None
         PermissionEngine(db=None, cache=MemoryCache(), plugins=make_plugins(Sneaky()))
 
 
+def test_a_failing_policy_hook_stops_start_up_naming_the_plugin() -> None:
+    class Broken(TasksPlugin):
+        name = "broken"
+
+        @hookimpl
+        def plexica_policies(self) -> list[Policy]:
+            raise RuntimeError("no policies today")
+
+    with pytest.raises(PluginLoadError) as caught:
+        PermissionEngine(db=None, cache=MemoryCache(), plugins=make_plugins(Broken()))
+    assert caught.value.plugin == "broken"
+
+
 async def test_teams_and_workspace_memberships_come_from_the_identity_tables(
     engine: PermissionEngine, make_tenant: MakeTenant
 ) -> None:
@@ -196,11 +209,13 @@ async def test_only_the_tenants_in_use_are_loaded_up_to_the_bound(
 ) -> None:
     engine = make_engine(max_tenants=2)
     tenants = [await make_tenant(f"tenant-{i}") for i in range(3)]
-    assert engine.loaded_tenants == ()
+    assert not engine.loaded_tenants
     for tenant in tenants:
         await engine.authorize(tenant.request("ann", ["member"]), "tasks:task:read")
     assert engine.loaded_tenants == (tenants[1].ctx.tenant_id, tenants[2].ctx.tenant_id)
     assert (await engine.authorize(tenants[0].request("ann", ["member"]), "tasks:task:read")).allowed
+    engine.forget(tenants[0].ctx)  # a deleted tenant leaves nothing behind
+    assert tenants[0].ctx.tenant_id not in engine.loaded_tenants
 
 
 async def test_denials_go_to_the_decision_log_with_the_permission(
@@ -213,7 +228,8 @@ async def test_denials_go_to_the_decision_log_with_the_permission(
     ):
         await engine.require(tenant.request("ann"), "tasks:task:write")
     record = next(r for r in caplog.records if r.name == "plexica.permissions.decisions")
-    assert (record.permission, record.user, record.tenant) == ("tasks:task:write", "ann", tenant.slug)
+    fields = record.__dict__
+    assert (fields["permission"], fields["user"], fields["tenant"]) == ("tasks:task:write", "ann", tenant.slug)
     assert caught.value.permission == "tasks:task:write"
 
 

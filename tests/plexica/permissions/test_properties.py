@@ -111,10 +111,11 @@ async def test_through_the_engine_check_explain_and_filter_agree_and_revocations
         await service.create_role(tenant.ctx, role, [on_tasks(p) for p in roles[role]])
     for team, users in members.items():
         await tenant.add_team(team, sorted(users))
-    for ws, role in memberships.items():
-        await tenant.add_member(ws, "u1", role)
+    for workspace_id, member_role in memberships.items():
+        await tenant.add_member(workspace_id, "u1", member_role)
     for role, (kind, who), ws in grants:
-        await service.grant(tenant.ctx, role, **{f"{kind}_id": who}, workspace_id=ws)
+        user_id, team_id = (who, None) if kind == "user" else (None, who)
+        await service.grant(tenant.ctx, role, user_id=user_id, team_id=team_id, workspace_id=ws)
     for policy in policies:
         tasks_policy = Policy(
             id=policy.id, effect=policy.effect, target=on_tasks(policy.target), condition=policy.condition

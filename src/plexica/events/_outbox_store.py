@@ -1,0 +1,283 @@
+"""Where outbox rows live and how a relay claims them: ``core.outbox`` on PostgreSQL, per-tenant on SQLite.
+
+Both stores answer the same three questions for :class:`plexica.events.outbox.OutboxRelay`: which
+*lanes* may have unsent rows, how to claim a lane's next rows so that no other relay publishes them
+(or anything after them with the same key) at the same time, and how to prune.
+
+* PostgreSQL: one lane, ``core``. A round locks some of ``core.outbox_shards`` with
+  ``FOR UPDATE SKIP LOCKED`` and keeps them locked, in one transaction, while it publishes and
+  marks their oldest rows; every row with a given key is in one shard, so two relays never
+  publish one key's rows concurrently, and never the same row twice.
+* SQLite: one lane per tenant file. A row cannot stay locked there without blocking the tenant's
+  writers, so a round leases the lane's oldest rows (``claimed_by``/``claimed_until``) in one short
+  ``BEGIN IMMEDIATE`` transaction, and refuses while another relay's lease on the lane is live.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, final
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from plexica.db.engine import Database
+from plexica.events.models import core_outbox, outbox_shards, processed_events, tenant_outbox
+
+__all__ = ["CORE_LANE", "Claimed", "OutboxStore", "Outcome", "PostgresOutboxStore", "SqliteOutboxStore", "utcnow"]
+
+log = logging.getLogger("plexica.events.outbox")
+
+CORE_LANE: Final = "core"
+#: Shards one PostgreSQL round takes at most: the rest stay free for other relays.
+_SHARDS_PER_CLAIM: Final = 16
+_MAX_ERROR: Final = 2000
+
+#: The tenant schemas to sweep and prune (not deleted ones).
+Schemas = Callable[[], Awaitable[Sequence[str]]]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@attrs.frozen
+class Claimed:
+    """One outbox row taken by a round: its order, event id, record key and stored envelope."""
+
+    seq: int
+    event_id: str
+    key: str | None
+    envelope: str
+
+
+@attrs.define
+class Outcome:
+    """What publishing a claimed batch came to.
+
+    ``sent`` rows reached the broker; ``dropped`` rows never can (their tenant is gone, say) and are
+    closed with their error; the rest stay pending with ``error`` recorded, for a later round.
+    """
+
+    sent: list[int] = attrs.Factory(list)
+    dropped: dict[int, str] = attrs.Factory(dict)
+    error: str | None = None
+
+
+Publish = Callable[[list[Claimed]], Awaitable[Outcome]]
+
+
+async def _mark(conn: AsyncConnection, table: sa.Table, rows: list[Claimed], outcome: Outcome) -> None:
+    now = utcnow()
+    c = table.c
+    sent = set(outcome.sent)
+    if sent:
+        await conn.execute(
+            table.update()
+            .where(c.seq.in_(sorted(sent)))
+            .values(sent_at=now, attempts=c.attempts + 1, claimed_by=None, claimed_until=None)
+        )
+    for seq, error in outcome.dropped.items():
+        await conn.execute(
+            table.update()
+            .where(c.seq == seq)
+            .values(
+                sent_at=now,
+                attempts=c.attempts + 1,
+                last_error=f"dropped: {error}"[:_MAX_ERROR],
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+    pending = [row.seq for row in rows if row.seq not in sent and row.seq not in outcome.dropped]
+    if pending:
+        await conn.execute(
+            table.update()
+            .where(c.seq.in_(pending))
+            .values(
+                attempts=c.attempts + 1,
+                last_error=(outcome.error or "not published")[:_MAX_ERROR],
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+
+
+def _claimed(rows: Sequence[sa.Row[Any, Any, Any, Any]]) -> list[Claimed]:
+    return [Claimed(seq, event_id, key, envelope) for seq, event_id, key, envelope in rows]
+
+
+class OutboxStore(abc.ABC):
+    """The outbox of one database: where rows are written, and how relays claim and prune them."""
+
+    def __init__(self, db: Database, schemas: Schemas) -> None:
+        self._db = db
+        self._schemas = schemas
+
+    @abc.abstractmethod
+    def table(self) -> sa.Table:
+        """The table a tenant session writes its rows to."""
+
+    @abc.abstractmethod
+    def lane_of(self, schema: str) -> str:
+        """The lane whose relay round publishes rows written in the tenant ``schema``."""
+
+    @abc.abstractmethod
+    async def pending_lanes(self) -> set[str]:
+        """Lanes that may have unsent rows (a sweep: other processes' rows, or left by a crash)."""
+
+    @abc.abstractmethod
+    async def relay(self, lane: str, limit: int, owner: str, publish: Publish) -> int | None:
+        """Claim up to ``limit`` of ``lane``'s oldest unsent rows, ``publish`` them and mark the outcome.
+
+        Returns:
+            How many rows were claimed (0: the lane is drained), or ``None`` when another relay
+            holds the lane or the lane no longer exists.
+        """
+
+    @abc.abstractmethod
+    async def prune_outbox(self, before: dt.datetime) -> int:
+        """Delete rows sent before ``before``; return how many went."""
+
+    async def prune_processed(self, before: dt.datetime) -> int:
+        """Delete processed-event ids recorded before ``before`` in every tenant; return how many went."""
+        removed = 0
+        for schema in await self._schemas():
+            if not await self._db.schema_exists(schema):
+                continue
+            try:
+                async with self._db.tenant_connection(schema) as conn:
+                    result = await conn.execute(
+                        processed_events.delete().where(processed_events.c.processed_at < before)
+                    )
+                removed += result.rowcount
+            except sa.exc.DBAPIError as exc:  # a tenant not migrated to tenant_0005 yet: nothing to prune
+                log.debug("pruning processed events of %s failed: %s", schema, type(exc.orig).__name__)
+        return removed
+
+
+@final
+class PostgresOutboxStore(OutboxStore):
+    """``core.outbox``, claimed by shard with ``FOR UPDATE SKIP LOCKED``."""
+
+    def table(self) -> sa.Table:
+        return core_outbox
+
+    def lane_of(self, schema: str) -> str:
+        return CORE_LANE
+
+    async def pending_lanes(self) -> set[str]:
+        return {CORE_LANE}  # the claim query itself finds the pending shards
+
+    async def relay(self, lane: str, limit: int, owner: str, publish: Publish) -> int | None:
+        o, s = core_outbox.c, outbox_shards.c
+        pending = sa.exists().where(o.shard == s.shard, o.sent_at.is_(None))
+        async with self._db.core_connection() as conn:
+            shards = (
+                await conn.scalars(
+                    sa.select(s.shard)
+                    .where(pending)
+                    .order_by(sa.func.random())
+                    .limit(_SHARDS_PER_CLAIM)
+                    .with_for_update(skip_locked=True, of=outbox_shards)
+                )
+            ).all()
+            if not shards:
+                return 0
+            result = await conn.execute(
+                sa.select(o.seq, o.event_id, o.key, o.envelope)
+                .where(o.shard.in_(shards), o.sent_at.is_(None))
+                .order_by(o.seq)
+                .limit(limit)
+            )
+            rows = _claimed(result.all())
+            if rows:
+                # The shards stay locked while the rows go out: a crash releases them with the connection.
+                await _mark(conn, core_outbox, rows, await publish(rows))
+        return len(rows)
+
+    async def prune_outbox(self, before: dt.datetime) -> int:
+        async with self._db.core_connection() as conn:
+            result = await conn.execute(core_outbox.delete().where(core_outbox.c.sent_at < before))
+        return result.rowcount
+
+
+@final
+class SqliteOutboxStore(OutboxStore):
+    """An ``outbox`` table in each tenant's file, claimed by lease.
+
+    Args:
+        lease_seconds: how long a claim keeps other relays off the lane; longer than a publish can take.
+    """
+
+    def __init__(self, db: Database, schemas: Schemas, *, lease_seconds: float) -> None:
+        super().__init__(db, schemas)
+        self._lease = dt.timedelta(seconds=lease_seconds)
+
+    def table(self) -> sa.Table:
+        return tenant_outbox
+
+    def lane_of(self, schema: str) -> str:
+        return schema
+
+    async def pending_lanes(self) -> set[str]:
+        lanes = set()
+        c = tenant_outbox.c
+        for schema in await self._schemas():
+            if not await self._db.schema_exists(schema):
+                continue
+            try:
+                async with self._db.tenant_connection(schema) as conn:
+                    if await conn.scalar(sa.select(sa.literal(1)).where(c.sent_at.is_(None)).limit(1)):
+                        lanes.add(schema)
+            except sa.exc.DBAPIError as exc:  # not migrated to tenant_0005 yet: it has no outbox
+                log.debug("outbox sweep skipped %s: %s", schema, type(exc.orig).__name__)
+        return lanes
+
+    async def relay(self, lane: str, limit: int, owner: str, publish: Publish) -> int | None:
+        if not await self._db.schema_exists(lane):  # the tenant was deleted, its outbox with it
+            return None
+        c = tenant_outbox.c
+        now = utcnow()
+        async with self._db.tenant_connection(lane) as conn:  # BEGIN IMMEDIATE: one claimer at a time
+            held = sa.and_(c.sent_at.is_(None), c.claimed_by.is_not(None), c.claimed_by != owner, c.claimed_until > now)
+            if await conn.scalar(sa.select(sa.literal(1)).where(held).limit(1)):
+                return None
+            result = await conn.execute(
+                sa.select(c.seq, c.event_id, c.key, c.envelope).where(c.sent_at.is_(None)).order_by(c.seq).limit(limit)
+            )
+            rows = _claimed(result.all())
+            if not rows:
+                return 0
+            await conn.execute(
+                tenant_outbox.update()
+                .where(c.seq.in_([row.seq for row in rows]))
+                .values(claimed_by=owner, claimed_until=now + self._lease)
+            )
+        try:
+            outcome = await publish(rows)
+        except BaseException as exc:  # cancelled mid-publish: give the lease back
+            outcome = Outcome(error=f"{type(exc).__name__}: interrupted")
+            async with self._db.tenant_connection(lane) as conn:
+                await _mark(conn, tenant_outbox, rows, outcome)
+            raise
+        async with self._db.tenant_connection(lane) as conn:
+            await _mark(conn, tenant_outbox, rows, outcome)
+        return len(rows)
+
+    async def prune_outbox(self, before: dt.datetime) -> int:
+        removed = 0
+        for schema in await self._schemas():
+            if not await self._db.schema_exists(schema):
+                continue
+            try:
+                async with self._db.tenant_connection(schema) as conn:
+                    result = await conn.execute(tenant_outbox.delete().where(tenant_outbox.c.sent_at < before))
+                removed += result.rowcount
+            except sa.exc.DBAPIError as exc:
+                log.debug("pruning the outbox of %s failed: %s", schema, type(exc.orig).__name__)
+        return removed

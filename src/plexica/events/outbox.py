@@ -1,0 +1,388 @@
+"""The transactional outbox: events written in a tenant's transaction, published after it commits.
+
+``Outbox.write`` adds the events to the outbox in the caller's session, so they commit or roll
+back with the caller's own writes; nothing reaches the broker before the commit, and nothing at
+all after a rollback. ``OutboxRelay`` publishes committed rows in order with
+``EventBus.publish_many(..., validate=False)``, keeping each event's id and time, and marks them
+sent. A commit in this process wakes the relay at once; rows other processes wrote are found by
+polling. With the broker down the rows wait, in order, and go out once it is back. The relay is
+at-least-once: a crash between publishing and marking publishes those rows again, which handlers
+absorb with ``Host.mark_processed``. Where rows live and how relays claim them is in
+:mod:`plexica.events._outbox_store`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import uuid
+import zlib
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Final, Self, final
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plexica.db.engine import Database
+from plexica.events._outbox_store import (
+    Claimed,
+    OutboxStore,
+    Outcome,
+    PostgresOutboxStore,
+    Schemas,
+    SqliteOutboxStore,
+    utcnow,
+)
+from plexica.events.bus import EventBus
+from plexica.events.dlq import describe_error
+from plexica.events.models import SHARDS, processed_events
+from plexica.settings import EventSettings
+from plexica_sdk.errors import BackendUnavailableError, EventError
+from plexica_sdk.types import Event, TenantContext
+
+__all__ = ["Outbox", "OutboxRelay", "from_envelope", "mark_processed", "to_envelope"]
+
+log = logging.getLogger(__name__)
+
+_WAKE: Final = "plexica.outbox.wake"  # session.info key: this transaction already wakes the relay
+
+
+def to_envelope(event: Event) -> str:
+    """The stored form of ``event``: its attributes and data as one JSON object.
+
+    Raises:
+        EventError: ``data`` is not JSON (or holds NaN).
+    """
+    try:
+        return json.dumps(
+            {
+                "id": event.id,
+                "source": event.source,
+                "type": event.type,
+                "specversion": event.specversion,
+                "time": event.time.isoformat(),
+                "subject": event.subject,
+                "datacontenttype": event.datacontenttype,
+                "tenantid": event.tenantid,
+                "workspaceid": event.workspaceid,
+                "userid": event.userid,
+                "traceid": event.traceid,
+                "schemaversion": event.schemaversion,
+                "data": event.data,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise EventError(f"event {event.id} cannot be encoded: {exc}", event_type=event.type) from exc
+
+
+def from_envelope(text: str) -> Event:
+    """The event :func:`to_envelope` stored."""
+    fields: dict[str, Any] = json.loads(text)
+    fields["time"] = dt.datetime.fromisoformat(fields["time"])
+    return Event(**fields)
+
+
+def _shard(key: str | None, event_id: str) -> int:
+    # Every row with the same key lands in the same shard; keyless rows spread by id.
+    return zlib.crc32((key if key is not None else event_id).encode()) % SHARDS
+
+
+def _bound_schema(session: AsyncSession) -> str | None:
+    translate = session.get_bind().get_execution_options().get("schema_translate_map")
+    return None if not translate else translate.get(None)
+
+
+def _check_session(session: object, ctx: TenantContext) -> AsyncSession:
+    if not isinstance(session, AsyncSession):
+        raise EventError(f"session must be the AsyncSession of host.session(), not {type(session).__name__}")
+    if _bound_schema(session) != ctx.schema:
+        raise EventError(f"the session is not bound to tenant {ctx.slug!r}'s schema")
+    return session
+
+
+@final
+class Outbox:
+    """Writes events to the outbox inside a tenant session; owns the store the relay reads.
+
+    Args:
+        db: the database (its dialect picks where rows live).
+        bus: the bus whose topic layout gives each event its key.
+        schemas: the schemas of tenants that are not deleted (sweeps and pruning).
+        lease_seconds: SQLite only: how long a relay's claim keeps others off a tenant's rows.
+    """
+
+    def __init__(self, db: Database, bus: EventBus, schemas: Schemas, *, lease_seconds: float = 120.0) -> None:
+        self._bus = bus
+        self.store: OutboxStore = (
+            PostgresOutboxStore(db, schemas)
+            if db.dialect == "postgresql"
+            else SqliteOutboxStore(db, schemas, lease_seconds=lease_seconds)
+        )
+        self._relays: list[OutboxRelay] = []
+
+    def attach(self, relay: OutboxRelay) -> None:
+        """Wake ``relay`` when a transaction that wrote rows commits in this process."""
+        self._relays.append(relay)
+
+    async def write(self, session: object, ctx: TenantContext, events: Sequence[Event]) -> None:
+        """Add ``events`` of the tenant ``ctx`` to the outbox in ``session``'s transaction.
+
+        The caller validated them (``EventTypeRegistry.validate``); this checks that the session is
+        the tenant's and that the data is JSON.
+
+        Raises:
+            EventError: the session is not a session of ``ctx``'s schema, or an event's data is not JSON.
+        """
+        session = _check_session(session, ctx)
+        now = utcnow()
+        topics = self._bus.topics
+        rows = []
+        for event in events:
+            if event.tenantid != ctx.tenant_id:
+                raise EventError(f"event {event.id} is not for tenant {ctx.slug!r}", event_type=event.type)
+            key = topics.default_key(event)
+            rows.append(
+                {
+                    "event_id": event.id,
+                    "tenant_id": event.tenantid,
+                    "event_type": event.type,
+                    "key": key,
+                    "shard": _shard(key, event.id),
+                    "envelope": to_envelope(event),
+                    "created_at": now,
+                    "attempts": 0,
+                }
+            )
+        if not rows:
+            return
+        await session.execute(self.store.table().insert(), rows)
+        self._wake_after_commit(session, self.store.lane_of(ctx.schema))
+
+    def _wake_after_commit(self, session: AsyncSession, lane: str) -> None:
+        sync = session.sync_session
+        lanes: set[str] | None = sync.info.get(_WAKE)
+        if lanes is not None:
+            lanes.add(lane)
+            return
+        lanes = sync.info[_WAKE] = {lane}
+        relays = self._relays
+
+        def committed(_session: object) -> None:
+            sync.info.pop(_WAKE, None)
+            if sa_event.contains(sync, "after_rollback", rolled_back):
+                sa_event.remove(sync, "after_rollback", rolled_back)
+            for relay in relays:
+                relay.wake(lanes)
+
+        def rolled_back(_session: object) -> None:
+            sync.info.pop(_WAKE, None)
+            if sa_event.contains(sync, "after_commit", committed):
+                sa_event.remove(sync, "after_commit", committed)
+
+        sa_event.listen(sync, "after_commit", committed, once=True)
+        sa_event.listen(sync, "after_rollback", rolled_back, once=True)  # the real one, not a savepoint's
+
+
+@final
+class OutboxRelay:
+    """Publishes committed outbox rows, in order, and marks them sent; prunes old rows.
+
+    Use it as an async context manager (the platform's lifespan does): it runs as one background
+    task and, on exit, finishes the round in flight.
+
+    Args:
+        outbox: the outbox whose store to read.
+        bus: where to publish (started before the relay, stopped after it).
+        settings: ``settings.outbox`` holds batch size, polling, retention; ``kafka.io_timeout_seconds``
+            bounds a publish.
+    """
+
+    def __init__(self, outbox: Outbox, bus: EventBus, settings: EventSettings) -> None:
+        self._store = outbox.store
+        self._bus = bus
+        self._settings = settings.outbox
+        self._owner = f"relay-{uuid.uuid4().hex[:16]}"
+        self._dirty: set[str] = set()
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._sweep_now = True  # at start: rows left by a crash, or written while no relay ran
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0  # rows this relay marked sent (metrics, tests)
+        outbox.attach(self)
+
+    def wake(self, lanes: set[str]) -> None:
+        """Have the relay look at ``lanes`` now (called after a commit that wrote rows)."""
+        self._dirty |= lanes
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name="plexica-outbox-relay")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+        if self._task is not None:
+            task, self._task = self._task, None
+            await task
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until the relay found nothing left to publish (tests, benchmarks, shutdown scripts).
+
+        Raises:
+            TimeoutError: rows were still pending after ``timeout`` seconds (the broker is down, say).
+        """
+        self._idle.clear()
+        self._sweep_now = True
+        self._wakeup.set()
+        async with asyncio.timeout(timeout):
+            await self._idle.wait()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        s = self._settings
+        next_prune = loop.time() + s.prune_interval_seconds
+        # PostgreSQL's sweep is the claim query itself: every poll. SQLite's opens every tenant file:
+        # rarely, since each process's own commits wake its relay directly.
+        every_poll = isinstance(self._store, PostgresOutboxStore)
+        next_sweep = loop.time()
+        backoff = 0.0
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            lanes: set[str] = set()
+            if self._sweep_now or every_poll or loop.time() >= next_sweep:
+                self._sweep_now = False
+                next_sweep = loop.time() + s.sweep_seconds
+                try:
+                    lanes = await self._store.pending_lanes()
+                except Exception as exc:  # the database is down: try again later
+                    log.warning("outbox sweep failed: %s", describe_error(exc))
+            lanes |= self._dirty
+            self._dirty = set()
+            failed: set[str] = set()
+            for lane in sorted(lanes):
+                if self._stopping.is_set():
+                    failed.add(lane)
+                    continue
+                if not await self._relay_lane(lane):
+                    failed.add(lane)
+            self._dirty |= failed
+            if loop.time() >= next_prune:
+                next_prune = loop.time() + s.prune_interval_seconds
+                await self._prune()
+            if failed:
+                backoff = min(max(backoff * 2, 0.1), 5.0)
+                timeout = backoff
+            else:
+                backoff = 0.0
+                if not self._dirty and not self._sweep_now:
+                    self._idle.set()
+                timeout = s.poll_seconds
+            if not self._wakeup.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wakeup.wait()
+
+    async def _relay_lane(self, lane: str) -> bool:
+        """Publish ``lane`` until it is drained; ``False`` if rows remain (broker down, lane busy)."""
+        outcomes: list[Outcome] = []
+
+        async def publish(rows: list[Claimed]) -> Outcome:
+            outcomes.append(outcome := await self._publish(rows))
+            return outcome
+
+        while not self._stopping.is_set():
+            outcomes.clear()
+            try:
+                claimed = await self._store.relay(lane, self._settings.batch_size, self._owner, publish)
+            except Exception as exc:  # the database failed us: leave the rows for a later round
+                log.warning("outbox relay of %s failed: %s", lane, describe_error(exc))
+                return False
+            if not claimed:  # drained, or another relay holds the lane and will drain it
+                return True
+            if not outcomes:
+                return False
+            self.published += len(outcomes[0].sent)
+            if outcomes[0].error is not None:
+                return False
+        return False
+
+    async def _publish(self, rows: list[Claimed]) -> Outcome:
+        events: list[Event] = []
+        outcome = Outcome()
+        for row in rows:
+            try:
+                events.append(from_envelope(row.envelope))
+            except (ValueError, TypeError, KeyError) as exc:  # a corrupt row must not block its lane
+                outcome.dropped[row.seq] = f"unreadable envelope: {type(exc).__name__}"
+                log.error("outbox row %d (event %s) is unreadable; dropped", row.seq, row.event_id)
+        good = [row for row in rows if row.seq not in outcome.dropped]
+        try:
+            await self._bus.publish_many(events, keys=[row.key for row in good], validate=False)
+        except BackendUnavailableError as exc:
+            outcome.error = describe_error(exc)
+            log.warning("outbox relay: %d events wait for the broker: %s", len(good), outcome.error)
+            return outcome
+        except EventError:  # one event cannot go (its tenant was deleted): find it, keep order
+            return await self._publish_one_by_one(good, events, outcome)
+        outcome.sent = [row.seq for row in good]
+        return outcome
+
+    async def _publish_one_by_one(self, rows: list[Claimed], events: list[Event], outcome: Outcome) -> Outcome:
+        for row, event in zip(rows, events, strict=True):
+            try:
+                await self._bus.publish_many([event], keys=[row.key], validate=False)
+            except BackendUnavailableError as exc:
+                outcome.error = describe_error(exc)
+                return outcome
+            except EventError as exc:
+                outcome.dropped[row.seq] = describe_error(exc)
+                log.error("outbox event %s (%s) cannot be published; dropped: %s", event.id, event.type, exc)
+            else:
+                outcome.sent.append(row.seq)
+        return outcome
+
+    async def _prune(self) -> None:
+        s = self._settings
+        now = utcnow()
+        try:
+            removed = await self._store.prune_outbox(now - dt.timedelta(seconds=s.retention_seconds))
+            forgotten = await self._store.prune_processed(now - dt.timedelta(seconds=s.processed_retention_seconds))
+        except Exception as exc:
+            log.warning("outbox pruning failed: %s", describe_error(exc))
+            return
+        if removed or forgotten:
+            log.info("outbox pruning removed %d sent rows and %d processed-event ids", removed, forgotten)
+
+
+async def mark_processed(session: object, ctx: TenantContext, plugin: str, event: Event) -> bool:
+    """Record that ``plugin`` handled ``event`` in ``ctx``'s tenant, in ``session``'s transaction.
+
+    Returns:
+        ``True`` the first time; ``False`` when the id is already recorded (a redelivery).
+
+    Raises:
+        EventError: ``session`` is not a session of ``ctx``'s schema.
+    """
+    session = _check_session(session, ctx)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(processed_events)
+        .values(plugin=plugin, event_id=event.id, processed_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["plugin", "event_id"])
+    )
+    result = await session.execute(statement)
+    return isinstance(result, CursorResult) and result.rowcount == 1
