@@ -108,11 +108,12 @@ class Platform:
             host_for=self.host_for,
             on_change=self.delivery_cache.invalidate,
             prepare_events=self._prepare_topics,
+            access=self.permissions,
         )
-        self.users = UserService(db=self.db, cache=self.cache, publish=self.publish)
-        self.teams = TeamService(db=self.db)
+        self.users = UserService(db=self.db, cache=self.cache, publish=self.publish, access=self.permissions)
+        self.teams = TeamService(db=self.db, access=self.permissions)
         self.super_admins = SuperAdminService(db=self.db, cache=self.cache)
-        self.workspaces = WorkspaceService(db=self.db, cache=self.cache, publish=self.publish)
+        self.workspaces = WorkspaceService(db=self.db, cache=self.cache, publish=self.publish, access=self.permissions)
         self._stack: contextlib.AsyncExitStack | None = None
 
     # ---------------------------------------------------------------- lifetime

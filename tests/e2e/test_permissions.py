@@ -209,3 +209,28 @@ def test_the_cli_manages_roles_grants_and_policies(
     code, _, err = run("permissions", "grant", "auditor", "--tenant", "acme")
     assert code != 0 and "--user" in err
     assert run("permissions", "roles", "delete", "auditor", "--tenant", "acme")[0] == 0
+
+
+async def test_team_and_user_changes_reach_the_permission_cache_at_once(host: Host) -> None:
+    admin = headers(host, "root", ("tenant_admin",))
+    carol = headers(host, "carol")
+    await host.client.get(f"{API}/me", headers=carol)  # carol's profile exists from her first request
+    team = await host.client.post(f"{API}/teams", json={"name": "Writers"}, headers=admin)
+    assert team.status_code == 201, team.text
+    team_id = team.json()["id"]
+    role = await host.client.post(
+        f"{API}/roles", json={"name": "team-writer", "permissions": ["notes:note:write"]}, headers=admin
+    )
+    assert role.status_code == 201, role.text
+    grant = await host.client.post(f"{API}/roles/team-writer/grants", json={"team_id": team_id}, headers=admin)
+    assert grant.status_code == 201, grant.text
+
+    # Warm carol's cached permissions while she is outside the team.
+    assert_problem(await host.client.post("/api/plugins/notes/notes", json={"title": "x"}, headers=carol), 403)
+    joined = await host.client.post(f"{API}/teams/{team_id}/members", json={"user_id": "carol"}, headers=admin)
+    assert joined.status_code in (200, 201, 204), joined.text
+    assert (await host.client.post("/api/plugins/notes/notes", json={"title": "x"}, headers=carol)).status_code == 201
+
+    left = await host.client.delete(f"{API}/teams/{team_id}/members/carol", headers=admin)
+    assert left.status_code == 204, left.text
+    assert_problem(await host.client.post("/api/plugins/notes/notes", json={"title": "y"}, headers=carol), 403)

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from plexica.auth import RealmPerTenantStrategy, verify_gateway_headers
 from plexica.auth.tokens import parse_unverified
 from plexica.http.problems import problem_for
+from plexica.permissions.engine import client_ip
 from plexica.tenancy.naming import SLUG_RE
 from plexica.tenancy.service import tenant_context_of
 from plexica_sdk import context
@@ -242,9 +243,13 @@ class TenantMiddleware:
         workspace = headers.get("x-workspace-id") or None
         ctx = tenant_context_of(tenant, user=principal, workspace_id=workspace, trace_id=scope.get("plexica.trace_id"))
         token = context.tenant_context.set(ctx)
+        # The direct peer's address, for ABAC's ``environment.client_ip``; behind a proxy, run the
+        # server with its forwarded-headers option so the peer is the real client.
+        ip_token = client_ip.set(scope["client"][0] if scope.get("client") else None)
         try:
             await self.app(scope, receive, send)
         finally:
+            client_ip.reset(ip_token)
             context.tenant_context.reset(token)
 
     def _resolve_slug(self, scope: Scope, headers: Headers) -> str | None:

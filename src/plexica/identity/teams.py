@@ -14,6 +14,7 @@ from typing import Any, final
 from sqlalchemy.exc import IntegrityError
 
 from plexica.db.engine import Database
+from plexica.identity.access import AccessInvalidator
 from plexica.identity.models import Team, TeamMember
 from plexica.identity.paging import Page, decode_cursor, encode_cursor
 from plexica.identity.repository import TeamRepository, UserRepository
@@ -50,8 +51,9 @@ def _not_found() -> NotFoundError:
 class TeamService:
     """Teams and their members, in the given tenant's schema."""
 
-    def __init__(self, *, db: Database) -> None:
+    def __init__(self, *, db: Database, access: AccessInvalidator | None = None) -> None:
         self.db = db
+        self.access = access
         self.repo = TeamRepository()
         self.users = UserRepository()
 
@@ -126,6 +128,8 @@ class TeamService:
         async with self.db.tenant_connection(ctx.schema) as conn:
             if not await self.repo.delete(conn, team_id):
                 raise _not_found()
+        if self.access is not None:  # every member loses the team's grants
+            await self.access.invalidate_tenant(ctx)
 
     async def members(
         self, ctx: TenantContext, team_id: str, *, cursor: str | None = None, limit: int = 50
@@ -157,6 +161,8 @@ class TeamService:
                 raise ValidationError("no such active user in this tenant", field="user_id")
             if not await self.repo.add_member(conn, team_id, user_id):
                 raise ConflictError("the user is already a member", resource="member")
+        if self.access is not None:
+            await self.access.invalidate_user(ctx, user_id)
 
     async def remove_member(self, ctx: TenantContext, team_id: str, user_id: str) -> None:
         """Raises ``NotFoundError`` when there is no such team or the user is not in it."""
@@ -165,3 +171,5 @@ class TeamService:
                 raise _not_found()
             if not await self.repo.remove_member(conn, team_id, user_id):
                 raise NotFoundError("no such member", resource="member")
+        if self.access is not None:
+            await self.access.invalidate_user(ctx, user_id)

@@ -28,6 +28,7 @@ from typing import Any, final
 import attrs
 
 from plexica.db.engine import Database
+from plexica.identity.access import AccessInvalidator
 from plexica.identity.models import USER_STATUSES, EventPublisher, UserProfile
 from plexica.identity.paging import Page, decode_cursor, encode_cursor
 from plexica.identity.repository import UserRepository, now
@@ -83,8 +84,11 @@ class Removal:
 class UserService:
     """Business rules of user profiles; every query runs in the given tenant's schema."""
 
-    def __init__(self, *, db: Database, cache: Cache, publish: EventPublisher) -> None:
+    def __init__(
+        self, *, db: Database, cache: Cache, publish: EventPublisher, access: AccessInvalidator | None = None
+    ) -> None:
         self.db = db
+        self.access = access
         self.publish = publish
         self.stamps = StampedCache(cache, ttl=ADMISSION_TTL)
         self.repo = UserRepository()
@@ -263,6 +267,8 @@ class UserService:
     async def _invalidate(self, ctx: TenantContext, user_id: str, *, workspaces: Sequence[str] = ()) -> None:
         key, generation_key = user_cache_keys(ctx, user_id)
         await self.stamps.invalidate(generation_key, key)
+        if self.access is not None:
+            await self.access.invalidate_user(ctx, user_id)
         for workspace_id in workspaces:
             entry, generation_key = membership_cache_keys(ctx, workspace_id, user_id)
             await self.stamps.invalidate(generation_key, entry)

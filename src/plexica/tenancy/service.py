@@ -42,6 +42,16 @@ logger = logging.getLogger(__name__)
 STEPS = ("schema", "plugins", "bucket", "hooks", "event")
 
 
+class PluginAccess(Protocol):
+    """Registers, per tenant, the permissions, default grants and policies an installed plugin brings."""
+
+    async def on_plugin_installed(self, ctx: TenantContext, plugin: str) -> None: ...
+
+    async def on_plugin_uninstalled(self, ctx: TenantContext, plugin: str) -> None: ...
+
+    def forget(self, ctx: TenantContext) -> None: ...
+
+
 class EventPublisher(Protocol):
     """Publishes a plugin's event for a tenant (``ctx`` None: a global event)."""
 
@@ -97,6 +107,7 @@ class TenantService:
         checkpoint: Callable[[str], Awaitable[None]] | None = None,
         on_change: Callable[[], None] | None = None,
         prepare_events: Callable[[TenantInfo], Awaitable[None]] | None = None,
+        access: PluginAccess | None = None,
     ) -> None:
         self.db = db
         self.plugins = plugins
@@ -109,6 +120,7 @@ class TenantService:
         self.checkpoint = checkpoint
         self.on_change = on_change
         self.prepare_events = prepare_events
+        self.access = access
         self.repo = TenantRepository()
 
     # ------------------------------------------------------------------ reads
@@ -204,6 +216,8 @@ class TenantService:
         elif step == "plugins":
             versions = {plugin: self._version(plugin) for plugin in self.plugins.installable}
             for plugin, version in versions.items():
+                if self.access is not None:
+                    await self.access.on_plugin_installed(ctx, plugin)
                 await self._call(ctx, "plexica_plugin_installed", plugin, version=version)
             async with self.db.core_connection() as conn:
                 await self.repo.add_plugins(conn, tenant.id, versions)
@@ -283,6 +297,8 @@ class TenantService:
         async with self.db.core_connection() as conn:
             await forget(conn, tenant.schema)
             tenant = await self.repo.set_status(conn, tenant, "deleted")
+        if self.access is not None:
+            self.access.forget(tenant_context_of(tenant))
         self._changed()
         await self.publish("core", "core.tenant.deleted", self._payload(tenant), None)
         return tenant
@@ -306,11 +322,15 @@ class TenantService:
         if stream is not None:
             before = await self.migrator.current(tenant.schema, stream)
             after = await self._upgrade(tenant, stream, before, target)
+        ctx = tenant_context_of(tenant)
         try:
-            await self._call(
-                tenant_context_of(tenant), "plexica_plugin_installed", plugin, version=self._version(plugin)
-            )
+            if self.access is not None:
+                await self.access.on_plugin_installed(ctx, plugin)
+            await self._call(ctx, "plexica_plugin_installed", plugin, version=self._version(plugin))
         except Exception:
+            if self.access is not None:
+                with contextlib.suppress(Exception):
+                    await self.access.on_plugin_uninstalled(ctx, plugin)
             if stream is not None and after != before:
                 await self.migrator.remove(tenant.schema, stream, tenant_id=tenant.id, revision=before or "base")
             raise
@@ -334,6 +354,8 @@ class TenantService:
             before = await self.migrator.current(tenant.schema, stream)
             after = await self._upgrade(tenant, stream, before, target)
         await self._record_plugin(tenant, plugin, "enabled", self._pin(stream, revision, target))
+        if self.access is not None:  # a new version may bring new permissions, grants or policies
+            await self.access.on_plugin_installed(tenant_context_of(tenant), plugin)
         await self._call(
             tenant_context_of(tenant),
             "plexica_plugin_upgraded",
@@ -357,6 +379,8 @@ class TenantService:
             raise NotFoundError(f"plugin {plugin!r} is not installed for tenant {slug!r}", resource="plugin")
         if installed.status == "enabled":
             await self._call(tenant_context_of(tenant), "plexica_plugin_uninstalled", plugin)
+            if self.access is not None:
+                await self.access.on_plugin_uninstalled(tenant_context_of(tenant), plugin)
             await self._record_plugin(tenant, plugin, "uninstalled", installed.target_revision)
         before = after = await self.migrator.current(tenant.schema, stream) if stream is not None else None
         if not keep_data:

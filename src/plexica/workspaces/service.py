@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plexica.db.engine import Database
+from plexica.identity.access import AccessInvalidator
 from plexica.identity.models import EventPublisher
 from plexica.identity.paging import Page, decode_cursor, encode_cursor
 from plexica.identity.repository import UserRepository, now
@@ -52,8 +53,11 @@ _UPDATABLE = ("name", "slug", "description")
 class WorkspaceService:
     """Workspaces and their members, in the given tenant's schema."""
 
-    def __init__(self, *, db: Database, cache: Cache, publish: EventPublisher) -> None:
+    def __init__(
+        self, *, db: Database, cache: Cache, publish: EventPublisher, access: AccessInvalidator | None = None
+    ) -> None:
         self.db = db
+        self.access = access
         self.publish = publish
         self.stamps = StampedCache(cache, ttl=MEMBERSHIP_TTL)
         self.repo = WorkspaceRepository()
@@ -473,6 +477,8 @@ class WorkspaceService:
     async def _invalidate_member(self, ctx: TenantContext, workspace_id: str, user_id: str) -> None:
         key, generation_key = membership_cache_keys(ctx, workspace_id, user_id)
         await self.stamps.invalidate(generation_key, key)
+        if self.access is not None:
+            await self.access.invalidate_user(ctx, user_id)
 
     async def _invalidate_workspace(self, ctx: TenantContext, workspace_id: str) -> None:
         key, generation_key = membership_cache_keys(ctx, workspace_id, "")
