@@ -47,7 +47,7 @@ def lint(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     """mypy --strict on src/ and tests/."""
     install(session, "typing")
-    session.run("mypy", "src", "tests", "examples/notes/src")
+    session.run("mypy", "src", "tests", "examples/notes/src", "benchmarks")
 
 
 @nox.session(python=PYTHON)

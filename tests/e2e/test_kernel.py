@@ -154,8 +154,14 @@ async def test_access_log_has_tenant_user_trace_and_no_token(host: Host, caplog:
             "/api/plugins/notes/notes?access_token=secret", headers={**host.auth(token), "X-Trace-ID": "trace-log-0001"}
         )
     record = next(r for r in caplog.records if r.name == "plexica.access")
-    assert (record.tenant, record.user, record.trace_id, record.status) == ("acme", "carol", "trace-log-0001", 200)
-    assert record.path == "/api/plugins/notes/notes"
+    fields = record.__dict__
+    assert (fields["tenant"], fields["user"], fields["trace_id"], fields["status"]) == (
+        "acme",
+        "carol",
+        "trace-log-0001",
+        200,
+    )
+    assert fields["path"] == "/api/plugins/notes/notes"
     from plexica.observability.logging import JsonFormatter
 
     line = JsonFormatter().format(record)

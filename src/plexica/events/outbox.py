@@ -1,8 +1,8 @@
 """The transactional outbox: events written in a tenant's transaction, published after it commits.
 
-``Outbox.write`` adds the events to the outbox in the caller's session, so they commit or roll
-back with the caller's own writes; nothing reaches the broker before the commit, and nothing at
-all after a rollback. ``OutboxRelay`` publishes committed rows in order with
+``Outbox.write`` adds the events to the outbox in the caller's transaction (inserted together as
+it commits), so they commit or roll back with the caller's own writes; nothing reaches the broker
+before the commit, and nothing at all after a rollback. ``OutboxRelay`` publishes committed rows in order with
 ``EventBus.publish_many(..., validate=False)``, keeping each event's id and time, and marks them
 sent. A commit in this process wakes the relay at once; rows other processes wrote are found by
 polling. With the broker down the rows wait, in order, and go out once it is back. The relay is
@@ -24,10 +24,12 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final, Self, final
 
+import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from plexica.db.engine import Database
 from plexica.events._outbox_store import (
@@ -50,7 +52,7 @@ __all__ = ["Outbox", "OutboxRelay", "from_envelope", "mark_processed", "to_envel
 
 log = logging.getLogger(__name__)
 
-_WAKE: Final = "plexica.outbox.wake"  # session.info key: this transaction already wakes the relay
+_PENDING: Final = "plexica.outbox.pending"  # session.info key: this transaction's ``_Pending``
 
 
 def to_envelope(event: Event) -> str:
@@ -164,32 +166,66 @@ class Outbox:
             )
         if not rows:
             return
-        await session.execute(self.store.table().insert(), rows)
-        self._wake_after_commit(session, self.store.lane_of(ctx.schema))
+        if session.in_nested_transaction():  # a savepoint may roll back alone: write now, inside it
+            await session.execute(self.store.table().insert(), rows)
+            rows = []
+        self._pending(session).add(self.store.lane_of(ctx.schema), rows)
 
-    def _wake_after_commit(self, session: AsyncSession, lane: str) -> None:
+    def _pending(self, session: AsyncSession) -> _Pending:
         sync = session.sync_session
-        lanes: set[str] | None = sync.info.get(_WAKE)
-        if lanes is not None:
-            lanes.add(lane)
+        pending: _Pending | None = sync.info.get(_PENDING)
+        if pending is None:
+            pending = sync.info[_PENDING] = _Pending(sync, self.store.table(), self._relays)
+        return pending
+
+
+@final
+class _Pending:
+    """The outbox rows of one session's transaction, inserted together when it commits.
+
+    One multi-row insert at commit instead of one statement per ``publish`` (the statement costs
+    far more than the row); it runs inside the commit, so it is still part of the transaction.
+    After the commit the relays are woken for the lanes written; a rollback forgets everything.
+    """
+
+    def __init__(self, sync: Session, table: sa.Table, relays: list[OutboxRelay]) -> None:
+        self._sync = sync
+        self._table = table
+        self._relays = relays
+        self._rows: list[dict[str, Any]] = []
+        self._lanes: set[str] = set()
+        sa_event.listen(sync, "before_commit", self._insert)
+        sa_event.listen(sync, "after_commit", self._committed)
+        sa_event.listen(sync, "after_rollback", self._rolled_back)
+
+    def add(self, lane: str, rows: list[dict[str, Any]]) -> None:
+        self._lanes.add(lane)
+        self._rows.extend(rows)
+
+    def _insert(self, session: Session) -> None:
+        if self._rows:  # in the commit's greenlet: sync SQL is allowed here
+            rows, self._rows = self._rows, []
+            session.execute(self._table.insert(), rows)
+
+    def _committed(self, session: Session) -> None:
+        if session.in_transaction():  # a savepoint was released; the transaction goes on
             return
-        lanes = sync.info[_WAKE] = {lane}
-        relays = self._relays
+        self._close()
+        for relay in self._relays:
+            relay.wake(self._lanes)
 
-        def committed(_session: object) -> None:
-            sync.info.pop(_WAKE, None)
-            if sa_event.contains(sync, "after_rollback", rolled_back):
-                sa_event.remove(sync, "after_rollback", rolled_back)
-            for relay in relays:
-                relay.wake(lanes)
+    def _rolled_back(self, session: Session) -> None:
+        self._close()
 
-        def rolled_back(_session: object) -> None:
-            sync.info.pop(_WAKE, None)
-            if sa_event.contains(sync, "after_commit", committed):
-                sa_event.remove(sync, "after_commit", committed)
-
-        sa_event.listen(sync, "after_commit", committed, once=True)
-        sa_event.listen(sync, "after_rollback", rolled_back, once=True)  # the real one, not a savepoint's
+    def _close(self) -> None:
+        self._sync.info.pop(_PENDING, None)
+        for name, listener in (
+            ("before_commit", self._insert),
+            ("after_commit", self._committed),
+            ("after_rollback", self._rolled_back),
+        ):
+            if sa_event.contains(self._sync, name, listener):
+                sa_event.remove(self._sync, name, listener)
 
 
 @final

@@ -119,7 +119,8 @@ class PluginManager:
             ):
                 raise PluginLoadError(
                     name,
-                    f"permission {permission!r} must be a PermissionDef starting '{name}:' (like '{name}:resource:action')",
+                    f"permission {permission!r} must be a PermissionDef starting '{name}:' "
+                    f"(like '{name}:resource:action')",
                 )
         event_types = (*manifest.event_types, *(self._contribution(name, "plexica_event_types") or ()))
         for event_type in event_types:

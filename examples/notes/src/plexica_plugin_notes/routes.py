@@ -63,8 +63,9 @@ async def create_note(request: Request) -> JSONResponse:
     title, body = await _input(request)
     now = dt.datetime.now(dt.UTC)
     author = host.tenant.user.id if host.tenant.user else "system"
+    note_id = str(uuid.uuid4())
     values = {
-        "id": str(uuid.uuid4()),
+        "id": note_id,
         "title": title,
         "body": body,
         "author_id": author,
@@ -73,9 +74,7 @@ async def create_note(request: Request) -> JSONResponse:
     }
     async with host.session() as session:
         await session.execute(notes.insert().values(**values))
-    await host.publish(
-        "notes.note.created", {"id": values["id"], "title": title, "author_id": author}, subject=values["id"]
-    )
+    await host.publish("notes.note.created", {"id": values["id"], "title": title, "author_id": author}, subject=note_id)
     return JSONResponse(_note(_Row(values)), status_code=201)
 
 
