@@ -64,3 +64,10 @@ def contrib(session: nox.Session) -> None:
     for project in sorted(Path("plugins-contrib").glob("*/pyproject.toml")):
         session.install("-e", str(project.parent))
         session.run("python", "-m", "pytest", str(project.parent / "tests"))
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Every benchmark (needs `scripts/services.sh up` and its env file sourced)."""
+    install(session, "bench")
+    session.run("python", "benchmarks/run.py", *session.posargs)
