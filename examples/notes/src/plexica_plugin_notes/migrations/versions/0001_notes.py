@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from plexica.db.migrations.ops import tenant_schema
+
 revision = "notes_0001"
 down_revision = None
 branch_labels = None
@@ -25,9 +27,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index("ix_notes_created_at", "notes", ["created_at"])
+    # Index operations name their table by string: give them the tenant's schema explicitly.
+    op.create_index("ix_notes_created_at", "notes", ["created_at"], schema=tenant_schema())
 
 
 def downgrade() -> None:
-    op.drop_index("ix_notes_created_at", table_name="notes")
+    op.drop_index("ix_notes_created_at", table_name="notes", schema=tenant_schema())
     op.drop_table("notes")

@@ -9,22 +9,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from plexica.db.migrations.ops import tenant_schema
+
 revision = "tenant_0002"
 down_revision = "tenant_0001"
 branch_labels = None
 depends_on = None
 
 
-def _schema() -> str | None:
-    # Alembic's ALTER and index statements name their table by string, so the connection's
-    # ``schema_translate_map`` never reaches them: pass the tenant's schema explicitly.
-    translate = op.get_bind().get_execution_options().get("schema_translate_map") or {}
-    schema: str | None = translate.get(None)
-    return schema
-
-
 def upgrade() -> None:
-    schema = _schema()
+    schema = tenant_schema()
     op.add_column("users", sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True), schema=schema)
     op.add_column("users", sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True), schema=schema)
 
@@ -59,7 +53,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    schema = _schema()
+    schema = tenant_schema()
     op.drop_index("ix_team_members_user_id", table_name="team_members", schema=schema)
     op.drop_table("team_members")
     op.drop_index("uq_teams_name_lower", table_name="teams", schema=schema)

@@ -12,22 +12,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from plexica.db.migrations.ops import tenant_schema
+
 revision = "tenant_0003"
 down_revision = "tenant_0002"
 branch_labels = None
 depends_on = None
 
 
-def _schema() -> str | None:
-    # Alembic's index statements may name their table by string, out of reach of the
-    # connection's ``schema_translate_map``: pass the tenant's schema explicitly.
-    translate = op.get_bind().get_execution_options().get("schema_translate_map") or {}
-    schema: str | None = translate.get(None)
-    return schema
-
-
 def upgrade() -> None:
-    schema = _schema()
+    schema = tenant_schema()
     op.create_table(
         "workspaces",
         sa.Column("id", sa.String(36), primary_key=True),
@@ -80,7 +74,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    schema = _schema()
+    schema = tenant_schema()
     op.drop_index("ix_workspace_members_user_id", table_name="workspace_members", schema=schema)
     op.drop_table("workspace_members")
     op.drop_index("ix_workspaces_path", table_name="workspaces", schema=schema)

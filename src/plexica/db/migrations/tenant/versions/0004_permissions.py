@@ -9,22 +9,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from plexica.db.migrations.ops import tenant_schema
+
 revision = "tenant_0004"
 down_revision = "tenant_0003"
 branch_labels = None
 depends_on = None
 
 
-def _schema() -> str | None:
-    # Index statements name their table by string, out of reach of the connection's
-    # ``schema_translate_map``: pass the tenant's schema explicitly.
-    translate = op.get_bind().get_execution_options().get("schema_translate_map") or {}
-    schema: str | None = translate.get(None)
-    return schema
-
-
 def upgrade() -> None:
-    schema = _schema()
+    schema = tenant_schema()
     op.create_table(
         "perm_roles",
         sa.Column("name", sa.String(64), primary_key=True),
@@ -80,7 +74,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    schema = _schema()
+    schema = tenant_schema()
     op.drop_table("perm_plugins")
     op.drop_table("perm_definitions")
     op.drop_table("perm_policies")

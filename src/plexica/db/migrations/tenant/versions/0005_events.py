@@ -13,22 +13,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from plexica.db.migrations.ops import tenant_schema
+
 revision = "tenant_0005"
 down_revision = "tenant_0004"
 branch_labels = None
 depends_on = None
 
 
-def _schema() -> str | None:
-    # Index statements name their table by string, out of reach of the connection's
-    # ``schema_translate_map``: pass the tenant's schema explicitly.
-    translate = op.get_bind().get_execution_options().get("schema_translate_map") or {}
-    schema: str | None = translate.get(None)
-    return schema
-
-
 def upgrade() -> None:
-    schema = _schema()
+    schema = tenant_schema()
     op.create_table(
         "processed_events",
         sa.Column("plugin", sa.String(63), primary_key=True),
@@ -61,7 +55,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    schema = _schema()
+    schema = tenant_schema()
     if op.get_bind().dialect.name == "sqlite":
         op.drop_index("ix_outbox_sent_at", "outbox", schema=schema)
         op.drop_index("ix_outbox_pending", "outbox", schema=schema)
