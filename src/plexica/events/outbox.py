@@ -29,7 +29,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from plexica.db.engine import Database
 from plexica.events._outbox_store import (
@@ -166,10 +166,7 @@ class Outbox:
             )
         if not rows:
             return
-        if session.in_nested_transaction():  # a savepoint may roll back alone: write now, inside it
-            await session.execute(self.store.table().insert(), rows)
-            rows = []
-        self._pending(session).add(self.store.lane_of(ctx.schema), rows)
+        self._pending(session).add(self.store.lane_of(ctx.schema), rows, session.sync_session.get_nested_transaction())
 
     def _pending(self, session: AsyncSession) -> _Pending:
         sync = session.sync_session
@@ -181,51 +178,56 @@ class Outbox:
 
 @final
 class _Pending:
-    """The outbox rows of one session's transaction, inserted together when it commits.
+    """The outbox rows of a session's current transaction, inserted together when it commits.
 
     One multi-row insert at commit instead of one statement per ``publish`` (the statement costs
     far more than the row); it runs inside the commit, so it is still part of the transaction.
     After the commit the relays are woken for the lanes written; a rollback forgets everything.
+    One per session, listening for the session's whole life (listeners cannot be removed while
+    the session dispatches the very event).
     """
 
     def __init__(self, sync: Session, table: sa.Table, relays: list[OutboxRelay]) -> None:
-        self._sync = sync
         self._table = table
         self._relays = relays
-        self._rows: list[dict[str, Any]] = []
+        # Each row with the savepoint it was published in (None: the transaction itself): rolling
+        # a savepoint back drops its rows, and the rest are inserted in publishing order.
+        self._rows: list[tuple[SessionTransaction | None, dict[str, Any]]] = []
         self._lanes: set[str] = set()
         sa_event.listen(sync, "before_commit", self._insert)
         sa_event.listen(sync, "after_commit", self._committed)
         sa_event.listen(sync, "after_rollback", self._rolled_back)
 
-    def add(self, lane: str, rows: list[dict[str, Any]]) -> None:
+    def add(self, lane: str, rows: list[dict[str, Any]], savepoint: SessionTransaction | None) -> None:
         self._lanes.add(lane)
-        self._rows.extend(rows)
+        self._rows.extend((savepoint, row) for row in rows)
 
     def _insert(self, session: Session) -> None:
-        if self._rows:  # in the commit's greenlet: sync SQL is allowed here
+        if self._rows and not session.in_nested_transaction():  # in the commit's greenlet: sync SQL is allowed
             rows, self._rows = self._rows, []
-            session.execute(self._table.insert(), rows)
+            session.execute(self._table.insert(), [row for _, row in rows])
 
     def _committed(self, session: Session) -> None:
-        if session.in_transaction():  # a savepoint was released; the transaction goes on
+        if session.in_nested_transaction() or not self._lanes:  # a savepoint: the transaction goes on
             return
-        self._close()
+        lanes, self._lanes = self._lanes, set()
         for relay in self._relays:
-            relay.wake(self._lanes)
+            relay.wake(lanes)
 
     def _rolled_back(self, session: Session) -> None:
-        self._close()
+        savepoint = session.get_nested_transaction()
+        if savepoint is None:
+            self._rows, self._lanes = [], set()
+        else:
+            self._rows = [(where, row) for where, row in self._rows if not _within(where, savepoint)]
 
-    def _close(self) -> None:
-        self._sync.info.pop(_PENDING, None)
-        for name, listener in (
-            ("before_commit", self._insert),
-            ("after_commit", self._committed),
-            ("after_rollback", self._rolled_back),
-        ):
-            if sa_event.contains(self._sync, name, listener):
-                sa_event.remove(self._sync, name, listener)
+
+def _within(where: SessionTransaction | None, savepoint: SessionTransaction) -> bool:
+    while where is not None:
+        if where is savepoint:
+            return True
+        where = where.parent
+    return False
 
 
 @final

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -19,6 +20,9 @@ from plexica_sdk.types import Decision, Event, EventTypeDef, TenantContext
 
 #: Consumer timeouts that make Tansu rebalance quickly (see services-recipe.md).
 FAST_CONSUMER: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300, "metadata_max_age_ms": 1000}
+#: Tansu does not support aiokafka's idempotent producer; a real Apache Kafka broker
+#: (``scripts/services.sh up kafka-real``, which sets ``TEST_KAFKA_IDEMPOTENCE=1``) runs with it on.
+IDEMPOTENCE: bool = os.environ.get("TEST_KAFKA_IDEMPOTENCE") == "1"
 
 
 def unique(prefix: str) -> str:
@@ -152,7 +156,7 @@ async def make_bus(backend: str, delivery: StaticDelivery, request: pytest.Fixtu
     if backend == "kafka":
         bootstrap = request.getfixturevalue("kafka_bootstrap")
         base |= {"backend": "kafka", "bootstrap_servers": bootstrap, "replication_factor": 1}
-        base |= {"enable_idempotence": False}  # Tansu does not support aiokafka's idempotent producer
+        base |= {"enable_idempotence": IDEMPOTENCE}
 
     def make(*, plugin_types: Mapping[str, list[EventTypeDef]] | None = None, **settings: Any) -> EventBus:
         registry = EventTypeRegistry()

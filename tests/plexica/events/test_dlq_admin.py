@@ -19,7 +19,7 @@ from plexica.events.dlq import DeadLetter
 from plexica.platform import Platform
 from plexica_sdk import EventTypeDef, Host, PluginManifest, Subscription, hookimpl
 from plexica_sdk.types import Event, TenantContext
-from tests.plexica.events.conftest import StaticDelivery, unique
+from tests.plexica.events.conftest import IDEMPOTENCE, StaticDelivery, unique
 
 pytestmark = pytest.mark.anyio
 
@@ -183,7 +183,7 @@ def test_the_cli_lists_shows_replays_and_dismisses_dead_letters_on_kafka(
         "backend": "kafka",
         "bootstrap_servers": kafka_bootstrap,
         "replication_factor": 1,
-        "enable_idempotence": False,
+        "enable_idempotence": IDEMPOTENCE,
         "dead_letter_topic": unique("dlq-"),
     }
     path = write_settings(tmp_path / "plexica.toml", events)

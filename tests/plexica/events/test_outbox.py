@@ -78,6 +78,25 @@ async def test_a_rolled_back_transaction_publishes_nothing(make_platform: MakePl
     assert await pending(platform, host) == 0
 
 
+async def test_an_event_published_in_a_rolled_back_savepoint_is_dropped_with_it(
+    make_platform: MakePlatform, tmp_path: Path
+) -> None:
+    platform, shop = await shop_platform(make_platform, tmp_path)
+    host = await tenant_host(platform, "acme")
+    async with host.session() as session:
+        kept = await host.publish(shop.event_type, {"n": 1}, subject="k", session=session)
+        savepoint = await session.begin_nested()
+        await host.publish(shop.event_type, {"n": 2}, subject="k", session=session)
+        await savepoint.rollback()
+        async with session.begin_nested():
+            released = await host.publish(shop.event_type, {"n": 3}, subject="k", session=session)
+        after = await host.publish(shop.event_type, {"n": 4}, subject="k", session=session)
+    await eventually(lambda: len(shop.handled) == 3, timeout=5, what="three events")
+    await platform.relay.drain()
+    assert set(shop.handled) == {kept.id, released.id, after.id}
+    assert shop.order == {"": [1, 3, 4]}
+
+
 @pytest.mark.parametrize(
     ("event_type", "data", "message"),
     [
