@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from plexica_plugin_notes.models import notes
 from plexica_plugin_notes.routes import routes
 from plexica_sdk import (
@@ -27,12 +25,13 @@ WELCOME_TITLE = "Welcome to your notes"
 
 
 async def on_tenant_created(event: Event, host: Host) -> None:
-    """Leave a welcome note in each new tenant (idempotent: at-least-once delivery may repeat it)."""
+    """Leave a welcome note in each new tenant.
+
+    Delivery is at least once: ``mark_processed`` records the event id in the same transaction as
+    the note, so a redelivered event changes nothing.
+    """
     async with host.session() as session:
-        exists = await session.scalar(
-            sa.select(sa.func.count()).select_from(notes).where(notes.c.title == WELCOME_TITLE)
-        )
-        if exists:
+        if not await host.mark_processed(event, session=session):
             return
         now = dt.datetime.now(dt.UTC)
         await session.execute(

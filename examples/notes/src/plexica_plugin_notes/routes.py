@@ -74,7 +74,10 @@ async def create_note(request: Request) -> JSONResponse:
     }
     async with host.session() as session:
         await session.execute(notes.insert().values(**values))
-    await host.publish("notes.note.created", {"id": values["id"], "title": title, "author_id": author}, subject=note_id)
+        # Through the outbox, in the same transaction: the event goes out if and only if the note exists.
+        await host.publish(
+            "notes.note.created", {"id": note_id, "title": title, "author_id": author}, subject=note_id, session=session
+        )
     return JSONResponse(_note(_Row(values)), status_code=201)
 
 
