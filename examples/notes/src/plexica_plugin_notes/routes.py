@@ -20,14 +20,19 @@ READ = "notes:note:read"
 WRITE = "notes:note:write"
 
 
+def _iso(value: dt.datetime) -> str:
+    # SQLite hands back naive datetimes; every time stored here is UTC.
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+
+
 def _note(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "title": row.title,
         "body": row.body,
         "author_id": row.author_id,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
     }
 
 
