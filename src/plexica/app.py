@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         PluginLoadError: a plugin cannot be loaded.
     """
     settings = settings or load_settings()
-    platform = Platform(settings, plugins=plugins)
+    platform = Platform(settings, plugins=plugins, serving=True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

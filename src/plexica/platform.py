@@ -8,6 +8,7 @@ everything in reverse order.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -54,13 +55,16 @@ class Platform:
     Args:
         settings: the host settings.
         plugins: plugin objects to load besides entry points and ``settings.plugins``.
+        serving: this process serves requests (``create_app``), so it also runs background upkeep
+            such as keeping ``database.spare_schemas`` warm; CLI commands leave it off.
 
     Raises:
         PluginLoadError: a plugin cannot be loaded (raised here, before anything connects).
     """
 
-    def __init__(self, settings: Settings, *, plugins: Iterable[object] = ()) -> None:
+    def __init__(self, settings: Settings, *, plugins: Iterable[object] = (), serving: bool = False) -> None:
         self.settings = settings
+        self.serving = serving
         realm_plugin = build_realm_plugin(settings)  # None unless Keycloak admin credentials are set
         self.plugins = PluginManager(
             discover(
@@ -131,6 +135,12 @@ class Platform:
             await self.bus.start()
             stack.push_async_callback(self.bus.stop)
             await stack.enter_async_context(self.relay)  # stops before the bus it publishes to
+            spares = self.settings.database.spare_schemas
+            if self.serving and spares and self.db.dialect == "postgresql":
+                refill = self.tenants.templates.keep_spares(
+                    lambda: self.migrator.streams_for(self.plugins.installable), spares
+                )
+                stack.push_async_callback(_cancel, asyncio.create_task(refill, name="plexica-spare-schemas"))
             self._stack = stack.pop_all()
         await self.plugins.each("plexica_host_started", per_plugin=lambda name: {"host": _GlobalHost(self, name)})
         return self
@@ -257,6 +267,12 @@ class Platform:
 
         installed: dict[str, tuple[str, str]] | None = await self.delivery_cache.get(("installs", tenant_slug), load)
         return installed is not None and installed.get(plugin, ("", ""))[1] == "enabled"
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _signing_key(settings: Settings) -> bytes | None:

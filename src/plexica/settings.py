@@ -47,6 +47,8 @@ class DatabaseSettings:
     pool_size: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     max_overflow: int = attrs.field(default=5, validator=attrs.validators.ge(0))
     echo: bool = False
+    #: PostgreSQL: schemas kept migrated ahead of time by a serving host, renamed into place on sign-up.
+    spare_schemas: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
 @attrs.frozen(kw_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import sqlalchemy as sa
 
@@ -128,3 +129,34 @@ async def test_warm_spares_become_tenants_and_are_replaced_when_heads_change(
     await upgraded.tenants.provision("globex")
     async with upgraded.db.core_connection() as conn:
         assert len(await list_spares(conn)) == 1
+
+
+@pytest.mark.postgres
+async def test_a_serving_host_keeps_the_spare_pool_warm_and_cli_platforms_do_not(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from plexica.settings import load_settings
+    from tests.plexica.db.support import fresh_postgres_database
+
+    async with fresh_postgres_database(postgres_url) as url:
+        settings = load_settings(
+            environ={},
+            data_dir=str(tmp_path / "data"),
+            load_entry_points=False,
+            environment="test",
+            database={"url": url, "spare_schemas": 2},
+        )
+        cli_platform = Platform(settings)  # as a CLI command builds it: no background upkeep
+        async with cli_platform, cli_platform.db.core_connection() as conn:
+            assert await list_spares(conn) == {}
+        async with Platform(settings, serving=True) as platform:
+            for _ in range(200):
+                async with platform.db.core_connection() as conn:
+                    spares = await list_spares(conn)
+                if len(spares) == 2:
+                    break
+                await anyio.sleep(0.05)
+            assert len(spares) == 2
+            tenant = await platform.tenants.provision("spare-user")
+            async with platform.db.core_connection() as conn:
+                assert tenant.schema not in await list_spares(conn)
