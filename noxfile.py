@@ -46,7 +46,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typing(session: nox.Session) -> None:
     """mypy --strict on src/ and tests/."""
-    install(session, "typing")
+    install(session, "typing", "bench")  # benchmarks are type-checked too
     session.run("mypy", "src", "tests", "examples/notes/src", "benchmarks")
 
 
