@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import casbin  # type: ignore[import-untyped]  # benchmark-only dependency, untyped
+import casbin  # type: ignore[import-untyped, import-not-found, unused-ignore]  # bench group only, untyped
 import sqlalchemy as sa
 
 from plexica.cache import MemoryCache, RedisCache
