@@ -36,10 +36,10 @@ import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
+import attrs
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import make_url
@@ -52,8 +52,8 @@ from plexica.platform import Platform
 from plexica.settings import EventSettings, load_settings
 from plexica_sdk import PluginManifest, hookimpl
 from plexica_sdk.context import use
-from plexica_sdk.protocols import Cache, ObjectStore
-from plexica_sdk.types import Decision, Event, EventTypeDef, Subscription, TenantContext
+from plexica_sdk.protocols import Host
+from plexica_sdk.types import Event, EventTypeDef, Subscription, TenantContext
 
 PLUGIN = f"bench{uuid.uuid4().hex[:6]}"  # fresh types, so no earlier run's topics match the consumer
 EVENT_TYPE = f"{PLUGIN}.record.created"
@@ -72,40 +72,12 @@ LINGER_MS = 5
 BATCH_BYTES = 256 * 1024
 
 
+@attrs.frozen
 class BenchHost:
-    """The handle handlers get; the benchmark handler never uses it."""
+    """The handle handlers get; the benchmark handler never calls into it, so it holds only names."""
 
-    def __init__(self, plugin: str, ctx: TenantContext | None) -> None:
-        self.plugin = plugin
-        self._ctx = ctx
-
-    @property
-    def tenant(self) -> TenantContext:
-        assert self._ctx is not None
-        return self._ctx
-
-    def session(self) -> AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
-
-    async def publish(self, event_type: str, data: Any, *, subject: str | None = None, session: Any = None) -> Event:
-        raise NotImplementedError
-
-    async def mark_processed(self, event: Event, *, session: Any) -> bool:
-        raise NotImplementedError
-
-    async def authorize(self, permission: str, resource: Mapping[str, Any] | None = None) -> Decision:
-        raise NotImplementedError
-
-    async def require(self, permission: str, resource: Mapping[str, Any] | None = None) -> None:
-        raise NotImplementedError
-
-    @property
-    def cache(self) -> Cache:
-        raise NotImplementedError
-
-    @property
-    def objects(self) -> ObjectStore:
-        raise NotImplementedError
+    plugin: str
+    ctx: TenantContext | None
 
 
 class BenchDelivery:
@@ -120,8 +92,8 @@ class BenchDelivery:
     async def is_active(self, plugin: str, tenant_slug: str) -> bool:
         return True
 
-    def host_for(self, plugin: str, ctx: TenantContext | None) -> BenchHost:
-        return BenchHost(plugin, ctx)
+    def host_for(self, plugin: str, ctx: TenantContext | None) -> Host:
+        return cast(Host, BenchHost(plugin, ctx))
 
 
 class BenchPlugin:
