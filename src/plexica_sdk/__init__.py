@@ -31,7 +31,7 @@ from plexica_sdk.errors import (
 )
 from plexica_sdk.http import host
 from plexica_sdk.markers import hookimpl, hookspec
-from plexica_sdk.protocols import Cache, Host, ObjectStore
+from plexica_sdk.protocols import Cache, Host, ObjectStore, PluginObjects
 from plexica_sdk.types import (
     Decision,
     Event,
@@ -44,6 +44,7 @@ from plexica_sdk.types import (
     Policy,
     Principal,
     RoleDef,
+    StorageNamespace,
     Subscription,
     TenantContext,
     TenantInfo,
@@ -73,10 +74,12 @@ __all__ = [
     "PluginInfo",
     "PluginLoadError",
     "PluginManifest",
+    "PluginObjects",
     "Policy",
     "Principal",
     "RoleDef",
     "SettingsError",
+    "StorageNamespace",
     "Subscription",
     "TenantContext",
     "TenantContextMissingError",

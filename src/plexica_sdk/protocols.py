@@ -3,18 +3,19 @@
 ``Cache`` and ``ObjectStore`` are the backends (the host ships in-process and real-service
 implementations; a plugin may provide another through a ``plexica_*_backend`` hook). ``Host`` is
 the plugin's handle on the host: embedded plugins get the host's own implementation, remote
-plugins an RPC client with the same methods.
+plugins an RPC client with the same methods. A ``Host`` acts for one (tenant, plugin) pair only:
+its cache and objects are views that cannot name anything outside that pair.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from plexica_sdk.types import Decision, Event, ObjectInfo, TenantContext
 
-__all__ = ["Cache", "Host", "ObjectStore"]
+__all__ = ["Cache", "Host", "ObjectStore", "PluginObjects"]
 
 
 @runtime_checkable
@@ -63,6 +64,51 @@ class ObjectStore(Protocol):
     async def list(self, bucket: str, prefix: str = "") -> Sequence[ObjectInfo]: ...
 
     async def presigned_url(self, bucket: str, key: str, *, expires_in: int = 3600, method: str = "GET") -> str: ...
+
+
+@runtime_checkable
+class PluginObjects(Protocol):
+    """One plugin's objects in one tenant: what ``host.objects`` is.
+
+    Keys are ``{namespace}/{rest}`` where ``namespace`` is one the plugin declared
+    (``PluginManifest.storage`` or ``plexica_storage_namespaces``). Where they live (the tenant's
+    bucket, or the tenant's prefix of a shared bucket) is the host's business: no method takes a
+    bucket, and no key can reach another tenant's or another plugin's objects.
+
+    Raises (every method):
+        ValidationError: the key is unsafe (``..``/``.`` segments, a leading ``/``, backslashes,
+            control characters, over 1,024 UTF-8 bytes) or outside the plugin's namespaces; an
+            upload breaks its namespace's size or content-type limit.
+        NotFoundError: reading an object that does not exist.
+    """
+
+    async def put(
+        self, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> ObjectInfo:
+        """Store ``data`` (bytes, or an async iterator of chunks, streamed) under ``key``."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """Return the whole object; use :meth:`stream` for large ones."""
+        ...
+
+    async def stream(self, key: str) -> AsyncIterator[bytes]:
+        """Return the object's bytes as an async iterator of chunks (the object is looked up first)."""
+        ...
+
+    async def head(self, key: str) -> ObjectInfo: ...
+
+    async def delete(self, key: str) -> None:
+        """Delete the object; a missing object is not an error."""
+        ...
+
+    async def list(self, prefix: str = "") -> Sequence[ObjectInfo]:
+        """This plugin's objects whose keys start with ``prefix``; keys as the plugin names them."""
+        ...
+
+    async def presigned_url(self, key: str, *, expires_in: int = 3600, method: str = "GET") -> str:
+        """A URL that lets its holder GET or PUT this one object until it expires."""
+        ...
 
 
 @runtime_checkable
@@ -125,6 +171,13 @@ class Host(Protocol):
         ...
 
     @property
-    def objects(self) -> ObjectStore:
-        """The object store; plugins should keep to the tenant's bucket (``tenant.bucket``)."""
+    def objects(self) -> PluginObjects:
+        """This plugin's objects in this tenant; nothing else is reachable through it."""
+        ...
+
+    async def config(self) -> Mapping[str, Any]:
+        """This plugin's configuration for this tenant, validated against ``config_schema``.
+
+        Defaults from the schema are filled in; an edit through the CLI or the API is seen at once.
+        """
         ...

@@ -32,6 +32,7 @@ __all__ = [
     "Policy",
     "Principal",
     "RoleDef",
+    "StorageNamespace",
     "Subscription",
     "TenantContext",
     "TenantInfo",
@@ -57,6 +58,10 @@ def _role_defs(value: Iterable[RoleDef]) -> tuple[RoleDef, ...]:
 
 
 def _event_type_defs(value: Iterable[EventTypeDef]) -> tuple[EventTypeDef, ...]:
+    return tuple(value)
+
+
+def _storage_namespaces(value: Iterable[StorageNamespace]) -> tuple[StorageNamespace, ...]:
     return tuple(value)
 
 
@@ -230,6 +235,23 @@ class FrontendDef:
 
 
 @attrs.frozen(kw_only=True)
+class StorageNamespace:
+    """A top-level folder of a plugin's objects in each tenant (``host.objects`` keys start with it).
+
+    A plugin's keys are ``{namespace}/{rest}``; a key outside every declared namespace is refused.
+
+    Attributes:
+        name: the folder, ``^[a-z][a-z0-9_-]{0,62}$``.
+        max_bytes: the largest object accepted (``None``: the host's ``storage.max_object_bytes``).
+        content_types: accepted content types (``image/*`` allowed); empty: any.
+    """
+
+    name: str
+    max_bytes: int | None = None
+    content_types: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+
+
+@attrs.frozen(kw_only=True)
 class PluginManifest:
     """What a plugin is: name, version, dependencies and what it contributes.
 
@@ -243,6 +265,8 @@ class PluginManifest:
     permissions: tuple[PermissionDef, ...] = attrs.field(default=(), converter=_permission_defs)
     default_roles: tuple[RoleDef, ...] = attrs.field(default=(), converter=_role_defs)
     event_types: tuple[EventTypeDef, ...] = attrs.field(default=(), converter=_event_type_defs)
+    storage: tuple[StorageNamespace, ...] = attrs.field(default=(), converter=_storage_namespaces)
+    #: JSON Schema (draft 2020-12) of the per-tenant configuration (``host.config()``).
     config_schema: Mapping[str, Any] | None = None
     frontend: FrontendDef | None = None
 
