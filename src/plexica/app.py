@@ -88,8 +88,10 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
     ]
     middleware = [
         Middleware(TraceIdMiddleware),
-        Middleware(ErrorMiddleware),
+        # Outside the error stage, so the log and the metrics record the status the client got
+        # (a refusal raised as an exception is its 4xx problem, not a 500).
         Middleware(AccessLogMiddleware, platform=platform),
+        Middleware(ErrorMiddleware),
         Middleware(AuthenticationMiddleware, platform=platform),
         Middleware(TenantMiddleware, platform=platform),
         Middleware(UserMiddleware, platform=platform),

@@ -39,8 +39,8 @@ from plexica.storage import create_object_store
 from plexica.tenancy.service import TenantService, tenant_context_of
 from plexica.workspaces.service import WorkspaceService
 from plexica_sdk import context
-from plexica_sdk.errors import EventError, SettingsError, TenantNotFoundError
-from plexica_sdk.protocols import Host
+from plexica_sdk.errors import EventError, PluginLoadError, SettingsError, TenantNotFoundError
+from plexica_sdk.protocols import Cache, Host, ObjectStore
 from plexica_sdk.types import Decision, Event, TenantContext, TenantInfo
 
 __all__ = ["Platform"]
@@ -77,8 +77,11 @@ class Platform:
             hook_timeout=settings.http.plugin_timeout_seconds,
         )
         self.db = create_database(settings.database, settings.data_dir)
-        self.cache = create_cache(settings.cache)
-        self.objects = create_object_store(settings.storage, settings.data_dir, signing_key=_signing_key(settings))
+        # A plugin may supply the backends (``plexica_*_backend``); else the settings choose.
+        self.cache: Cache = _provided(self.plugins, "plexica_cache_backend", Cache) or create_cache(settings.cache)
+        self.objects: ObjectStore = _provided(self.plugins, "plexica_object_store_backend", ObjectStore) or (
+            create_object_store(settings.storage, settings.data_dir, signing_key=_signing_key(settings))
+        )
         self.bus: EventBus = create_event_bus(settings.events, self)
         for plugin in self.plugins.plugins.values():
             self.bus.registry.register_all(plugin.name, plugin.event_types)
@@ -125,8 +128,9 @@ class Platform:
     async def __aenter__(self) -> Platform:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.db)
-            await stack.enter_async_context(self.cache)
-            await stack.enter_async_context(self.objects)
+            for backend in (self.cache, self.objects):
+                if isinstance(backend, contextlib.AbstractAsyncContextManager):  # a provided one may need no opening
+                    await stack.enter_async_context(backend)
             await stack.enter_async_context(self.http_client)
             await self.migrator.migrate_core()
             for plugin in self.plugins.plugins.values():
@@ -267,6 +271,22 @@ class Platform:
 
         installed: dict[str, tuple[str, str]] | None = await self.delivery_cache.get(("installs", tenant_slug), load)
         return installed is not None and installed.get(plugin, ("", ""))[1] == "enabled"
+
+
+def _provided(plugins: PluginManager, hook: str, protocol: type[Any]) -> Any:
+    """The backend a plugin provides through ``hook`` (plugins before built-ins), or ``None``.
+
+    Raises:
+        PluginLoadError: the provider returned something that is not a ``protocol``.
+    """
+    for name, backend in plugins.collect_reversed(hook).items():
+        if backend is None:
+            continue
+        if not isinstance(backend, protocol):
+            raise PluginLoadError(name, f"{hook}() returned {type(backend).__name__}, not a {protocol.__name__}")
+        logger.info("backend provided by a plugin", extra={"plugin": name, "hook": hook})
+        return backend
+    return None
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

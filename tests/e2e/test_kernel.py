@@ -178,6 +178,29 @@ async def test_health_ready_openapi_and_metrics(host: Host) -> None:
     assert b"http_requests_total" in (await host.client.get("/metrics")).content
 
 
+def _requests_counted(metrics: str, status: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("http_requests_total{") and f'status="{status}"' in line
+    )
+
+
+async def test_refusals_are_logged_and_counted_with_the_status_the_client_got(
+    host: Host, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader = host.auth(host.token("acme", user="bob", roles=["member"]))
+    before = (await host.client.get("/metrics")).text
+    with caplog.at_level(logging.INFO, logger="plexica.access"):
+        for _ in range(3):
+            assert_problem(await host.client.post("/api/plugins/notes/notes", json={"title": "x"}, headers=reader), 403)
+    after = (await host.client.get("/metrics")).text
+    assert _requests_counted(after, "403") - _requests_counted(before, "403") == 3
+    assert _requests_counted(after, "500") == _requests_counted(before, "500")
+    statuses = [r.__dict__["status"] for r in caplog.records if r.name == "plexica.access"]
+    assert statuses == [403, 403, 403]
+
+
 async def test_me_and_plugins_list(host: Host) -> None:
     token = host.auth(host.token("acme", user="dave", roles=["member"]))
     created = await host.client.post("/api/core/v1/workspaces", json={"name": "Sales", "slug": "sales"}, headers=token)

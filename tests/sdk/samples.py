@@ -17,6 +17,7 @@ from plexica_sdk.types import (
     Policy,
     Principal,
     RoleDef,
+    StorageNamespace,
     TenantContext,
     TenantInfo,
 )
@@ -85,6 +86,7 @@ SAMPLES: dict[str, Any] = {
         traceid="0af7651916cd43dd8448eb211c80319c",
         schemaversion=2,
     ),
+    "storage-namespace": StorageNamespace(name="attachments", max_bytes=1_000_000, content_types=("image/*",)),
     "frontend-def": FrontendDef(remote_entry="/plugins/notes/remoteEntry.js", exposed_modules=("./App",)),
     "plugin-manifest": PluginManifest(
         name="notes",

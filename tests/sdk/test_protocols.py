@@ -96,6 +96,9 @@ class FakeHost:
     async def require(self, permission: str, resource: Mapping[str, Any] | None = None) -> None:
         return None
 
+    async def config(self) -> Mapping[str, Any]:
+        return {}
+
 
 @pytest.mark.parametrize(
     ("obj", "protocol"),

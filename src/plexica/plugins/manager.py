@@ -198,7 +198,10 @@ class PluginManager:
         """Sync contribution call; see :func:`plexica.plugins.calls.collect`."""
         return calls.collect(self._pm, hook, self.order, **kwargs)
 
+    def collect_reversed(self, hook: str) -> dict[str, Any]:
+        """Sync contribution call in reverse load order: what provider hooks ask (plugins before built-ins)."""
+        return calls.collect(self._pm, hook, list(reversed(self.order)))
+
     def provider(self, hook: str) -> Any:
         """The first non-``None`` object of a sync provider hook, plugins before built-ins."""
-        results = calls.collect(self._pm, hook, list(reversed(self.order)))
-        return next((value for value in results.values() if value is not None), None)
+        return next((value for value in self.collect_reversed(hook).values() if value is not None), None)
