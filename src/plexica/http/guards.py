@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
 
+from plexica.http.scope import request_state
 from plexica_sdk import context
 from plexica_sdk.converter import structure
 from plexica_sdk.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ValidationError
@@ -36,7 +37,7 @@ def platform_of(request: Request) -> Platform:
 
 def require_principal(request: Request) -> Principal:
     """The authenticated caller. Raises ``AuthenticationError`` (401) when there is none."""
-    principal: Principal | None = request.scope.get("plexica.principal")
+    principal: Principal | None = request_state(request.scope).principal
     if principal is None:
         raise AuthenticationError("a bearer token is required")
     return principal

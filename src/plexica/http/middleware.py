@@ -2,8 +2,8 @@
 
 trace id → problem+json errors → access log + metrics → authentication → tenant resolution.
 
-Each stage writes what it learned into the ASGI scope (``plexica.trace_id``, ``plexica.principal``,
-``plexica.token``, ``plexica.tenant``) and the tenant stage sets the tenant context var, always
+Each stage writes what it learned into the request's one typed :class:`~plexica.http.scope.RequestState`
+(trace id, token, principal, tenant) and the tenant stage sets the tenant context var, always
 resetting it afterwards.
 """
 
@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from plexica.auth import RealmPerTenantStrategy, verify_gateway_headers
 from plexica.auth.tokens import parse_unverified
 from plexica.http.problems import problem_for
+from plexica.http.scope import attach_state, request_state, trace_id_of
 from plexica.permissions.engine import client_ip
 from plexica.tenancy.naming import SLUG_RE
 from plexica.tenancy.service import tenant_context_of
@@ -63,7 +64,7 @@ class TraceIdMiddleware:
             return await self.app(scope, receive, send)
         incoming = Headers(scope=scope).get(TRACE_HEADER, "")
         trace_id = incoming if _TRACE_RE.fullmatch(incoming) else uuid.uuid4().hex
-        scope["plexica.trace_id"] = trace_id
+        attach_state(scope, trace_id)
 
         async def send_with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -98,7 +99,7 @@ class ErrorMiddleware:
                 error_logger.exception("unhandled error", extra={"path": scope.get("path")})
             if started:
                 raise
-            await problem_for(exc, trace_id=scope.get("plexica.trace_id"))(scope, receive, send)
+            await problem_for(exc, trace_id=trace_id_of(scope))(scope, receive, send)
 
 
 class AccessLogMiddleware:
@@ -124,8 +125,8 @@ class AccessLogMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             elapsed = time.perf_counter() - started
-            tenant = scope.get("plexica.tenant")
-            principal = scope.get("plexica.principal")
+            state = request_state(scope)
+            tenant, principal = state.tenant, state.principal
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
             self.platform.metrics.observe_request(
@@ -141,7 +142,7 @@ class AccessLogMiddleware:
                         "duration_ms": round(elapsed * 1000, 2),
                         "tenant": tenant.slug if tenant else None,
                         "user": principal.id if principal else None,
-                        "trace_id": scope.get("plexica.trace_id"),
+                        "trace_id": state.trace_id,
                     },
                 )
 
@@ -179,8 +180,8 @@ class AuthenticationMiddleware:
             if self._check_tenants:
                 await self._refuse_unknown_tenant(token)
             verified = await self.platform.verifier.verify(token)
-            scope["plexica.token"] = verified
-            scope["plexica.principal"] = verified.principal
+            state = request_state(scope)
+            state.token, state.principal = verified, verified.principal
         await self.app(scope, receive, send)
 
     async def _refuse_unknown_tenant(self, token: str) -> None:
@@ -238,10 +239,11 @@ class TenantMiddleware:
             raise TenantSuspendedError(slug)
         if tenant.status != "active":
             raise TenantNotFoundError(slug)
-        scope["plexica.tenant"] = tenant
-        principal = scope.get("plexica.principal")
+        state = request_state(scope)
+        state.tenant = tenant
+        principal = state.principal
         workspace = headers.get("x-workspace-id") or None
-        ctx = tenant_context_of(tenant, user=principal, workspace_id=workspace, trace_id=scope.get("plexica.trace_id"))
+        ctx = tenant_context_of(tenant, user=principal, workspace_id=workspace, trace_id=state.trace_id)
         token = context.tenant_context.set(ctx)
         # The direct peer's address, for ABAC's ``environment.client_ip``; behind a proxy, run the
         # server with its forwarded-headers option so the peer is the real client.
@@ -253,7 +255,7 @@ class TenantMiddleware:
             context.tenant_context.reset(token)
 
     def _resolve_slug(self, scope: Scope, headers: Headers) -> str | None:
-        verified: Any = scope.get("plexica.token")
+        verified = request_state(scope).token
         from_token: str | None = verified.tenant_slug if verified is not None else None
         addressed = self._from_host(headers) or self._from_header(headers)
         if addressed is not None and from_token is not None and addressed != from_token:

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount, Router
 from starlette.types import Receive, Scope, Send
 
 from plexica.http.problems import problem
+from plexica.http.scope import request_state, trace_id_of
 from plexica_sdk import context
 from plexica_sdk.errors import AuthenticationError, NotFoundError, PluginLoadError
 from plexica_sdk.http import HOST_SCOPE_KEY
@@ -26,9 +27,9 @@ __all__ = ["PluginApp", "plugin_mounts"]
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """The 404 of unmatched paths, as problem+json."""
-    await problem(
-        404, "Not Found", "the resource does not exist", kind="not-found", trace_id=scope.get("plexica.trace_id")
-    )(scope, receive, send)
+    await problem(404, "Not Found", "the resource does not exist", kind="not-found", trace_id=trace_id_of(scope))(
+        scope, receive, send
+    )
 
 
 @final
@@ -43,7 +44,7 @@ class PluginApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.router(scope, receive, send)
-        if scope.get("plexica.principal") is None:
+        if request_state(scope).principal is None:
             raise AuthenticationError("a bearer token is required")
         ctx = context.get()
         if ctx is None or not await self.platform.is_active(self.plugin, ctx.slug):

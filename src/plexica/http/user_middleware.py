@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import attrs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from plexica.http.scope import request_state
 from plexica_sdk import context
 from plexica_sdk.errors import AuthenticationError, ConflictError, NotFoundError
 from plexica_sdk.types import Principal, TenantContext
@@ -55,7 +56,8 @@ class UserMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        principal: Principal | None = scope.get("plexica.principal")
+        state = request_state(scope)
+        principal: Principal | None = state.principal
         ctx = context.get()
         if principal is None:
             if ctx is not None and ctx.workspace_id is not None:
@@ -64,7 +66,7 @@ class UserMiddleware:
 
         if principal.is_super_admin and not await self.platform.super_admins.allows(principal):
             principal = attrs.evolve(principal, is_super_admin=False)
-            scope["plexica.principal"] = principal
+            state.principal = principal
             if ctx is not None:
                 ctx = attrs.evolve(ctx, user=principal)
         if ctx is None:
