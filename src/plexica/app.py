@@ -29,7 +29,20 @@ from plexica.http.middleware import (
 )
 from plexica.http.openapi import openapi_document
 from plexica.http.plugin_mount import not_found, plugin_mounts
-from plexica.http.routes import dev, events, health, me, objects, permissions, teams, tenants, users, workspaces
+from plexica.http.routes import (
+    dev,
+    events,
+    health,
+    me,
+    objects,
+    permissions,
+    plugin_config,
+    teams,
+    tenants,
+    users,
+    workspaces,
+)
+from plexica.http.services import CoreServices
 from plexica.http.user_middleware import UserMiddleware
 from plexica.platform import Platform
 from plexica.settings import Settings, load_settings
@@ -78,6 +91,7 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
                     *workspaces.routes,
                     *permissions.routes,
                     *events.routes,
+                    *plugin_config.routes,
                 ],
                 default=not_found,
             ),
@@ -98,5 +112,27 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.router.default = not_found
-    app.state.platform = platform
+    app.state.platform = platform  # for the CLI and tests; handlers get only the services below
+    app.state.services = core_services(platform)
     return app
+
+
+def core_services(platform: Platform) -> CoreServices:
+    """The services the core API's handlers may use, taken from the composition root."""
+    return CoreServices(
+        tenants=platform.tenants,
+        users=platform.users,
+        teams=platform.teams,
+        super_admins=platform.super_admins,
+        workspaces=platform.workspaces,
+        plugin_config=platform.plugin_config,
+        permission_service=platform.permission_service,
+        permissions=platform.permissions,
+        authorizer=platform,
+        dead_letters=platform.bus,
+        objects=platform.objects,
+        dev_issuer=platform.dev_issuer,
+        metrics=platform.metrics,
+        plugins=platform.plugins.infos,
+        probes={"database": platform.db.ping, "cache": lambda: platform.cache.get("plexica:health")},
+    )

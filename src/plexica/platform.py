@@ -21,6 +21,7 @@ import httpx2
 
 from plexica.auth import DevIssuer, TokenVerifier, build_token_verifier
 from plexica.cache import create_cache
+from plexica.cache.layered import LayeredCache
 from plexica.db.engine import create_database
 from plexica.db.migrator import TenantMigrator
 from plexica.events import EventBus, create_event_bus, source_for
@@ -36,6 +37,8 @@ from plexica.plugins import PluginManager, discover
 from plexica.plugins.host import EmbeddedHost
 from plexica.settings import Settings
 from plexica.storage import create_object_store
+from plexica.tenancy.plugin_config import PluginConfigService
+from plexica.tenancy.directory import TenantDirectory
 from plexica.tenancy.service import TenantService, tenant_context_of
 from plexica.workspaces.service import WorkspaceService
 from plexica_sdk import context
@@ -105,6 +108,14 @@ class Platform:
         self.verifier: TokenVerifier = build_token_verifier(settings, self.http_client, self.dev_issuer)
         self.migrator = TenantMigrator(self.db, self.plugins)
         self.metrics = Metrics()
+        # L1 (this process) → L2 (self.cache) → database; Redis pub/sub carries invalidations.
+        self.layered = LayeredCache(
+            self.cache,
+            max_age=settings.cache.l1_max_age_seconds,
+            subscribed_max_age=max(settings.cache.l1_max_age_seconds, settings.cache.l1_subscribed_max_age_seconds),
+            max_entries=settings.cache.l1_max_entries,
+        )
+        self.directory = TenantDirectory(self.layered, self.db)
         self.tenants = TenantService(
             db=self.db,
             plugins=self.plugins,
@@ -114,6 +125,7 @@ class Platform:
             publish=self.publish,
             host_for=self.host_for,
             on_change=self.delivery_cache.invalidate,
+            invalidate=self.directory.invalidate,
             prepare_events=self._prepare_topics,
             access=self.permissions,
         )
@@ -121,6 +133,7 @@ class Platform:
         self.teams = TeamService(db=self.db, access=self.permissions)
         self.super_admins = SuperAdminService(db=self.db, cache=self.cache)
         self.workspaces = WorkspaceService(db=self.db, cache=self.cache, publish=self.publish, access=self.permissions)
+        self.plugin_config = PluginConfigService(self.db, self.cache, self.plugins)
         self._stack: contextlib.AsyncExitStack | None = None
 
     # ---------------------------------------------------------------- lifetime
@@ -131,6 +144,7 @@ class Platform:
             for backend in (self.cache, self.objects):
                 if isinstance(backend, contextlib.AbstractAsyncContextManager):  # a provided one may need no opening
                     await stack.enter_async_context(backend)
+            await stack.enter_async_context(self.layered)  # listens for other processes' invalidations
             await stack.enter_async_context(self.http_client)
             await self.migrator.migrate_core()
             for plugin in self.plugins.plugins.values():

@@ -53,10 +53,19 @@ class DatabaseSettings:
 
 @attrs.frozen(kw_only=True)
 class CacheSettings:
-    """``redis_url`` None: the in-process cache."""
+    """``redis_url`` None: the in-process cache. See docs/cache.md for the layers and keys.
+
+    ``redis_cluster``: the URL names a node of a Redis Cluster (so does a ``redis+cluster://`` URL).
+    ``l1_max_age_seconds``: how old a process-local (L1) entry may be when no invalidation
+    channel is subscribed; ``l1_subscribed_max_age_seconds`` applies while Redis pub/sub is.
+    """
 
     redis_url: str | None = None
+    redis_cluster: bool = False
     ttl_seconds: int = attrs.field(default=300, validator=attrs.validators.ge(1))
+    l1_max_age_seconds: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    l1_subscribed_max_age_seconds: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    l1_max_entries: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen(kw_only=True)
@@ -69,6 +78,12 @@ class StorageSettings:
     s3_access_key: str | None = attrs.field(default=None, repr=False)
     s3_secret_key: str | None = attrs.field(default=None, repr=False)
     bucket_prefix: str = ""
+    #: ``"bucket"``: one bucket per tenant (``tenant-{slug}``); ``"prefix"``: one shared bucket
+    #: with ``tenant-{slug}/`` prefixes (S3 accounts cap buckets, 10,000 by default).
+    layout: Literal["bucket", "prefix"] = "bucket"
+    shared_bucket: str = "plexica"
+    #: The largest object a plugin may store where its namespace sets no ``max_bytes``.
+    max_object_bytes: int = attrs.field(default=100 * 1024 * 1024, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen(kw_only=True)

@@ -49,10 +49,24 @@ class ObjectStore(Protocol):
         """Delete ``bucket``; ``force`` deletes its objects first. A missing bucket is not an error."""
         ...
 
-    async def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo: ...
+    async def put(
+        self, bucket: str, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> ObjectInfo:
+        """Store ``data``: bytes, or an async iterator of chunks streamed without buffering it whole.
+
+        If the iterator raises, no object appears (a previous one stays) and the error propagates.
+        """
+        ...
 
     async def get(self, bucket: str, key: str) -> bytes:
         """Return the object's bytes. Raises ``NotFoundError`` when it does not exist."""
+        ...
+
+    async def stream(self, bucket: str, key: str) -> AsyncIterator[bytes]:
+        """Return the object's bytes as an async iterator of chunks.
+
+        Raises ``NotFoundError`` (from this call, before any chunk) when it does not exist.
+        """
         ...
 
     async def head(self, bucket: str, key: str) -> ObjectInfo:

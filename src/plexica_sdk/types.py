@@ -112,8 +112,8 @@ class TenantContext:
 
     @property
     def cache_prefix(self) -> str:
-        """Prefix of every cache key of this tenant (``tenant:{slug}:``)."""
-        return f"tenant:{self.slug}:"
+        """Prefix of every cache key of this tenant: ``tenant:{<slug>}:``, the slug a Redis Cluster hash tag."""
+        return "tenant:{" + self.slug + "}:"
 
     @property
     def bucket(self) -> str:

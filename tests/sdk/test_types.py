@@ -72,7 +72,7 @@ def test_string_lists_become_tuples(build: Callable[[list[str]], tuple[str, ...]
 
 def test_tenant_context_derives_cache_prefix_and_bucket_from_the_slug() -> None:
     ctx = TenantContext(tenant_id="t-1", slug="acme", schema="tenant_acme")
-    assert ctx.cache_prefix == "tenant:acme:"
+    assert ctx.cache_prefix == "tenant:{acme}:"
     assert ctx.bucket == "tenant-acme"
 
 

@@ -15,7 +15,9 @@ __all__ = ["create_cache"]
 
 
 def create_cache(settings: CacheSettings) -> ManagedCache:
-    """Return Redis when ``settings.redis_url`` is set, else the in-process cache. Connects nothing.
+    """Return Redis (or a Redis Cluster) when ``settings.redis_url`` is set, else the in-process cache.
+
+    Connects nothing.
 
     ``settings.ttl_seconds`` becomes the default ttl of keys written without one, so nothing
     stays in a shared Redis forever by accident.
@@ -29,4 +31,4 @@ def create_cache(settings: CacheSettings) -> ManagedCache:
     """
     if settings.redis_url is None:
         return MemoryCache(default_ttl=settings.ttl_seconds)
-    return RedisCache(settings.redis_url, default_ttl=settings.ttl_seconds)
+    return RedisCache(settings.redis_url, default_ttl=settings.ttl_seconds, cluster=settings.redis_cluster)

@@ -1,4 +1,9 @@
-"""The Redis cache, shared by every host process, on ``redis.asyncio``.
+"""The Redis cache, shared by every host process, on ``redis.asyncio``: one server or a Cluster.
+
+Against a Redis Cluster (``redis+cluster://host:port`` or ``cluster=True``) keys must keep one
+tenant on one slot, which is why tenant keys carry the slug as a hash tag (``tenant:{acme}:``);
+prefix deletes then scan every primary. Pub/sub (the layered cache's invalidations) works on
+both: a Cluster forwards ``PUBLISH`` to every node.
 
 ``redis`` is imported when a :class:`RedisCache` is built, not when this module is, so the
 embedded mode never pays for it and a missing install is reported with the extra to add.
@@ -9,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Self, cast, final
 
@@ -18,6 +23,7 @@ from plexica_sdk.errors import BackendUnavailableError, MissingDependencyError, 
 
 if TYPE_CHECKING:
     from redis.asyncio import ConnectionPool, Redis
+    from redis.asyncio.cluster import RedisCluster
 
 __all__ = ["RedisCache"]
 
@@ -52,7 +58,9 @@ class RedisCache:
     :class:`~plexica_sdk.errors.ValidationError` as it is on :class:`~plexica.cache.MemoryCache`.
 
     Args:
-        url: a ``redis://`` or ``rediss://`` URL; it may hold a password, so it is never printed.
+        url: a ``redis://`` or ``rediss://`` URL, or ``redis+cluster://`` (``rediss+cluster://``)
+            for a Cluster; it may hold a password, so it is never printed.
+        cluster: talk to a Redis Cluster (any node's address is enough to find the others).
         default_ttl: seconds a key lives when ``set``/``incr`` pass no ttl; ``None``: forever.
         scan_count: the ``COUNT`` hint of each ``SCAN`` step in :meth:`delete_prefix`.
         unlink_batch: how many keys one ``UNLINK`` removes, bounding each command's size.
@@ -70,21 +78,32 @@ class RedisCache:
         scan_count: int = 500,
         unlink_batch: int = 500,
         socket_timeout: float = 5.0,
+        cluster: bool = False,
     ) -> None:
         self._redis = _import_redis()
         resolve_ttl(None, default_ttl)
         if scan_count < 1 or unlink_batch < 1:
             raise ValidationError("scan_count and unlink_batch must be at least 1", field="scan_count")
+        for scheme in ("redis+cluster://", "rediss+cluster://"):
+            if url.startswith(scheme):
+                url, cluster = scheme.replace("+cluster", "") + url[len(scheme) :], True
         self._url = url
+        self._cluster = cluster
         self._default_ttl = default_ttl
         self._scan_count = scan_count
         self._unlink_batch = unlink_batch
         self._socket_timeout = socket_timeout
         self._pool: ConnectionPool | None = None
-        self._client: Redis | None = None
+        self._client: Redis | RedisCluster | None = None
 
     def __repr__(self) -> str:
-        return f"<RedisCache {'open' if self._client is not None else 'closed'}>"
+        kind = "cluster " if self._cluster else ""
+        return f"<RedisCache {kind}{'open' if self._client is not None else 'closed'}>"
+
+    @property
+    def is_cluster(self) -> bool:
+        """Whether this cache talks to a Redis Cluster."""
+        return self._cluster
 
     async def __aenter__(self) -> Self:
         """Open the connection pool and check that Redis answers.
@@ -94,6 +113,8 @@ class RedisCache:
         """
         if self._client is not None:
             raise RuntimeError("RedisCache is already open")
+        if self._cluster:
+            return await self._open_cluster()
         pool: ConnectionPool = self._redis.ConnectionPool.from_url(
             self._url,
             socket_connect_timeout=self._socket_timeout,
@@ -109,6 +130,21 @@ class RedisCache:
             await pool.aclose()
             raise
         self._pool, self._client = pool, client
+        return self
+
+    async def _open_cluster(self) -> Self:
+        cluster_module = importlib.import_module("redis.asyncio.cluster")
+        client: RedisCluster = cluster_module.RedisCluster.from_url(
+            self._url, socket_connect_timeout=self._socket_timeout, socket_timeout=self._socket_timeout
+        )
+        try:
+            with self._translated("CLUSTER INIT"):
+                await client.initialize()
+                await client.ping(target_nodes=cluster_module.RedisCluster.PRIMARIES)
+        except BaseException:
+            await client.aclose()
+            raise
+        self._client = client
         return self
 
     async def __aexit__(
@@ -172,13 +208,21 @@ class RedisCache:
         """Delete every key starting with ``prefix`` and return how many went.
 
         Walks the keyspace with ``SCAN`` (never ``KEYS``, which blocks the server) and removes
-        keys in ``UNLINK`` batches. Keys written while the walk runs may survive it.
+        keys in ``UNLINK`` batches; on a Cluster it walks every primary (redis-py splits each
+        ``UNLINK`` by slot). Keys written while the walk runs may survive it.
         """
         client = self._open()
         deleted = 0
         batch: list[bytes] = []
+        match = _escape_glob(prefix) + "*"
+        keys: AsyncIterator[bytes]
+        if self._cluster:
+            primaries = importlib.import_module("redis.asyncio.cluster").RedisCluster.PRIMARIES
+            keys = client.scan_iter(match=match, count=self._scan_count, target_nodes=primaries)
+        else:
+            keys = client.scan_iter(match=match, count=self._scan_count)
         with self._translated("SCAN/UNLINK"):
-            async for key in client.scan_iter(match=_escape_glob(prefix) + "*", count=self._scan_count):
+            async for key in keys:
                 batch.append(key)
                 if len(batch) >= self._unlink_batch:
                     deleted += await client.unlink(*batch)
@@ -187,7 +231,35 @@ class RedisCache:
                 deleted += await client.unlink(*batch)
         return deleted
 
-    def _open(self) -> Redis:
+    async def publish(self, channel: str, message: bytes) -> None:
+        """``PUBLISH`` ``message`` to ``channel`` (on a Cluster, every node relays it)."""
+        with self._translated("PUBLISH"):
+            await self._open().publish(channel, message)
+
+    async def listen(self, channel: str, on_subscribed: Callable[[], None]) -> AsyncIterator[bytes]:
+        """Subscribe to ``channel`` on a connection of its own and yield each message's data.
+
+        ``on_subscribed`` is called when Redis confirms the subscription. Raises
+        :class:`~plexica_sdk.errors.BackendUnavailableError` when the connection is lost.
+        """
+        pubsub = self._open().pubsub()
+        try:
+            with self._translated("SUBSCRIBE"):
+                await pubsub.subscribe(channel)
+            while True:
+                with self._translated("SUBSCRIBE"):
+                    message = await pubsub.get_message(timeout=1.0)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    on_subscribed()
+                elif message["type"] == "message":
+                    yield bytes(message["data"])
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _open(self) -> Redis | RedisCluster:
         if self._client is None:
             raise RuntimeError("RedisCache is not open: enter it with 'async with' first")
         return self._client

@@ -17,7 +17,7 @@ from plexica.cli.events import events
 from plexica.cli.migrate import migrate
 from plexica.cli.output import echo_json, print_table
 from plexica.cli.permissions import permissions
-from plexica.cli.plugins_admin import install, uninstall, upgrade
+from plexica.cli.plugins_admin import config, install, uninstall, upgrade
 from plexica.cli.realms import realms
 from plexica.platform import Platform
 from plexica.settings import Settings, load_settings
@@ -246,6 +246,7 @@ cli.add_command(events)
 plugins.add_command(install)
 plugins.add_command(upgrade)
 plugins.add_command(uninstall)
+plugins.add_command(config)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,8 @@
 """``plexica plugins install|upgrade|uninstall NAME --tenant SLUG|--all``: per-tenant plugin installs.
 
+``plexica plugins config NAME --tenant SLUG [--set KEY=VALUE ...] [--file F.json]`` shows or
+edits one tenant's configuration of a plugin, validated against its ``config_schema``.
+
 With ``--all`` every active or suspended tenant is handled in turn; one tenant's failure is
 reported and the others still run (the command then exits non-zero). The plugin and the
 revision are checked before any tenant is touched.
@@ -7,7 +10,9 @@ revision are checked before any tenant is touched.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import attrs
@@ -16,11 +21,12 @@ import click
 from plexica.cli.migrate import run_with_platform
 from plexica.cli.output import echo_json, print_table
 from plexica.platform import Platform
+from plexica.tenancy.plugin_config import merge_patch
 from plexica.tenancy.service import PluginChange, TenantService
 from plexica_sdk.converter import unstructure
-from plexica_sdk.errors import BackendUnavailableError, ConflictError, NotFoundError, PlexicaError
+from plexica_sdk.errors import BackendUnavailableError, ConflictError, NotFoundError, PlexicaError, ValidationError
 
-__all__ = ["install", "uninstall", "upgrade"]
+__all__ = ["config", "install", "parse_assignment", "uninstall", "upgrade"]
 
 Action = Callable[[TenantService, str], Awaitable[PluginChange]]
 
@@ -137,3 +143,74 @@ def uninstall(
         lambda service, each: service.uninstall_plugin(each, name, keep_data=keep_data),
         as_json,
     )
+
+
+def parse_assignment(assignment: str) -> dict[str, Any]:
+    """``a.b=VALUE`` as the merge patch ``{"a": {"b": VALUE}}``; VALUE is JSON when it parses, else a string.
+
+    ``KEY=null`` removes the key, so it falls back to the schema's default.
+
+    Raises:
+        ValidationError: no ``=``, or an empty key.
+    """
+    key, sep, raw = assignment.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ValidationError(f"--set {assignment!r}: expected KEY=VALUE (KEY may be dotted: a.b=1)", field="set")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    patch: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        patch = {part: patch}
+    return patch
+
+
+def _combine(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two merge patches as one (a later ``--set`` wins; its ``null`` stays a removal)."""
+    combined = dict(first)
+    for key, value in second.items():
+        previous = combined.get(key)
+        both = isinstance(previous, dict) and isinstance(value, dict)
+        combined[key] = _combine(previous, value) if both else value  # type: ignore[arg-type]
+    return combined
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})", field="file") from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path}: the configuration must be a JSON object", field="file")
+    return data
+
+
+@click.command()
+@click.argument("name")
+@click.option("--tenant", "slug", required=True, help="The tenant's slug.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Change one key; repeat for several.")
+@click.option("--file", "file", type=click.Path(dir_okay=False), default=None, help="Replace the whole configuration.")
+@click.pass_obj
+def config(obj: Any, name: str, slug: str, assignments: tuple[str, ...], file: str | None) -> None:
+    """Show or edit tenant SLUG's configuration of plugin NAME (printed as JSON, defaults filled in).
+
+    --file replaces the configuration, then each --set is merged in; VALUE is JSON when it parses
+    (5, true, [1,2], {"a":1}, null to reset to the default), else a string. An invalid result is
+    refused naming the field, and nothing changes.
+    """
+    patch: dict[str, Any] = {}
+    for assignment in assignments:
+        patch = _combine(patch, parse_assignment(assignment))
+    replacement = _read_file(file) if file is not None else None
+
+    async def work(platform: Platform) -> dict[str, Any]:
+        service = platform.plugin_config
+        if replacement is not None:
+            return await service.set(slug, name, merge_patch(replacement, patch))
+        if assignments:
+            return await service.update(slug, name, patch)
+        return await service.get(slug, name)
+
+    echo_json(run_with_platform(obj, work))

@@ -9,17 +9,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from starlette.requests import Request
 
 from plexica.http.scope import request_state
+from plexica.http.services import services_of
 from plexica_sdk import context
 from plexica_sdk.converter import structure
 from plexica_sdk.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ValidationError
 from plexica_sdk.types import Principal, TenantContext
 
 if TYPE_CHECKING:
-    from plexica.platform import Platform
+    pass
 
 __all__ = [
     "json_body",
-    "platform_of",
     "require_permission",
     "require_principal",
     "require_super_admin",
@@ -29,10 +29,6 @@ __all__ = [
 T = TypeVar("T")
 
 MAX_BODY_BYTES = 1_000_000
-
-
-def platform_of(request: Request) -> Platform:
-    return request.app.state.platform  # type: ignore[no-any-return]
 
 
 def require_principal(request: Request) -> Principal:
@@ -68,7 +64,7 @@ async def require_permission(
     The decision log records the permission; the 403 body does not.
     """
     ctx = require_tenant(request)
-    decision = await platform_of(request).authorize(ctx, permission, resource)
+    decision = await services_of(request).authorizer.authorize(ctx, permission, resource)
     if not decision.allowed:
         raise PermissionDeniedError(permission, decision.reason)
     return ctx

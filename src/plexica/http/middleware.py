@@ -153,7 +153,7 @@ class AuthenticationMiddleware:
     With keys fetched from an identity server (``auth.keycloak``), a token whose issuer names a
     tenant realm is verified only if that tenant exists, so made-up slugs never cost the identity
     server a discovery request: they are refused like any unknown issuer (401). The answers are
-    remembered briefly; the tenant stage still reads the registry on every request, so this
+    remembered briefly; the tenant stage still looks the tenant up on every request, so this
     memory only decides whether the identity server may be asked, never whether a tenant is served.
     """
 
@@ -234,7 +234,7 @@ class TenantMiddleware:
         slug = self._resolve_slug(scope, headers)
         if slug is None:
             return await self.app(scope, receive, send)
-        tenant = await self.platform.tenants.get(slug)
+        tenant = await self.platform.directory.get(slug)  # cached: no database read when warm
         if tenant.status == "suspended":
             raise TenantSuspendedError(slug)
         if tenant.status != "active":

@@ -20,6 +20,7 @@ from typing import Final, final
 from urllib.parse import quote
 
 from plexica.permissions.decision import Grants
+from plexica.tenancy.naming import cache_prefix
 from plexica_sdk.errors import ValidationError
 from plexica_sdk.protocols import Cache
 
@@ -56,12 +57,12 @@ class PermissionCache:
 
     @staticmethod
     def tenant_version_key(slug: str) -> str:
-        return f"tenant:{slug}:permissions-version"
+        return f"{cache_prefix(slug)}permissions-version"
 
     @staticmethod
     def entry_key(slug: str, user_id: str) -> str:
         # Quoted, so that no user id can make its entry key another key (":" is never left).
-        return f"tenant:{slug}:permissions:{quote(user_id, safe='')}"
+        return f"{cache_prefix(slug)}permissions:{quote(user_id, safe='')}"
 
     @classmethod
     def user_version_key(cls, slug: str, user_id: str) -> str:

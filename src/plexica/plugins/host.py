@@ -62,3 +62,7 @@ class EmbeddedHost:
     @property
     def objects(self) -> ObjectStore:
         return self._platform.objects
+
+    async def config(self) -> Mapping[str, Any]:
+        """This plugin's validated configuration in this tenant, read through the cache."""
+        return await self._platform.plugin_config.get(self._ctx, self._plugin)

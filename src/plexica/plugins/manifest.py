@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+import jsonschema
+import jsonschema.exceptions
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -53,7 +55,34 @@ def validate_manifest(manifest: object, *, origin: str) -> PluginManifest:
             SpecifierSet(spec)
         except InvalidSpecifier:
             raise PluginLoadError(name, f"requires {dependency} {spec!r}: not a version range") from None
+    if manifest.config_schema is not None:
+        _check_config_schema(name, manifest.config_schema)
     return manifest
+
+
+def _check_config_schema(name: str, schema: Mapping[str, object]) -> None:
+    """A ``config_schema`` must be a draft 2020-12 object schema whose defaults pass it.
+
+    Caught here, a bad schema fails the host's start naming the plugin, instead of every
+    tenant admin's first edit.
+    """
+    if not isinstance(schema, Mapping):
+        raise PluginLoadError(name, f"config_schema must be a JSON Schema object, not {type(schema).__name__}")
+    document = dict(schema)
+    try:
+        jsonschema.Draft202012Validator.check_schema(document)
+    except jsonschema.exceptions.SchemaError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path) or "(root)"
+        raise PluginLoadError(name, f"config_schema is not a valid JSON Schema at {where}: {exc.message}") from None
+    if document.get("type", "object") != "object":
+        raise PluginLoadError(name, 'config_schema must describe an object ("type": "object")')
+    properties = document.get("properties")
+    items = properties.items() if isinstance(properties, Mapping) else ()
+    defaults = {key: sub["default"] for key, sub in items if isinstance(sub, Mapping) and "default" in sub}
+    for error in jsonschema.Draft202012Validator(document).iter_errors(defaults):
+        if error.absolute_path:  # a default breaks its own property's schema (missing required ones are fine)
+            where = ".".join(str(part) for part in error.absolute_path)
+            raise PluginLoadError(name, f"config_schema default of {where!r} is invalid: {error.message}")
 
 
 def load_order(manifests: Sequence[PluginManifest], *, builtin: Sequence[str] = ()) -> list[str]:

@@ -15,6 +15,7 @@ with HMAC-SHA256 over method, bucket, key and expiry; the host serves them after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -25,10 +26,10 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ParamSpec, Self, TypeVar, final
+from typing import Any, BinaryIO, ParamSpec, Self, TypeVar, final
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from plexica.storage.rules import DEFAULT_CONTENT_TYPE, check_presign_args, validate_bucket, validate_key
@@ -38,6 +39,8 @@ from plexica_sdk.types import ObjectInfo
 __all__ = ["LocalObjectStore"]
 
 _READ_RETRIES = 3
+#: Bytes per chunk :meth:`LocalObjectStore.stream` yields.
+CHUNK_SIZE = 1024 * 1024
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
@@ -54,6 +57,21 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _sync(file: BinaryIO) -> None:
+    file.flush()
+    os.fsync(file.fileno())
+
+
+async def _chunks(data: bytes | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Either form of upload body as chunks: bytes is one chunk."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        yield bytes(data)
+        return
+    async for chunk in data:
+        if chunk:
+            yield bytes(chunk)
 
 
 def _info(meta: dict[str, Any]) -> ObjectInfo:
@@ -149,8 +167,15 @@ class LocalObjectStore:
 
         await self._run(remove)
 
-    async def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo:
+    async def put(
+        self, bucket: str, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> ObjectInfo:
         """Store ``data`` as ``key``, replacing any object there, and return its metadata.
+
+        ``data`` may be an async iterator of chunks: each is written to a temp file as it comes
+        (memory holds one chunk), and the object appears only once the last one is on disk. If
+        the iterator raises, the temp file goes, the previous object (if any) stays, and the
+        error propagates.
 
         Raises:
             NotFoundError: the bucket does not exist.
@@ -158,26 +183,41 @@ class LocalObjectStore:
         """
         bucket_dir = self._bucket_dir(bucket)
         sidecar = self._sidecar(bucket_dir, validate_key(key))
-        meta: dict[str, Any] = {
-            "key": key,
-            "size": len(data),
-            "etag": hashlib.md5(data, usedforsecurity=False).hexdigest(),
-            "content_type": content_type or DEFAULT_CONTENT_TYPE,
-            "last_modified": dt.datetime.now(dt.UTC).isoformat(),
-            "data": f"{sidecar.stem}.{secrets.token_hex(8)}",
-        }
+        await self._run(self._require, bucket_dir, bucket)
+        await self._run(sidecar.parent.mkdir, exist_ok=True)
+        fd, tmp_name = await self._run(tempfile.mkstemp, dir=sidecar.parent, prefix=".", suffix=".tmp")
+        tmp = Path(tmp_name)
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as file:
+                async for chunk in _chunks(data):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    await self._run(file.write, chunk)
+                await self._run(_sync, file)
+            meta: dict[str, Any] = {
+                "key": key,
+                "size": size,
+                "etag": digest.hexdigest(),
+                "content_type": content_type or DEFAULT_CONTENT_TYPE,
+                "last_modified": dt.datetime.now(dt.UTC).isoformat(),
+                "data": f"{sidecar.stem}.{secrets.token_hex(8)}",
+            }
 
-        def write() -> None:
-            self._require(bucket_dir, bucket)
-            sidecar.parent.mkdir(exist_ok=True)
-            _write_atomic(sidecar.parent / meta["data"], bytes(data))
-            with self._swap_lock:
-                old = self._read_meta(sidecar)
-                _write_atomic(sidecar, json.dumps(meta).encode("utf-8"))
-            if old is not None:
-                (sidecar.parent / old["data"]).unlink(missing_ok=True)
+            def commit() -> None:
+                os.replace(tmp, sidecar.parent / meta["data"])
+                with self._swap_lock:
+                    old = self._read_meta(sidecar)
+                    _write_atomic(sidecar, json.dumps(meta).encode("utf-8"))
+                if old is not None:
+                    (sidecar.parent / old["data"]).unlink(missing_ok=True)
 
-        await self._run(write)
+            await self._run(commit)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # also on cancellation, so no await here
+            raise
         return _info(meta)
 
     async def get(self, bucket: str, key: str) -> bytes:
@@ -190,17 +230,32 @@ class LocalObjectStore:
         sidecar = self._sidecar(bucket_dir, validate_key(key))
 
         def read() -> bytes:
-            # A concurrent put may delete the data file between reading the sidecar and opening
-            # the file; the sidecar then names a newer file, so read it again.
-            for _ in range(_READ_RETRIES):
-                meta = self._existing_meta(bucket_dir, bucket, sidecar, key)
-                try:
-                    return (sidecar.parent / str(meta["data"])).read_bytes()
-                except FileNotFoundError:
-                    continue
-            raise NotFoundError(f"no object {key!r} in bucket {bucket!r}", resource=f"{bucket}/{key}")
+            with self._open_data(bucket_dir, bucket, sidecar, key) as file:
+                return file.read()
 
         return await self._run(read)
+
+    async def stream(self, bucket: str, key: str, *, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Return the object's bytes as an async iterator of ``chunk_size`` chunks.
+
+        The data file is opened before this returns, so a missing object raises here, and a put
+        replacing the object meanwhile does not disturb the reader (it keeps the old file open).
+
+        Raises:
+            NotFoundError: the bucket or the object does not exist.
+        """
+        bucket_dir = self._bucket_dir(bucket)
+        sidecar = self._sidecar(bucket_dir, validate_key(key))
+        file = await self._run(self._open_data, bucket_dir, bucket, sidecar, key)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                while chunk := await self._run(file.read, chunk_size):
+                    yield chunk
+            finally:
+                file.close()
+
+        return chunks()
 
     async def head(self, bucket: str, key: str) -> ObjectInfo:
         """Return the object's metadata.
@@ -230,6 +285,29 @@ class LocalObjectStore:
                 (sidecar.parent / meta["data"]).unlink(missing_ok=True)
 
         await self._run(remove)
+
+    async def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix`` and return how many went.
+
+        Raises:
+            NotFoundError: the bucket does not exist.
+        """
+        bucket_dir = self._bucket_dir(bucket)
+
+        def remove() -> int:
+            self._require(bucket_dir, bucket)
+            removed = 0
+            for sidecar in self._sidecars(bucket_dir):
+                with self._swap_lock:
+                    meta = self._read_meta(sidecar)
+                    if meta is None or not meta["key"].startswith(prefix):
+                        continue
+                    sidecar.unlink(missing_ok=True)
+                (sidecar.parent / meta["data"]).unlink(missing_ok=True)
+                removed += 1
+            return removed
+
+        return await self._run(remove)
 
     async def list(self, bucket: str, prefix: str = "") -> Sequence[ObjectInfo]:
         """Return the objects whose keys start with ``prefix``, in S3's order (UTF-8 bytes).
@@ -330,6 +408,17 @@ class LocalObjectStore:
         except FileNotFoundError:
             return None
         return meta
+
+    def _open_data(self, bucket_dir: Path, bucket: str, sidecar: Path, key: str) -> BinaryIO:
+        # A concurrent put may delete the data file between reading the sidecar and opening
+        # the file; the sidecar then names a newer file, so read it again.
+        for _ in range(_READ_RETRIES):
+            meta = self._existing_meta(bucket_dir, bucket, sidecar, key)
+            try:
+                return (sidecar.parent / str(meta["data"])).open("rb")
+            except FileNotFoundError:
+                continue
+        raise NotFoundError(f"no object {key!r} in bucket {bucket!r}", resource=f"{bucket}/{key}")
 
     def _existing_meta(self, bucket_dir: Path, bucket: str, sidecar: Path, key: str) -> dict[str, Any]:
         meta = self._read_meta(sidecar)

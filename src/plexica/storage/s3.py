@@ -6,12 +6,13 @@ the embedded mode never pays for botocore and a missing install names the extra 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
 import importlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from types import ModuleType, TracebackType
 from typing import Any, Self, final
 
@@ -30,6 +31,10 @@ __all__ = ["S3ObjectStore"]
 _PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9.-]*")
 _MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _CLIENT_METHODS = {"GET": "get_object", "PUT": "put_object"}
+#: S3's smallest part (all but the last part of a multipart upload).
+MIN_PART_SIZE = 5 * 1024 * 1024
+#: Bytes per chunk :meth:`S3ObjectStore.stream` yields at most.
+CHUNK_SIZE = 1024 * 1024
 
 
 def _import(module: str) -> ModuleType:
@@ -70,10 +75,13 @@ class S3ObjectStore:
         connect_timeout: seconds to wait for a connection.
         read_timeout: seconds to wait for each response.
         max_attempts: attempts per request, retries included, with botocore's standard backoff.
+        multipart_threshold: a streamed upload longer than this becomes a multipart upload.
+        part_size: bytes per part of a multipart upload (S3's minimum is 5 MiB).
 
     Raises:
         MissingDependencyError: ``aioboto3`` is not installed (``pip install 'plexica[s3]'``).
-        ValidationError: ``bucket_prefix`` could not start a valid bucket name.
+        ValidationError: ``bucket_prefix`` could not start a valid bucket name, or
+            ``part_size`` is under 5 MiB.
     """
 
     def __init__(
@@ -87,12 +95,18 @@ class S3ObjectStore:
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
         max_attempts: int = 3,
+        multipart_threshold: int = 8 * 1024 * 1024,
+        part_size: int = 8 * 1024 * 1024,
     ) -> None:
         self._aioboto3 = _import("aioboto3")
         self._botocore_config = _import("botocore.config")
         self._botocore_errors = _import("botocore.exceptions")
         if bucket_prefix and _PREFIX_RE.fullmatch(bucket_prefix) is None:
             raise ValidationError(f"invalid bucket prefix {bucket_prefix!r}", field="bucket_prefix")
+        if part_size < MIN_PART_SIZE:
+            raise ValidationError(f"part_size must be at least {MIN_PART_SIZE} bytes", field="part_size")
+        self._multipart_threshold = multipart_threshold
+        self._part_size = part_size
         self._endpoint_url = endpoint_url
         self._region = region
         self._access_key = access_key
@@ -184,20 +198,40 @@ class S3ObjectStore:
         except NotFoundError:
             return
 
-    async def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo:
+    async def put(
+        self, bucket: str, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> ObjectInfo:
         """Store ``data`` as ``key``, replacing any object there, and return its metadata.
+
+        ``data`` may be an async iterator of chunks. Up to ``multipart_threshold`` bytes are
+        buffered and sent in one ``PutObject``; a longer stream becomes a multipart upload of
+        ``part_size`` parts, so memory holds about one part whatever the object's size. If the
+        iterator (or the server) fails, the multipart upload is aborted and the error
+        propagates: no object appears and the previous one stays. A multipart object's ``etag``
+        is S3's (the md5 of the part md5s, ``-{parts}``), not the md5 of the bytes.
 
         Raises:
             NotFoundError: the bucket does not exist (on servers that do not create it).
         """
         name, key = self.bucket_name(bucket), validate_key(key)
         content_type = content_type or DEFAULT_CONTENT_TYPE
+        if isinstance(data, bytes | bytearray | memoryview):
+            return await self._put_single(name, bucket, key, bytes(data), content_type)
+        buffer = bytearray()
+        chunks = aiter(data)
+        async for chunk in chunks:
+            buffer += chunk
+            if len(buffer) > self._multipart_threshold:
+                return await self._put_multipart(name, bucket, key, buffer, chunks, content_type)
+        return await self._put_single(name, bucket, key, bytes(buffer), content_type)
+
+    async def _put_single(self, name: str, bucket: str, key: str, data: bytes, content_type: str) -> ObjectInfo:
         digest = hashlib.md5(data, usedforsecurity=False).digest()
         with self._translated("PutObject", bucket):
             response = await self._open().put_object(
                 Bucket=name,
                 Key=key,
-                Body=bytes(data),
+                Body=data,
                 ContentType=content_type,
                 ContentMD5=base64.b64encode(digest).decode("ascii"),
             )
@@ -207,6 +241,61 @@ class S3ObjectStore:
             etag=_etag(response.get("ETag")) or digest.hex(),
             content_type=content_type,
         )
+
+    async def _put_multipart(
+        self,
+        name: str,
+        bucket: str,
+        key: str,
+        buffer: bytearray,
+        rest: AsyncIterator[bytes],
+        content_type: str,
+    ) -> ObjectInfo:
+        client = self._open()
+        with self._translated("CreateMultipartUpload", bucket):
+            created = await client.create_multipart_upload(Bucket=name, Key=key, ContentType=content_type)
+        upload_id = created["UploadId"]
+        parts: list[dict[str, Any]] = []
+        size = 0
+
+        async def send(part: bytes) -> None:
+            nonlocal size
+            digest = hashlib.md5(part, usedforsecurity=False).digest()
+            number = len(parts) + 1
+            with self._translated("UploadPart", bucket):
+                response = await client.upload_part(
+                    Bucket=name,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=part,
+                    ContentMD5=base64.b64encode(digest).decode("ascii"),
+                )
+            parts.append({"PartNumber": number, "ETag": response["ETag"]})
+            size += len(part)
+
+        try:
+            while True:
+                while len(buffer) >= self._part_size:
+                    await send(bytes(buffer[: self._part_size]))
+                    del buffer[: self._part_size]
+                chunk = await anext(rest, None)
+                if chunk is None:
+                    break
+                buffer += chunk
+            if buffer or not parts:
+                await send(bytes(buffer))
+            buffer.clear()
+            with self._translated("CompleteMultipartUpload", bucket):
+                response = await client.complete_multipart_upload(
+                    Bucket=name, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+        except BaseException:
+            # Shielded: a cancelled upload must still release the parts the server holds.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(client.abort_multipart_upload(Bucket=name, Key=key, UploadId=upload_id))
+            raise
+        return ObjectInfo(key=key, size=size, etag=_etag(response.get("ETag")), content_type=content_type)
 
     async def get(self, bucket: str, key: str) -> bytes:
         """Return the object's bytes.
@@ -220,6 +309,32 @@ class S3ObjectStore:
             async with response["Body"] as body:
                 data: bytes = await body.read()
         return data
+
+    async def stream(self, bucket: str, key: str, *, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Return the object's bytes as an async iterator of chunks of at most ``chunk_size``.
+
+        The ``GetObject`` request is sent before this returns, so a missing object raises here;
+        the body is read as the iterator is consumed. Consume it to the end or ``aclose()`` it,
+        which returns the connection to the pool.
+
+        Raises:
+            NotFoundError: the bucket or the object does not exist.
+        """
+        name, key = self.bucket_name(bucket), validate_key(key)
+        with self._translated("GetObject", bucket, key):
+            response = await self._open().get_object(Bucket=name, Key=key)
+        body = response["Body"]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async with body:
+                while True:
+                    with self._translated("GetObject", bucket, key):
+                        chunk: bytes = await body.read(chunk_size)
+                    if not chunk:
+                        return
+                    yield chunk
+
+        return chunks()
 
     async def head(self, bucket: str, key: str) -> ObjectInfo:
         """Return the object's metadata.
@@ -288,13 +403,22 @@ class S3ObjectStore:
             )
         return url
 
-    async def _empty(self, name: str, bucket: str) -> None:
+    async def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix`` and return how many went.
+
+        Raises:
+            NotFoundError: the bucket does not exist.
+        """
+        return await self._empty(self.bucket_name(bucket), bucket, prefix)
+
+    async def _empty(self, name: str, bucket: str, prefix: str = "") -> int:
         # Deleting the keys of each page as it arrives is safe: the continuation token marks a
         # position in key order, not a snapshot. One page holds at most 1000 keys, the
         # DeleteObjects limit.
         client = self._open()
+        removed = 0
         with self._translated("empty bucket", bucket):
-            async for page in self._pages(name, ""):
+            async for page in self._pages(name, prefix):
                 keys = [{"Key": item["Key"]} for item in page.get("Contents", ())]
                 if not keys:
                     continue
@@ -304,6 +428,8 @@ class S3ObjectStore:
                     raise BackendUnavailableError(
                         "s3", f"could not delete {len(errors)} objects of bucket {bucket!r}: {first.get('Code')}"
                     )
+                removed += len(keys)
+        return removed
 
     def _pages(self, name: str, prefix: str) -> Any:
         paginator = self._open().get_paginator("list_objects_v2")

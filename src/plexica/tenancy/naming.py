@@ -46,7 +46,13 @@ def schema_name(slug: str) -> str:
 
 
 def cache_prefix(slug: str) -> str:
-    return f"tenant:{validate_slug(slug)}:"
+    """Prefix of every cache key of a tenant: ``tenant:{<slug>}:``, braces included.
+
+    The braces make the slug a Redis Cluster hash tag, so all of one tenant's keys share a slot
+    (multi-key commands and per-tenant flushes stay on one node). A slug has no braces or ``:``,
+    so no tenant's prefix is a prefix of another's.
+    """
+    return "tenant:{" + validate_slug(slug) + "}:"
 
 
 def bucket_name(slug: str) -> str:

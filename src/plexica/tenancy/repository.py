@@ -220,6 +220,27 @@ class TenantRepository:
         ]
         await conn.execute(tenant_plugins.insert(), rows)
 
+    async def plugin_of(
+        self, conn: AsyncConnection, tenant_id: str, plugin: str, *, for_update: bool = False
+    ) -> TenantPlugin | None:
+        """One install, or None; ``for_update`` locks the row (PostgreSQL) for a read-modify-write."""
+        query = sa.select(tenant_plugins).where(
+            tenant_plugins.c.tenant_id == tenant_id, tenant_plugins.c.plugin == plugin
+        )
+        row = (await conn.execute(query.with_for_update() if for_update else query)).first()
+        return None if row is None else _plugin(row)
+
+    async def set_plugin_config(
+        self, conn: AsyncConnection, tenant_id: str, plugin: str, config: dict[str, Any]
+    ) -> bool:
+        """Replace an install's ``config``; False when there is no such install."""
+        result = await conn.execute(
+            tenant_plugins.update()
+            .where(tenant_plugins.c.tenant_id == tenant_id, tenant_plugins.c.plugin == plugin)
+            .values(config=config, updated_at=_now())
+        )
+        return bool(result.rowcount == 1)
+
     async def remove_plugin(self, conn: AsyncConnection, tenant_id: str, plugin: str) -> None:
         await conn.execute(
             tenant_plugins.delete().where(tenant_plugins.c.tenant_id == tenant_id, tenant_plugins.c.plugin == plugin)

@@ -89,6 +89,9 @@ class TenantService:
             provisioning step's record; tests inject crashes there.
         on_change: called after each committed change of a tenant's status or plugin installs
             (the host clears its event-delivery cache).
+        invalidate: awaited with the slug after each such change, before the change's hooks and
+            events (the host drops the tenant's cached registry entry in every process). If it
+            raises, the change stays committed and the error propagates.
         prepare_events: awaited before ``core.tenant.created`` is published, e.g. to create the
             new tenant's topics.
     """
@@ -106,6 +109,7 @@ class TenantService:
         templates: TemplateProvisioner | None = None,
         checkpoint: Callable[[str], Awaitable[None]] | None = None,
         on_change: Callable[[], None] | None = None,
+        invalidate: Callable[[str], Awaitable[None]] | None = None,
         prepare_events: Callable[[TenantInfo], Awaitable[None]] | None = None,
         access: PluginAccess | None = None,
     ) -> None:
@@ -119,6 +123,7 @@ class TenantService:
         self.templates = templates or TemplateProvisioner(db)
         self.checkpoint = checkpoint
         self.on_change = on_change
+        self.invalidate = invalidate
         self.prepare_events = prepare_events
         self.access = access
         self.repo = TenantRepository()
@@ -201,7 +206,7 @@ class TenantService:
                 tenant = await self.repo.record_steps(conn, tenant, done, status="active" if activate else None)
         except ConflictError as exc:
             raise _TakenOver(str(exc), resource="tenant") from exc
-        self._changed()
+        await self._changed(tenant.slug)
         return tenant
 
     async def _run_step(self, step: str, tenant: TenantInfo, *, resumed: bool) -> None:
@@ -221,7 +226,7 @@ class TenantService:
                 await self._call(ctx, "plexica_plugin_installed", plugin, version=version)
             async with self.db.core_connection() as conn:
                 await self.repo.add_plugins(conn, tenant.id, versions)
-            self._changed()
+            await self._changed(tenant.slug)
         elif step == "bucket":
             await self.objects.create_bucket(bucket_name(tenant.slug))
         elif step == "hooks":
@@ -253,7 +258,7 @@ class TenantService:
             async with self.db.core_connection() as conn:
                 await forget(conn, tenant.schema)
                 await self.repo.delete_row(conn, tenant.id)
-            self._changed()
+            await self._changed(tenant.slug)
 
     # --------------------------------------------------------------- lifecycle
 
@@ -271,7 +276,7 @@ class TenantService:
             raise ConflictError(f"tenant {slug!r} is {tenant.status}, not {source}", resource="tenant")
         async with self.db.core_connection() as conn:
             tenant = await self.repo.set_status(conn, tenant, target)
-        self._changed()
+        await self._changed(tenant.slug)
         ctx = tenant_context_of(tenant)
         with context.use(ctx):
             await self.plugins.each(hook, tenant=ctx, per_plugin=self._hosts(ctx))
@@ -289,7 +294,7 @@ class TenantService:
         if tenant.status != "deleting":
             async with self.db.core_connection() as conn:
                 tenant = await self.repo.set_status(conn, tenant, "deleting")
-            self._changed()
+            await self._changed(tenant.slug)
         await self._call(tenant_context_of(tenant), "plexica_tenant_deleting", None)
         await self.objects.delete_bucket(bucket_name(slug), force=True)
         await self.cache.delete_prefix(cache_prefix(slug))
@@ -299,7 +304,7 @@ class TenantService:
             tenant = await self.repo.set_status(conn, tenant, "deleted")
         if self.access is not None:
             self.access.forget(tenant_context_of(tenant))
-        self._changed()
+        await self._changed(tenant.slug)
         await self.publish("core", "core.tenant.deleted", self._payload(tenant), None)
         return tenant
 
@@ -388,7 +393,7 @@ class TenantService:
                 after = await self.migrator.remove(tenant.schema, stream, tenant_id=tenant.id)
             async with self.db.core_connection() as conn:
                 await self.repo.remove_plugin(conn, tenant.id, plugin)
-            self._changed()
+            await self._changed(tenant.slug)
         return PluginChange(slug, plugin, installed.version, "uninstalled", before, after)
 
     def check_plugin(self, plugin: str, revision: str | None = None) -> None:
@@ -437,11 +442,13 @@ class TenantService:
     async def _record_plugin(self, tenant: TenantInfo, plugin: str, status: str, pin: str | None) -> None:
         async with self.db.core_connection() as conn:
             await self.repo.upsert_plugin(conn, tenant.id, plugin, self._version(plugin), status, target_revision=pin)
-        self._changed()
+        await self._changed(tenant.slug)
 
-    def _changed(self) -> None:
+    async def _changed(self, slug: str) -> None:
         if self.on_change is not None:
             self.on_change()
+        if self.invalidate is not None:
+            await self.invalidate(slug)
 
     def _version(self, plugin: str) -> str:
         loaded = self.plugins.get(plugin)

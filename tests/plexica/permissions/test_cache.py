@@ -12,6 +12,7 @@ from plexica.cache import MemoryCache
 from plexica.permissions import PermissionEngine, PermissionService
 from plexica.permissions.cache import COUNTER_TTL, PermissionCache
 from plexica.permissions.decision import Grants
+from plexica.tenancy.naming import cache_prefix
 from plexica_sdk.protocols import Cache
 from tests.plexica.permissions.conftest import MakeEngine, MakeTenant
 
@@ -32,7 +33,7 @@ async def test_an_entry_is_used_only_at_the_stamp_it_was_computed_at(cache: Cach
     assert await store.get(slug, "ann", newer) is None
     await store.bump_tenant(slug)
     assert (await store.tenant_version(slug)) != newer[0]
-    await cache.delete_prefix(f"tenant:{slug}:")
+    await cache.delete_prefix(cache_prefix(slug))
 
 
 async def test_a_lost_counter_comes_back_at_a_fresh_value_never_at_an_old_stamp(cache: Cache) -> None:
@@ -43,7 +44,7 @@ async def test_a_lost_counter_comes_back_at_a_fresh_value_never_at_an_old_stamp(
         seen.add(await store.user_version(slug, "ann"))
         await cache.delete(store.user_version_key(slug, "ann"))  # evicted or expired
     assert len(seen) == 20
-    await cache.delete_prefix(f"tenant:{slug}:")
+    await cache.delete_prefix(cache_prefix(slug))
 
 
 async def test_user_ids_cannot_forge_each_others_keys() -> None:
@@ -55,7 +56,7 @@ async def test_user_ids_cannot_forge_each_others_keys() -> None:
         PermissionCache.tenant_version_key("acme"),
     }
     assert len(keys) == 5
-    assert PermissionCache.entry_key("acme", "ann") == "tenant:acme:permissions:ann"
+    assert PermissionCache.entry_key("acme", "ann") == "tenant:{acme}:permissions:ann"
 
 
 async def test_entries_get_a_jittered_ttl_of_about_five_minutes() -> None:
@@ -83,7 +84,7 @@ async def test_a_corrupt_entry_is_a_miss(cache: Cache) -> None:
     assert await store.get(slug, "ann", (1, 1)) is None
     await cache.set(store.user_version_key(slug, "ann"), b"garbage")
     assert isinstance(await store.user_version(slug, "ann"), int)
-    await cache.delete_prefix(f"tenant:{slug}:")
+    await cache.delete_prefix(cache_prefix(slug))
 
 
 async def test_a_late_writer_cannot_resurrect_a_revoked_grant(
@@ -115,7 +116,7 @@ async def test_a_late_writer_cannot_resurrect_a_revoked_grant(
     monkeypatch.setattr(reader, "_load_grants", original)
     for engine in (reader, writer, fresh):
         assert not (await engine.authorize(tenant.request("ann"), "tasks:task:write")).allowed
-    await cache.delete_prefix(f"tenant:{tenant.slug}:")
+    await cache.delete_prefix(cache_prefix(tenant.slug))
 
 
 async def test_removing_a_grant_removes_access_by_the_next_request_in_every_process(
@@ -130,7 +131,7 @@ async def test_removing_a_grant_removes_access_by_the_next_request_in_every_proc
     await service.revoke(tenant.ctx, "tasks-editor", user_id="ann")
     for engine in engines:
         assert not (await engine.authorize(tenant.request("ann"), "tasks:task:write")).allowed
-    await cache.delete_prefix(f"tenant:{tenant.slug}:")
+    await cache.delete_prefix(cache_prefix(tenant.slug))
 
 
 async def test_a_request_keeps_its_answers_until_its_scope_expires(

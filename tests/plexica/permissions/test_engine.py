@@ -13,6 +13,7 @@ from plexica.cache import MemoryCache
 from plexica.permissions import PermissionEngine, PermissionService, authorized, client_ip
 from plexica.permissions import models as tables
 from plexica.permissions.rbac import WORKSPACE_VIEWER_ROLE
+from plexica.tenancy.naming import cache_prefix
 from plexica_sdk import hookimpl
 from plexica_sdk.errors import ConflictError, PermissionDeniedError, PluginLoadError, ValidationError
 from plexica_sdk.types import Policy, TenantContext
@@ -191,7 +192,7 @@ async def test_tenants_are_isolated_with_identical_user_and_workspace_ids(
     assert (await engine.authorize(a.request("ann", ["member"]), "tasks:task:read")).decided_by == "policy:lock"
     assert "auditor" not in (await engine.model(b.ctx)).roles
     # Each tenant's entry lives under its own slug; B's never holds A's grants.
-    raw = await cache.get(f"tenant:{b.slug}:permissions:ann")
+    raw = await cache.get(f"{cache_prefix(b.slug)}permissions:ann")
     assert raw is not None and b"auditor" not in raw and b"tasks-editor" not in raw
 
 

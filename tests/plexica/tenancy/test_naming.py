@@ -85,7 +85,7 @@ def test_schema_name_replaces_dashes_with_underscores() -> None:
 
 
 def test_cache_prefix_bucket_and_realm_follow_the_slug() -> None:
-    assert cache_prefix("acme") == "tenant:acme:"
+    assert cache_prefix("acme") == "tenant:{acme}:"
     assert bucket_name("acme") == "tenant-acme"
     assert realm_name("acme") == "tenant-acme"
     assert realm_name("acme", "org-{slug}-prod") == "org-acme-prod"

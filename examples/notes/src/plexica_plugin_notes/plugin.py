@@ -23,6 +23,21 @@ from plexica_sdk import (
 
 WELCOME_TITLE = "Welcome to your notes"
 
+#: The per-tenant configuration: how many notes a tenant may keep.
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "max_notes": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 100_000,
+            "default": 1000,
+            "description": "Notes a tenant may keep; creating one more is refused",
+        },
+    },
+    "additionalProperties": False,
+}
+
 
 async def on_tenant_created(event: Event, host: Host) -> None:
     """Leave a welcome note in each new tenant.
@@ -78,6 +93,9 @@ class NotesPlugin:
                     },
                 ),
             ),
+            # Each tenant's admin may change these (``plexica plugins config notes --tenant SLUG``);
+            # ``host.config()`` returns them with the defaults filled in.
+            config_schema=CONFIG_SCHEMA,
         )
 
     @hookimpl

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 import plexica_sdk
 from plexica_plugin_notes.models import notes
-from plexica_sdk.errors import NotFoundError, ValidationError
+from plexica_sdk.errors import ConflictError, NotFoundError, ValidationError
 
 READ = "notes:note:read"
 WRITE = "notes:note:write"
@@ -77,7 +77,11 @@ async def create_note(request: Request) -> JSONResponse:
         "created_at": now,
         "updated_at": now,
     }
+    limit = (await host.config())["max_notes"]  # the tenant's setting, or the schema's default
     async with host.session() as session:
+        count = await session.scalar(sa.select(sa.func.count()).select_from(notes))
+        if (count or 0) >= limit:
+            raise ConflictError(f"this tenant may keep at most {limit} notes", resource="note")
         await session.execute(notes.insert().values(**values))
         # Through the outbox, in the same transaction: the event goes out if and only if the note exists.
         await host.publish(

@@ -8,7 +8,8 @@ from typing import Any
 import attrs
 from starlette.requests import Request
 
-from plexica.http.guards import json_body, platform_of, require_permission
+from plexica.http.guards import json_body, require_permission
+from plexica.http.services import services_of
 from plexica.identity.paging import Page, parse_limit
 from plexica_sdk.errors import PermissionDeniedError
 from plexica_sdk.types import Principal, TenantContext
@@ -30,7 +31,7 @@ async def tenant_user(request: Request, permission: str) -> tuple[TenantContext,
 
 async def allowed(request: Request, ctx: TenantContext, permission: str) -> bool:
     """Whether the caller holds ``permission`` (never raises for a denial)."""
-    decision = await platform_of(request).authorize(ctx, permission)
+    decision = await services_of(request).authorizer.authorize(ctx, permission)
     return decision.allowed
 
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from plexica.http.guards import platform_of
+from plexica.http.services import services_of
 from plexica_sdk.errors import NotFoundError, ValidationError
 
 __all__ = ["routes"]
@@ -14,7 +14,7 @@ __all__ = ["routes"]
 
 async def discovery(request: Request) -> JSONResponse:
     """OpenID discovery document of a dev realm."""
-    issuer = platform_of(request).dev_issuer
+    issuer = services_of(request).dev_issuer
     if issuer is None:
         raise NotFoundError("no dev issuer")
     try:
@@ -25,7 +25,7 @@ async def discovery(request: Request) -> JSONResponse:
 
 async def certs(request: Request) -> JSONResponse:
     """Public keys (JWKS) of a dev realm."""
-    issuer = platform_of(request).dev_issuer
+    issuer = services_of(request).dev_issuer
     if issuer is None:
         raise NotFoundError("no dev issuer")
     try:

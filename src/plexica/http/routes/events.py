@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from plexica.events.dlq import describe
-from plexica.http.guards import platform_of, require_super_admin
+from plexica.http.guards import require_super_admin
+from plexica.http.services import services_of
 from plexica_sdk.errors import ValidationError
 
 __all__ = ["routes"]
@@ -30,28 +31,28 @@ def _limit(request: Request) -> int:
 async def list_dead_letters(request: Request) -> JSONResponse:
     """Dead letters not yet replayed or dismissed, oldest first (super-admin)."""
     require_super_admin(request)
-    letters = await platform_of(request).bus.dlq_list(_limit(request))
+    letters = await services_of(request).dead_letters.dlq_list(_limit(request))
     return JSONResponse({"items": [describe(letter) for letter in letters]})
 
 
 async def get_dead_letter(request: Request) -> JSONResponse:
     """One dead letter, with its event and headers (super-admin)."""
     require_super_admin(request)
-    letter = await platform_of(request).bus.dlq_get(request.path_params["id"])
+    letter = await services_of(request).dead_letters.dlq_get(request.path_params["id"])
     return JSONResponse(describe(letter, full=True))
 
 
 async def replay_dead_letter(request: Request) -> Response:
     """Publish a dead letter's event again to its original topic, for the failed subscription (super-admin)."""
     require_super_admin(request)
-    await platform_of(request).bus.dlq_replay(request.path_params["id"])
+    await services_of(request).dead_letters.dlq_replay(request.path_params["id"])
     return Response(status_code=204)
 
 
 async def dismiss_dead_letter(request: Request) -> Response:
     """Drop a dead letter without replaying it (super-admin)."""
     require_super_admin(request)
-    await platform_of(request).bus.dlq_dismiss(request.path_params["id"])
+    await services_of(request).dead_letters.dlq_dismiss(request.path_params["id"])
     return Response(status_code=204)
 
 

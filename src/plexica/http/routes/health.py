@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plexica.http.guards import platform_of
+from plexica.http.services import services_of
 from plexica.observability.metrics import CONTENT_TYPE
 from plexica_sdk.errors import PlexicaError
 
@@ -14,35 +14,35 @@ __all__ = ["routes"]
 
 
 async def health(request: Request) -> JSONResponse:
-    """Full health: the database, the cache and the plugins loaded."""
-    platform = platform_of(request)
+    """Full health: every configured probe (database, cache) and the plugins loaded."""
+    services = services_of(request)
     checks: dict[str, str] = {}
-    try:
-        await platform.db.ping()
-        checks["database"] = "ok"
-    except PlexicaError:
-        checks["database"] = "unavailable"
-    try:
-        await platform.cache.get("plexica:health")
-        checks["cache"] = "ok"
-    except PlexicaError:
-        checks["cache"] = "unavailable"
+    for name, probe in services.probes.items():
+        try:
+            await probe()
+            checks[name] = "ok"
+        except PlexicaError:
+            checks[name] = "unavailable"
     healthy = all(value == "ok" for value in checks.values())
-    body = {"status": "ok" if healthy else "degraded", "checks": checks, "plugins": list(platform.plugins.order)}
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "checks": checks,
+        "plugins": [p.name for p in services.plugins()],
+    }
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 async def ready(request: Request) -> JSONResponse:
     """Readiness: the database answers."""
-    await platform_of(request).db.ping()
+    await services_of(request).probes["database"]()
     return JSONResponse({"status": "ready"})
 
 
 async def metrics(request: Request) -> Response:
     """Prometheus metrics."""
-    platform = platform_of(request)
-    platform.metrics.active_plugins.set(len(platform.plugins.order))
-    return Response(platform.metrics.render(), media_type=CONTENT_TYPE)
+    services = services_of(request)
+    services.metrics.active_plugins.set(len(services.plugins()))
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
 
 
 routes = [

@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from plexica.http.guards import platform_of, require_permission, require_principal
+from plexica.http.guards import require_permission, require_principal
+from plexica.http.services import services_of
 from plexica_sdk import context
 from plexica_sdk.converter import unstructure
 
@@ -31,12 +32,12 @@ async def me(request: Request) -> JSONResponse:
 
 async def list_plugins(request: Request) -> JSONResponse:
     """The plugins of this host; inside a tenant, with whether each is installed there."""
-    platform = platform_of(request)
+    services = services_of(request)
     await require_permission(request, "core:plugin:read")
-    tenant = await platform.tenants.get(context.current().slug)
-    installed = await platform.tenants.installed_plugins(tenant)
+    tenant = await services.tenants.get(context.current().slug)
+    installed = await services.tenants.installed_plugins(tenant)
     items = []
-    for info in platform.plugins.infos():
+    for info in services.plugins():
         item = unstructure(info)
         item["installed"] = info.mode == "builtin" or info.name in installed
         items.append(item)

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plexica.http.guards import platform_of
+from plexica.http.services import services_of
 from plexica.storage import LocalObjectStore
 from plexica_sdk.errors import NotFoundError, PermissionDeniedError, ValidationError
 
@@ -16,7 +16,7 @@ MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 
 
 def _verified(request: Request) -> tuple[LocalObjectStore, str, str]:
-    store = platform_of(request).objects
+    store = services_of(request).objects
     if not isinstance(store, LocalObjectStore):
         raise NotFoundError("not found")
     path = request.scope["path"][len(request.scope.get("root_path", "")) :]

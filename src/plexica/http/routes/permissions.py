@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plexica.http.guards import json_body, platform_of, require_permission, require_tenant
+from plexica.http.guards import json_body, require_permission, require_tenant
+from plexica.http.services import services_of
 from plexica.permissions import Explanation, is_permission_key, policy_from_json, policy_to_json
 from plexica.permissions.repository import GrantRow, PolicyRow
 from plexica_sdk.errors import NotFoundError, ValidationError
@@ -83,7 +84,7 @@ async def _question(request: Request) -> tuple[TenantContext, str, dict[str, Any
 async def check(request: Request) -> JSONResponse:
     """Whether the caller (or, for inspectors, ``user_id``) holds ``permission`` on ``resource``."""
     ctx, permission, resource, user_id = await _question(request)
-    engine = platform_of(request).permissions
+    engine = services_of(request).permissions
     if user_id is None:
         decision = await engine.authorize(ctx, permission, resource)
     else:
@@ -94,7 +95,7 @@ async def check(request: Request) -> JSONResponse:
 async def explain(request: Request) -> JSONResponse:
     """The decision with its working: roles in effect, the deciding grant or policy, every policy."""
     ctx, permission, resource, user_id = await _question(request)
-    explanation = await platform_of(request).permissions.explain(ctx, permission, resource, user_id=user_id)
+    explanation = await services_of(request).permissions.explain(ctx, permission, resource, user_id=user_id)
     return JSONResponse(_explanation_json(explanation))
 
 
@@ -103,20 +104,20 @@ async def explain(request: Request) -> JSONResponse:
 
 async def list_roles(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:read")
-    roles = await platform_of(request).permission_service.list_roles(ctx)
+    roles = await services_of(request).permission_service.list_roles(ctx)
     return JSONResponse({"items": [attrs.asdict(role) for role in roles]})
 
 
 async def get_role(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:read")
-    role = await platform_of(request).permission_service.get_role(ctx, request.path_params["name"])
+    role = await services_of(request).permission_service.get_role(ctx, request.path_params["name"])
     return JSONResponse(attrs.asdict(role))
 
 
 async def create_role(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:write")
     body = await json_body(request, dict)
-    role = await platform_of(request).permission_service.create_role(
+    role = await services_of(request).permission_service.create_role(
         ctx, body.get("name", ""), body.get("permissions", []), body.get("description", "")
     )
     return JSONResponse(attrs.asdict(role), status_code=201, headers={"Location": f"{request.url.path}/{role.name}"})
@@ -128,7 +129,7 @@ async def update_role(request: Request) -> JSONResponse:
     name = request.path_params["name"]
     if body.get("name", name) != name:
         raise ValidationError("the name in the body must match the role's", field="name")
-    role = await platform_of(request).permission_service.update_role(
+    role = await services_of(request).permission_service.update_role(
         ctx, name, body.get("permissions", []), body.get("description", "")
     )
     return JSONResponse(attrs.asdict(role))
@@ -136,14 +137,14 @@ async def update_role(request: Request) -> JSONResponse:
 
 async def delete_role(request: Request) -> Response:
     ctx = await require_permission(request, "core:role:write")
-    await platform_of(request).permission_service.delete_role(ctx, request.path_params["name"])
+    await services_of(request).permission_service.delete_role(ctx, request.path_params["name"])
     return Response(status_code=204)
 
 
 async def list_grants(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:read")
     query = request.query_params
-    grants = await platform_of(request).permission_service.list_grants(
+    grants = await services_of(request).permission_service.list_grants(
         ctx, role=request.path_params["name"], user_id=query.get("user_id"), team_id=query.get("team_id")
     )
     return JSONResponse({"items": [_grant_json(grant) for grant in grants]})
@@ -152,7 +153,7 @@ async def list_grants(request: Request) -> JSONResponse:
 async def grant_role(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:grant")
     body = await json_body(request, dict)
-    grant = await platform_of(request).permission_service.grant(
+    grant = await services_of(request).permission_service.grant(
         ctx,
         request.path_params["name"],
         user_id=_optional_str(body, "user_id"),
@@ -165,7 +166,7 @@ async def grant_role(request: Request) -> JSONResponse:
 
 async def revoke_grant(request: Request) -> Response:
     ctx = await require_permission(request, "core:role:grant")
-    service = platform_of(request).permission_service
+    service = services_of(request).permission_service
     grants = await service.list_grants(ctx, role=request.path_params["name"])
     if not any(grant.id == request.path_params["grant_id"] for grant in grants):
         raise NotFoundError("no such grant", resource="grant")
@@ -178,20 +179,20 @@ async def revoke_grant(request: Request) -> Response:
 
 async def list_policies(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:policy:read")
-    rows = await platform_of(request).permission_service.list_policies(ctx)
+    rows = await services_of(request).permission_service.list_policies(ctx)
     return JSONResponse({"items": [_policy_json(row) for row in rows]})
 
 
 async def get_policy(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:policy:read")
-    row = await platform_of(request).permission_service.get_policy(ctx, request.path_params["id"])
+    row = await services_of(request).permission_service.get_policy(ctx, request.path_params["id"])
     return JSONResponse(_policy_json(row))
 
 
 async def create_policy(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:policy:write")
     policy = policy_from_json(await json_body(request, dict))
-    row = await platform_of(request).permission_service.create_policy(ctx, policy)
+    row = await services_of(request).permission_service.create_policy(ctx, policy)
     return JSONResponse(_policy_json(row), status_code=201, headers={"Location": f"{request.url.path}/{policy.id}"})
 
 
@@ -199,7 +200,7 @@ async def update_policy(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:policy:write")
     body = await json_body(request, dict)
     body.setdefault("id", request.path_params["id"])
-    row = await platform_of(request).permission_service.update_policy(
+    row = await services_of(request).permission_service.update_policy(
         ctx, request.path_params["id"], policy_from_json(body)
     )
     return JSONResponse(_policy_json(row))
@@ -207,7 +208,7 @@ async def update_policy(request: Request) -> JSONResponse:
 
 async def delete_policy(request: Request) -> Response:
     ctx = await require_permission(request, "core:policy:write")
-    await platform_of(request).permission_service.delete_policy(ctx, request.path_params["id"])
+    await services_of(request).permission_service.delete_policy(ctx, request.path_params["id"])
     return Response(status_code=204)
 
 

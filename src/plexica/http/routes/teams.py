@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plexica.http.guards import platform_of
 from plexica.http.routes._people import as_json, body_object, page_json, paging, tenant_user
+from plexica.http.services import services_of
 from plexica.identity.models import Team, TeamMember
 
 __all__ = ["routes"]
@@ -33,13 +33,13 @@ def _member_json(member: TeamMember) -> dict[str, Any]:
 async def list_teams(request: Request) -> JSONResponse:
     ctx, _ = await tenant_user(request, READ)
     cursor, limit = paging(request)
-    return JSONResponse(page_json(await platform_of(request).teams.list(ctx, cursor=cursor, limit=limit), _team_json))
+    return JSONResponse(page_json(await services_of(request).teams.list(ctx, cursor=cursor, limit=limit), _team_json))
 
 
 async def create_team(request: Request) -> JSONResponse:
     ctx, principal = await tenant_user(request, MANAGE)
     body = await body_object(request)
-    team = await platform_of(request).teams.create(
+    team = await services_of(request).teams.create(
         ctx, name=body.get("name"), description=body.get("description"), created_by=principal.id
     )
     return JSONResponse(_team_json(team), status_code=201, headers={"Location": f"{request.url.path}/{team.id}"})
@@ -47,27 +47,27 @@ async def create_team(request: Request) -> JSONResponse:
 
 async def get_team(request: Request) -> JSONResponse:
     ctx, _ = await tenant_user(request, READ)
-    return JSONResponse(_team_json(await platform_of(request).teams.get(ctx, request.path_params["team_id"])))
+    return JSONResponse(_team_json(await services_of(request).teams.get(ctx, request.path_params["team_id"])))
 
 
 async def update_team(request: Request) -> JSONResponse:
     ctx, _ = await tenant_user(request, MANAGE)
     changes = await body_object(request)
     return JSONResponse(
-        _team_json(await platform_of(request).teams.update(ctx, request.path_params["team_id"], changes))
+        _team_json(await services_of(request).teams.update(ctx, request.path_params["team_id"], changes))
     )
 
 
 async def delete_team(request: Request) -> Response:
     ctx, _ = await tenant_user(request, MANAGE)
-    await platform_of(request).teams.delete(ctx, request.path_params["team_id"])
+    await services_of(request).teams.delete(ctx, request.path_params["team_id"])
     return Response(status_code=204)
 
 
 async def list_team_members(request: Request) -> JSONResponse:
     ctx, _ = await tenant_user(request, READ)
     cursor, limit = paging(request)
-    page = await platform_of(request).teams.members(ctx, request.path_params["team_id"], cursor=cursor, limit=limit)
+    page = await services_of(request).teams.members(ctx, request.path_params["team_id"], cursor=cursor, limit=limit)
     return JSONResponse(page_json(page, _member_json))
 
 
@@ -75,13 +75,13 @@ async def add_team_member(request: Request) -> Response:
     ctx, _ = await tenant_user(request, MANAGE)
     body = await body_object(request)
     user_id = body.get("user_id")
-    await platform_of(request).teams.add_member(ctx, request.path_params["team_id"], user_id)
+    await services_of(request).teams.add_member(ctx, request.path_params["team_id"], user_id)
     return Response(status_code=201, headers={"Location": f"{request.url.path}/{user_id}"})
 
 
 async def remove_team_member(request: Request) -> Response:
     ctx, _ = await tenant_user(request, MANAGE)
-    await platform_of(request).teams.remove_member(ctx, request.path_params["team_id"], request.path_params["user_id"])
+    await services_of(request).teams.remove_member(ctx, request.path_params["team_id"], request.path_params["user_id"])
     return Response(status_code=204)
 
 

@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plexica.http.guards import json_body, platform_of, require_principal, require_super_admin
+from plexica.http.guards import json_body, require_principal, require_super_admin
+from plexica.http.services import services_of
 from plexica.tenancy.naming import validate_slug
 from plexica_sdk import context
 from plexica_sdk.converter import unstructure
@@ -34,7 +35,7 @@ async def create_tenant(request: Request) -> JSONResponse:
     require_super_admin(request)
     body = await json_body(request, CreateTenant)
     validate_slug(body.slug)
-    tenant = await platform_of(request).tenants.provision(body.slug, name=body.name, plan=body.plan)
+    tenant = await services_of(request).tenants.provision(body.slug, name=body.name, plan=body.plan)
     return JSONResponse(
         _tenant_json(tenant), status_code=201, headers={"Location": f"{request.url.path}/{tenant.slug}"}
     )
@@ -43,7 +44,7 @@ async def create_tenant(request: Request) -> JSONResponse:
 async def list_tenants(request: Request) -> JSONResponse:
     """List tenants (super-admin)."""
     require_super_admin(request)
-    tenants = await platform_of(request).tenants.list()
+    tenants = await services_of(request).tenants.list()
     return JSONResponse({"items": [_tenant_json(t) for t in tenants]})
 
 
@@ -55,25 +56,25 @@ async def get_tenant(request: Request) -> JSONResponse:
         ctx = context.get()
         if ctx is None or ctx.slug != slug:
             raise NotFoundError("tenant not found", resource="tenant")
-    return JSONResponse(_tenant_json(await platform_of(request).tenants.get(slug)))
+    return JSONResponse(_tenant_json(await services_of(request).tenants.get(slug)))
 
 
 async def suspend_tenant(request: Request) -> JSONResponse:
     """Suspend a tenant: its users are refused at once (super-admin)."""
     require_super_admin(request)
-    return JSONResponse(_tenant_json(await platform_of(request).tenants.suspend(request.path_params["slug"])))
+    return JSONResponse(_tenant_json(await services_of(request).tenants.suspend(request.path_params["slug"])))
 
 
 async def resume_tenant(request: Request) -> JSONResponse:
     """Resume a suspended tenant (super-admin)."""
     require_super_admin(request)
-    return JSONResponse(_tenant_json(await platform_of(request).tenants.resume(request.path_params["slug"])))
+    return JSONResponse(_tenant_json(await services_of(request).tenants.resume(request.path_params["slug"])))
 
 
 async def delete_tenant(request: Request) -> Response:
     """Delete a tenant and all its data (super-admin)."""
     require_super_admin(request)
-    await platform_of(request).tenants.delete(request.path_params["slug"])
+    await services_of(request).tenants.delete(request.path_params["slug"])
     return Response(status_code=204)
 
 

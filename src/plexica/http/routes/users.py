@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plexica.http.guards import platform_of, require_super_admin
+from plexica.http.guards import require_super_admin
 from plexica.http.routes._people import as_json, body_object, iso, page_json, paging, tenant_user
+from plexica.http.services import services_of
 from plexica.identity.models import SuperAdmin, UserProfile
 
 __all__ = ["routes"]
@@ -45,7 +46,7 @@ async def list_users(request: Request) -> JSONResponse:
     """The tenant's users by username, paginated; ``status`` filters (``active``, ``disabled``, ``removed``)."""
     ctx, _ = await tenant_user(request, READ)
     cursor, limit = paging(request)
-    page = await platform_of(request).users.list(
+    page = await services_of(request).users.list(
         ctx, status=request.query_params.get("status") or None, cursor=cursor, limit=limit
     )
     return JSONResponse(page_json(page, _user_json))
@@ -53,33 +54,33 @@ async def list_users(request: Request) -> JSONResponse:
 
 async def get_user(request: Request) -> JSONResponse:
     ctx, _ = await tenant_user(request, READ)
-    return JSONResponse(_user_json(await platform_of(request).users.get(ctx, request.path_params["user_id"])))
+    return JSONResponse(_user_json(await services_of(request).users.get(ctx, request.path_params["user_id"])))
 
 
 async def disable_user(request: Request) -> JSONResponse:
     """Refuse a user from their next request on; memberships stay."""
     ctx, principal = await tenant_user(request, MANAGE)
-    user = await platform_of(request).users.disable(ctx, request.path_params["user_id"], actor_id=principal.id)
+    user = await services_of(request).users.disable(ctx, request.path_params["user_id"], actor_id=principal.id)
     return JSONResponse(_user_json(user))
 
 
 async def enable_user(request: Request) -> JSONResponse:
     """Let a disabled or removed user in again (a removed one has no memberships left)."""
     ctx, principal = await tenant_user(request, MANAGE)
-    user = await platform_of(request).users.enable(ctx, request.path_params["user_id"], actor_id=principal.id)
+    user = await services_of(request).users.enable(ctx, request.path_params["user_id"], actor_id=principal.id)
     return JSONResponse(_user_json(user))
 
 
 async def remove_user(request: Request) -> Response:
     """Remove a user: disabled at once, every team and workspace membership dropped."""
     ctx, principal = await tenant_user(request, MANAGE)
-    await platform_of(request).users.remove(ctx, request.path_params["user_id"], actor_id=principal.id)
+    await services_of(request).users.remove(ctx, request.path_params["user_id"], actor_id=principal.id)
     return Response(status_code=204)
 
 
 async def list_super_admins(request: Request) -> JSONResponse:
     require_super_admin(request)
-    entries = await platform_of(request).super_admins.list()
+    entries = await services_of(request).super_admins.list()
     return JSONResponse({"items": [_super_admin_json(entry) for entry in entries]})
 
 
@@ -87,7 +88,7 @@ async def grant_super_admin(request: Request) -> JSONResponse:
     """Put a platform-realm user on the allow-list (the first entry must be the caller)."""
     principal = require_super_admin(request)
     body = await body_object(request)
-    entry = await platform_of(request).super_admins.grant(
+    entry = await services_of(request).super_admins.grant(
         body.get("user_id"), username=body.get("username"), granted_by=principal
     )
     return JSONResponse(
@@ -98,7 +99,7 @@ async def grant_super_admin(request: Request) -> JSONResponse:
 async def revoke_super_admin(request: Request) -> Response:
     """Take a user off the allow-list (never the last one)."""
     principal = require_super_admin(request)
-    await platform_of(request).super_admins.revoke(request.path_params["user_id"], revoked_by=principal)
+    await services_of(request).super_admins.revoke(request.path_params["user_id"], revoked_by=principal)
     return Response(status_code=204)
 
 

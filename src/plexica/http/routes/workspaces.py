@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plexica.http.guards import platform_of
 from plexica.http.problems import PreconditionRequiredError
 from plexica.http.routes._people import allowed, body_object, iso, page_json, paging, tenant_user
+from plexica.http.services import services_of
 from plexica.workspaces.models import Actor, Member, Workspace
 from plexica_sdk.errors import ValidationError
 from plexica_sdk.types import TenantContext
@@ -97,7 +97,7 @@ async def create_workspace(request: Request) -> JSONResponse:
     """Create a workspace (a root, or under ``parent_id``); the caller becomes its admin."""
     ctx, actor = await _actor(request, CREATE)
     body = await body_object(request)
-    workspace = await platform_of(request).workspaces.create(
+    workspace = await services_of(request).workspaces.create(
         ctx,
         actor,
         name=body.get("name"),
@@ -117,7 +117,7 @@ async def list_workspaces(request: Request) -> JSONResponse:
     ctx, actor = await _actor(request)
     cursor, limit = paging(request)
     params = request.query_params
-    page = await platform_of(request).workspaces.list(
+    page = await services_of(request).workspaces.list(
         ctx,
         actor,
         parent=params.get("parent_id") or None,
@@ -132,7 +132,7 @@ async def list_workspaces(request: Request) -> JSONResponse:
 async def get_workspace(request: Request) -> JSONResponse:
     """One workspace (404 unless the caller is a member or holds ``core:workspace:manage``)."""
     ctx, actor = await _actor(request)
-    return _respond(await platform_of(request).workspaces.get(ctx, actor, request.path_params["workspace_id"]))
+    return _respond(await services_of(request).workspaces.get(ctx, actor, request.path_params["workspace_id"]))
 
 
 async def update_workspace(request: Request) -> JSONResponse:
@@ -140,7 +140,7 @@ async def update_workspace(request: Request) -> JSONResponse:
     ctx, actor = await _actor(request)
     version = _if_match(request, required=True)
     changes = await body_object(request)
-    workspace = await platform_of(request).workspaces.update(
+    workspace = await services_of(request).workspaces.update(
         ctx, actor, request.path_params["workspace_id"], changes, version=version
     )
     return _respond(workspace)
@@ -149,7 +149,7 @@ async def update_workspace(request: Request) -> JSONResponse:
 async def archive_workspace(request: Request) -> JSONResponse:
     """Archive a workspace and all its descendants (workspace admins)."""
     ctx, actor = await _actor(request)
-    workspace = await platform_of(request).workspaces.archive(
+    workspace = await services_of(request).workspaces.archive(
         ctx, actor, request.path_params["workspace_id"], version=_if_match(request, required=False)
     )
     return _respond(workspace)
@@ -158,7 +158,7 @@ async def archive_workspace(request: Request) -> JSONResponse:
 async def restore_workspace(request: Request) -> JSONResponse:
     """Restore an archived workspace and the descendants archived with it (workspace admins)."""
     ctx, actor = await _actor(request)
-    workspace = await platform_of(request).workspaces.restore(
+    workspace = await services_of(request).workspaces.restore(
         ctx, actor, request.path_params["workspace_id"], version=_if_match(request, required=False)
     )
     return _respond(workspace)
@@ -170,7 +170,7 @@ async def move_workspace(request: Request) -> JSONResponse:
     body = await body_object(request)
     if "parent_id" not in body:
         raise ValidationError("parent_id is required (null makes a root)", field="parent_id")
-    workspace = await platform_of(request).workspaces.move(
+    workspace = await services_of(request).workspaces.move(
         ctx, actor, request.path_params["workspace_id"], body["parent_id"], version=_if_match(request, required=False)
     )
     return _respond(workspace)
@@ -180,7 +180,7 @@ async def list_members(request: Request) -> JSONResponse:
     """A workspace's members by user id, paginated."""
     ctx, actor = await _actor(request)
     cursor, limit = paging(request)
-    page = await platform_of(request).workspaces.members(
+    page = await services_of(request).workspaces.members(
         ctx, actor, request.path_params["workspace_id"], cursor=cursor, limit=limit
     )
     return JSONResponse(page_json(page, _member_json))
@@ -190,7 +190,7 @@ async def add_member(request: Request) -> JSONResponse:
     """Add a user with a role (``admin``, ``member``, ``viewer``; default ``member``)."""
     ctx, actor = await _actor(request)
     body = await body_object(request)
-    member = await platform_of(request).workspaces.add_member(
+    member = await services_of(request).workspaces.add_member(
         ctx, actor, request.path_params["workspace_id"], body.get("user_id"), body.get("role", "member")
     )
     return JSONResponse(
@@ -202,7 +202,7 @@ async def update_member(request: Request) -> JSONResponse:
     """Change a member's role; the last admin cannot be demoted (409)."""
     ctx, actor = await _actor(request)
     body = await body_object(request)
-    member = await platform_of(request).workspaces.set_role(
+    member = await services_of(request).workspaces.set_role(
         ctx, actor, request.path_params["workspace_id"], request.path_params["user_id"], body.get("role")
     )
     return JSONResponse(_member_json(member))
@@ -211,7 +211,7 @@ async def update_member(request: Request) -> JSONResponse:
 async def remove_member(request: Request) -> Response:
     """Remove a member (or leave); the last admin cannot be removed (409)."""
     ctx, actor = await _actor(request)
-    await platform_of(request).workspaces.remove_member(
+    await services_of(request).workspaces.remove_member(
         ctx, actor, request.path_params["workspace_id"], request.path_params["user_id"]
     )
     return Response(status_code=204)

@@ -14,6 +14,7 @@ CORE_VERSION = "0.1.0"
 CORE_PERMISSIONS = (
     PermissionDef(key="core:tenant:read", description="See the tenant's details"),
     PermissionDef(key="core:plugin:read", description="List the plugins"),
+    PermissionDef(key="core:plugin:configure", description="See and change the plugins' configuration"),
     PermissionDef(key="core:user:read", description="List the tenant's users"),
     PermissionDef(key="core:user:manage", description="Disable, enable and remove the tenant's users"),
     PermissionDef(key="core:team:read", description="List teams and their members"),
