@@ -70,6 +70,6 @@ async def test_a_plugin_provided_redis_cache_and_s3_store_serve_the_host(
 
 
 async def test_a_provider_returning_the_wrong_kind_is_refused_naming_the_plugin(make_host: MakeHost) -> None:
-    with pytest.raises(PluginLoadError, match="backends.*plexica_cache_backend.*not a Cache"):
+    with pytest.raises(PluginLoadError, match=r"backends.*plexica_cache_backend.*not a Cache"):
         async with make_host(plugins=[BackendPlugin(cache="not a cache")]):
             pass
