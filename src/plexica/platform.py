@@ -34,17 +34,18 @@ from plexica.identity.users import UserService
 from plexica.observability.metrics import Metrics
 from plexica.permissions import PermissionEngine, PermissionService
 from plexica.plugins import PluginManager, discover
-from plexica.plugins.host import EmbeddedHost
+from plexica.plugins.host import EmbeddedHost, HostServices
 from plexica.settings import Settings
-from plexica.storage import create_object_store
+from plexica.storage import StorageLayout, create_object_store
+from plexica.storage.scoped import PluginObjectStore
 from plexica.tenancy.plugin_config import PluginConfigService
 from plexica.tenancy.directory import TenantDirectory
 from plexica.tenancy.service import TenantService, tenant_context_of
 from plexica.workspaces.service import WorkspaceService
 from plexica_sdk import context
 from plexica_sdk.errors import EventError, PluginLoadError, SettingsError, TenantNotFoundError
-from plexica_sdk.protocols import Cache, Host, ObjectStore
-from plexica_sdk.types import Decision, Event, TenantContext, TenantInfo
+from plexica_sdk.protocols import Cache, Host, ObjectStore, PluginObjects
+from plexica_sdk.types import Decision, Event, ObjectInfo, TenantContext, TenantInfo
 
 __all__ = ["Platform"]
 
@@ -82,6 +83,7 @@ class Platform:
         self.db = create_database(settings.database, settings.data_dir)
         # A plugin may supply the backends (``plexica_*_backend``); else the settings choose.
         self.cache: Cache = _provided(self.plugins, "plexica_cache_backend", Cache) or create_cache(settings.cache)
+        self.storage_layout = StorageLayout.from_settings(settings.storage)
         self.objects: ObjectStore = _provided(self.plugins, "plexica_object_store_backend", ObjectStore) or (
             create_object_store(settings.storage, settings.data_dir, signing_key=_signing_key(settings))
         )
@@ -128,12 +130,22 @@ class Platform:
             invalidate=self.directory.invalidate,
             prepare_events=self._prepare_topics,
             access=self.permissions,
+            storage=self.storage_layout,
         )
         self.users = UserService(db=self.db, cache=self.cache, publish=self.publish, access=self.permissions)
         self.teams = TeamService(db=self.db, access=self.permissions)
         self.super_admins = SuperAdminService(db=self.db, cache=self.cache)
         self.workspaces = WorkspaceService(db=self.db, cache=self.cache, publish=self.publish, access=self.permissions)
         self.plugin_config = PluginConfigService(self.db, self.cache, self.plugins)
+        self.host_services = HostServices(
+            sessions=self.db.tenant_session,
+            publisher=self,
+            processed=self,
+            authorizer=self,
+            cache=self.cache,
+            objects=self.plugin_objects,
+            config=self.plugin_config,
+        )
         self._stack: contextlib.AsyncExitStack | None = None
 
     # ---------------------------------------------------------------- lifetime
@@ -175,7 +187,27 @@ class Platform:
         """The host handle a plugin uses in the tenant context ``ctx`` (None: outside any tenant)."""
         if ctx is None:
             return _GlobalHost(self, plugin)
-        return EmbeddedHost(self, plugin, ctx)
+        return EmbeddedHost(self.host_services, plugin, ctx)
+
+    def plugin_objects(self, plugin: str, ctx: TenantContext) -> PluginObjects:
+        """``plugin``'s objects in ``ctx``'s tenant; each upload calls that plugin's ``plexica_object_uploaded``."""
+        loaded = self.plugins.get(plugin)
+        namespaces = loaded.storage if loaded is not None else ()
+
+        async def uploaded(info: ObjectInfo) -> None:
+            with context.use(ctx):
+                await self.plugins.each(
+                    "plexica_object_uploaded",
+                    only={plugin},
+                    tenant=ctx,
+                    key=info.key,
+                    info=info,
+                    host=self.host_for(plugin, ctx),
+                )
+
+        return PluginObjectStore(
+            self.objects, self.storage_layout, slug=ctx.slug, plugin=plugin, namespaces=namespaces, on_uploaded=uploaded
+        )
 
     async def authorize(
         self, ctx: TenantContext, permission: str, resource: Mapping[str, Any] | None = None

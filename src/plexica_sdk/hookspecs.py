@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 from plexica_sdk.markers import hookspec
 from plexica_sdk.types import (
     EventTypeDef,
+    ObjectInfo,
     PermissionDef,
     PluginManifest,
     Policy,
     RoleDef,
+    StorageNamespace,
     Subscription,
     TenantContext,
 )
@@ -235,13 +237,29 @@ def plexica_event_types() -> Sequence[EventTypeDef]:
 
 
 @hookspec
-def plexica_storage_buckets() -> Sequence[str]:
-    """Key prefixes the plugin uses inside each tenant bucket. Sync contribution."""
+def plexica_storage_namespaces() -> Sequence[StorageNamespace]:
+    """Storage namespaces the plugin uses in each tenant, merged with the manifest's ``storage``.
+
+    Called once per plugin when the host is built. Sync contribution. ``host.objects`` keys are
+    ``{namespace}/{rest}``; a key outside every declared namespace is refused, and each
+    namespace's ``max_bytes`` and ``content_types`` apply to uploads. Failure (an exception, a
+    value that is not a ``StorageNamespace``, an invalid or duplicate name): start-up stops with
+    ``PluginLoadError`` naming the plugin.
+    """
 
 
 @hookspec
-def plexica_object_uploaded(tenant: TenantContext, bucket: str, key: str, host: Host) -> Awaitable[None] | None:
-    """An object was stored through the host. In the tenant's context. Failure: logged."""
+def plexica_object_uploaded(tenant: TenantContext, key: str, info: ObjectInfo, host: Host) -> Awaitable[None] | None:
+    """One of this plugin's objects was stored in a tenant.
+
+    Called only on the plugin that owns the object, inside the tenant's context, after every
+    successful ``host.objects.put`` and after the host served a local presigned PUT URL of that
+    plugin (uploads straight to S3 through a presigned URL do not pass through the host and are
+    not reported). ``key`` is the key as the plugin names it (``{namespace}/{rest}``), ``info``
+    its metadata. May be async; bounded by ``http.plugin_timeout_seconds``. Result ignored.
+    Failure: logged with the plugin's name; the upload stands and ``put`` returns normally.
+    A put made from inside this hook calls it again: guard against loops.
+    """
 
 
 @hookspec(firstresult=True)

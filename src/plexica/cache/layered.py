@@ -182,9 +182,7 @@ class LayeredCache:
         if flight is None:
             flight = asyncio.create_task(self._fill(key, load, ttl), name=f"plexica-cache-load:{key}")
             self._flights[key] = flight
-            flight.add_done_callback(
-                lambda done: self._flights.pop(key, None) if self._flights.get(key) is done else None
-            )
+            flight.add_done_callback(lambda done: self._land(key, done))
         # Shielded: one waiter being cancelled must not cancel the load the others wait for.
         return await asyncio.shield(flight)
 
@@ -209,6 +207,12 @@ class LayeredCache:
         except Exception as exc:  # a value of an older layout: drop it everywhere, report it
             await self.invalidate(key)
             raise ValidationError(f"cache key {key!r} held a value that is not a {cls.__name__}", field="key") from exc
+
+    def _land(self, key: str, flight: asyncio.Task[bytes | None]) -> None:
+        if self._flights.get(key) is flight:  # an invalidation may have replaced it already
+            del self._flights[key]
+        if not flight.cancelled():
+            flight.exception()  # retrieved, so a load nobody awaits any more is not logged as lost
 
     async def _fill(self, key: str, load: Callable[[], Awaitable[bytes | None]], ttl: float | None) -> bytes | None:
         version = self._versions.get(key, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, final
 
@@ -21,10 +22,13 @@ from plexica_sdk.types import (
     PluginInfo,
     PluginManifest,
     RoleDef,
+    StorageNamespace,
     Subscription,
 )
 
 __all__ = ["LoadedPlugin", "PluginManager"]
+
+_NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
 
 
 @attrs.frozen
@@ -39,6 +43,8 @@ class LoadedPlugin:
     default_roles: tuple[RoleDef, ...]
     subscriptions: tuple[Subscription, ...]
     tenant_migrations: str | None
+    #: Storage namespaces: the manifest's ``storage`` plus ``plexica_storage_namespaces()``.
+    storage: tuple[StorageNamespace, ...] = ()
 
     @property
     def name(self) -> str:
@@ -57,6 +63,22 @@ class LoadedPlugin:
             permissions=tuple(p.key for p in self.permissions),
             requires=dict(self.manifest.requires),
         )
+
+
+def _namespaces(plugin: str, declared: Sequence[object]) -> tuple[StorageNamespace, ...]:
+    """Check a plugin's storage namespaces: ``StorageNamespace`` values, valid names, no duplicates."""
+    checked: dict[str, StorageNamespace] = {}
+    for namespace in declared:
+        if not isinstance(namespace, StorageNamespace) or _NAMESPACE_RE.match(namespace.name) is None:
+            raise PluginLoadError(
+                plugin, f"storage namespace {namespace!r} must be a StorageNamespace named like 'attachments'"
+            )
+        if namespace.name in checked:
+            raise PluginLoadError(plugin, f"storage namespace {namespace.name!r} is declared twice")
+        if namespace.max_bytes is not None and namespace.max_bytes < 1:
+            raise PluginLoadError(plugin, f"storage namespace {namespace.name!r}: max_bytes must be positive")
+        checked[namespace.name] = namespace
+    return tuple(checked.values())
 
 
 def _manifest_of(source: PluginSource) -> PluginManifest:
@@ -135,6 +157,9 @@ class PluginManager:
         for subscription in subscriptions:
             if not isinstance(subscription, Subscription):
                 raise PluginLoadError(name, f"subscription {subscription!r} is not a Subscription")
+        storage = _namespaces(
+            name, (*manifest.storage, *(self._contribution(name, "plexica_storage_namespaces") or ()))
+        )
         migrations = self._contribution(name, "plexica_tenant_migrations")
         if migrations is not None and not isinstance(migrations, str):
             raise PluginLoadError(name, "plexica_tenant_migrations() must return a path string or None")
@@ -147,6 +172,7 @@ class PluginManager:
             default_roles=tuple(roles),
             subscriptions=subscriptions,
             tenant_migrations=migrations,
+            storage=storage,
         )
 
     def _check_collisions(self) -> None:

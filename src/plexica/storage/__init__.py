@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from plexica.storage.base import ManagedObjectStore
 from plexica.storage.factory import create_object_store
+from plexica.storage.layout import ObjectOwner, StorageLayout
 from plexica.storage.local import LocalObjectStore
 from plexica.storage.rules import validate_bucket, validate_key
 from plexica.storage.s3 import S3ObjectStore
+from plexica.storage.scoped import PluginObjectStore
 
 __all__ = [
     "LocalObjectStore",
     "ManagedObjectStore",
+    "ObjectOwner",
+    "PluginObjectStore",
     "S3ObjectStore",
+    "StorageLayout",
     "create_object_store",
     "validate_bucket",
     "validate_key",

@@ -28,7 +28,8 @@ from plexica.db.migrations import TENANT_STREAM, MigrationStream
 from plexica.db.migrator import TenantMigrator
 from plexica.db.templates import TemplateProvisioner
 from plexica.plugins.manager import LoadedPlugin, PluginManager
-from plexica.tenancy.naming import bucket_name, cache_prefix, schema_name, validate_slug
+from plexica.storage.layout import StorageLayout
+from plexica.tenancy.naming import cache_prefix, schema_name, validate_slug
 from plexica.tenancy.repository import TenantPlugin, TenantRepository
 from plexica_sdk import context
 from plexica_sdk.errors import ConflictError, NotFoundError, TenantNotFoundError, ValidationError
@@ -94,6 +95,8 @@ class TenantService:
             raises, the change stays committed and the error propagates.
         prepare_events: awaited before ``core.tenant.created`` is published, e.g. to create the
             new tenant's topics.
+        storage: where tenants' objects live (``storage.layout``); the ``bucket`` step and
+            :meth:`delete` create and remove the tenant's bucket or prefix through it.
     """
 
     def __init__(
@@ -112,11 +115,13 @@ class TenantService:
         invalidate: Callable[[str], Awaitable[None]] | None = None,
         prepare_events: Callable[[TenantInfo], Awaitable[None]] | None = None,
         access: PluginAccess | None = None,
+        storage: StorageLayout | None = None,
     ) -> None:
         self.db = db
         self.plugins = plugins
         self.migrator = migrator
         self.objects = objects
+        self.storage = storage or StorageLayout()
         self.cache = cache
         self.publish = publish
         self.host_for = host_for
@@ -228,7 +233,7 @@ class TenantService:
                 await self.repo.add_plugins(conn, tenant.id, versions)
             await self._changed(tenant.slug)
         elif step == "bucket":
-            await self.objects.create_bucket(bucket_name(tenant.slug))
+            await self.storage.create_tenant(self.objects, tenant.slug)
         elif step == "hooks":
             await self._call(ctx, "plexica_tenant_provisioned", None)
         elif step == "event":
@@ -251,7 +256,7 @@ class TenantService:
                     await self.plugins.each("plexica_tenant_deleting", tenant=ctx, per_plugin=self._hosts(ctx))
         if "bucket" in touched:
             with contextlib.suppress(Exception):
-                await self.objects.delete_bucket(bucket_name(tenant.slug), force=True)
+                await self.storage.delete_tenant(self.objects, tenant.slug)
         with contextlib.suppress(Exception):
             await self.db.drop_schema(tenant.schema)
         with contextlib.suppress(Exception):
@@ -296,7 +301,7 @@ class TenantService:
                 tenant = await self.repo.set_status(conn, tenant, "deleting")
             await self._changed(tenant.slug)
         await self._call(tenant_context_of(tenant), "plexica_tenant_deleting", None)
-        await self.objects.delete_bucket(bucket_name(slug), force=True)
+        await self.storage.delete_tenant(self.objects, slug)
         await self.cache.delete_prefix(cache_prefix(slug))
         await self.db.drop_schema(tenant.schema)
         async with self.db.core_connection() as conn:

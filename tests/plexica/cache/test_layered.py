@@ -166,24 +166,25 @@ async def test_invalidation_voids_a_load_that_started_before_it(cache: ManagedCa
 @pytest.mark.redis
 async def test_an_invalidation_reaches_another_process_l1_through_pub_sub(redis_url: str) -> None:
     key = f"test:{uuid.uuid4().hex}:k"
-    async with RedisCache(redis_url) as a_backend, RedisCache(redis_url) as b_backend:
-        async with (
-            LayeredCache(a_backend, max_age=30, subscribed_max_age=30) as a,
-            LayeredCache(b_backend, max_age=30, subscribed_max_age=30) as b,
-        ):
-            assert a.subscribed and b.subscribed
-            assert a.max_age == 30
-            assert await a.get_bytes(key, _const(b"v1"), ttl=60) == b"v1"
-            await b_backend.set(key, b"v2", ttl=60)
-            assert await a.get_bytes(key, _never) == b"v1"  # A's L1, 30 s bound
+    async with (
+        RedisCache(redis_url) as a_backend,
+        RedisCache(redis_url) as b_backend,
+        LayeredCache(a_backend, max_age=30, subscribed_max_age=30) as a,
+        LayeredCache(b_backend, max_age=30, subscribed_max_age=30) as b,
+    ):
+        assert a.subscribed and b.subscribed
+        assert a.max_age == 30
+        assert await a.get_bytes(key, _const(b"v1"), ttl=60) == b"v1"
+        await b_backend.set(key, b"v2", ttl=60)
+        assert await a.get_bytes(key, _never) == b"v1"  # A's L1, 30 s bound
 
-            started = time.monotonic()
-            await b.invalidate(key)
-            while await a.get_bytes(key, _const(b"v3"), ttl=60) == b"v1":
-                assert time.monotonic() - started < 1.0, "A still serves the old value after 1 s"
-                await asyncio.sleep(0.005)
-            assert await a.get_bytes(key, _never) == b"v3"
-            await a_backend.delete(key)
+        started = time.monotonic()
+        await b.invalidate(key)
+        while await a.get_bytes(key, _const(b"v3"), ttl=60) == b"v1":
+            assert time.monotonic() - started < 1.0, "A still serves the old value after 1 s"
+            await asyncio.sleep(0.005)
+        assert await a.get_bytes(key, _never) == b"v3"
+        await a_backend.delete(key)
 
 
 @pytest.mark.redis

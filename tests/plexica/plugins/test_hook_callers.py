@@ -16,9 +16,7 @@ import pytest
 from plexica_sdk import hookspecs
 
 HOST_SOURCE = Path(__file__).resolve().parents[3] / "src" / "plexica"
-SPECS = sorted(
-    name for name, obj in vars(hookspecs).items() if name.startswith("plexica_") and inspect.isfunction(obj)
-)
+SPECS = sorted(name for name, obj in vars(hookspecs).items() if name.startswith("plexica_") and inspect.isfunction(obj))
 
 
 def _string_constants(root: Path) -> set[str]:

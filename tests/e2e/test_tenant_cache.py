@@ -1,0 +1,208 @@
+"""The cached tenant registry over HTTP: warm requests read no database, and changes made by
+another host process are seen within a second (docs/cache.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from plexica_sdk import PluginManifest, context, hookimpl
+from tests.e2e.conftest import Host
+
+pytestmark = pytest.mark.anyio
+
+MakeHost = Callable[..., AbstractAsyncContextManager[Host]]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class EchoPlugin:
+    """One route that answers the resolved tenant and touches nothing else."""
+
+    @hookimpl
+    def plexica_manifest(self) -> PluginManifest:
+        return PluginManifest(name="echo", version="0.1.0")
+
+    @hookimpl
+    def plexica_routes(self) -> Sequence[Any]:
+        async def whoami(request: Request) -> JSONResponse:
+            return JSONResponse({"slug": context.current("echo").slug})
+
+        return [Route("/whoami", whoami)]
+
+
+@contextlib.contextmanager
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement any engine of this process runs meanwhile."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+
+
+def registry_reads(seen: list[str]) -> int:
+    return sum(1 for statement in seen if "FROM core.tenants" in statement or "FROM tenants" in statement)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("embedded", id="sqlite+memory"),
+        pytest.param("shared", id="postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ]
+)
+def backends(request: pytest.FixtureRequest) -> dict[str, Any]:
+    if request.param == "embedded":
+        return {}
+    return {
+        "database": {"url": request.getfixturevalue("postgres_url")},
+        "cache": {"redis_url": request.getfixturevalue("redis_url")},
+    }
+
+
+async def test_a_warm_request_resolves_its_tenant_with_zero_database_statements(
+    make_host: MakeHost, backends: dict[str, Any]
+) -> None:
+    slug = f"c{uuid.uuid4().hex[:12]}"
+    async with make_host(plugins=[EchoPlugin()], **backends) as host:
+        await host.platform.tenants.provision(slug)
+        try:
+            headers = host.auth(host.token(slug))
+            with statements() as cold:
+                first = await host.client.get("/api/plugins/echo/whoami", headers=headers)
+            assert first.status_code == 200, first.text
+            assert first.json() == {"slug": slug}
+            assert registry_reads(cold) >= 1  # the cold one reads the registry...
+
+            with statements() as warm:
+                again = await host.client.get("/api/plugins/echo/whoami", headers=headers)
+            assert again.status_code == 200
+            assert warm == []  # ...a warm one runs no statement at all
+
+            with statements() as burst:  # and ten more, across the L1 bound, cost no registry read
+                for _ in range(10):
+                    assert (await host.client.get("/api/plugins/echo/whoami", headers=headers)).status_code == 200
+                    await asyncio.sleep(0.15)
+            assert registry_reads(burst) == 0
+        finally:
+            await host.platform.tenants.delete(slug)
+
+
+async def test_a_change_through_the_service_is_seen_by_the_next_request(make_host: MakeHost) -> None:
+    async with make_host(plugins=[EchoPlugin()]) as host:
+        await host.platform.tenants.provision("acme")
+        headers = host.auth(host.token("acme"))
+        assert (await host.client.get("/api/plugins/echo/whoami", headers=headers)).status_code == 200
+
+        await host.platform.tenants.suspend("acme")
+        assert (await host.client.get("/api/plugins/echo/whoami", headers=headers)).status_code == 403
+        await host.platform.tenants.resume("acme")
+        assert (await host.client.get("/api/plugins/echo/whoami", headers=headers)).status_code == 200
+        await host.platform.tenants.delete("acme")
+        assert (await host.client.get("/api/plugins/echo/whoami", headers=headers)).status_code == 404
+        await host.platform.tenants.provision("acme")  # the slug again: a new tenant, found at once
+        assert (await host.client.get("/api/plugins/echo/whoami", headers=headers)).status_code == 200
+
+
+class Peer:
+    """The other host process (tests/e2e/tenant_peer.py), driven line by line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+
+    async def run(self, command: str, slug: str) -> float:
+        """Have the peer run ``command``; return the monotonic time at which it started it."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{command} {slug}\n")
+        self.process.stdin.flush()
+        done, ran, on, started = (await self.readline()).split()
+        assert (done, ran, on) == ("done", command, slug)
+        return float(started)
+
+    async def readline(self) -> str:
+        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        return (await asyncio.wait_for(asyncio.to_thread(stdout.readline), 60)).strip()
+
+
+@contextlib.asynccontextmanager
+async def peer(postgres_url: str, redis_url: str, data_dir: Path) -> AsyncIterator[Peer]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.tenant_peer", postgres_url, redis_url, str(data_dir)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    try:
+        running = Peer(process)
+        assert await running.readline() == "ready"
+        yield running
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def eventually(host: Host, slug: str, status: int, since: float) -> float:
+    """Poll until a request to ``slug`` answers ``status``; return how long after ``since`` it did."""
+    while True:
+        response = await host.client.get("/api/plugins/echo/whoami", headers=host.auth(host.token(slug)))
+        elapsed = time.monotonic() - since
+        if response.status_code == status:
+            return elapsed
+        assert elapsed < 1.0, f"still {response.status_code} after {elapsed:.2f} s, expected {status}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_another_host_process_suspending_or_deleting_a_tenant_is_seen_within_a_second(
+    make_host: MakeHost, postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    slug = f"p{uuid.uuid4().hex[:12]}"
+    shared = {"database": {"url": postgres_url}, "cache": {"redis_url": redis_url}}
+    # A long L1 bound while subscribed: only the invalidation message can make A notice in time.
+    shared["cache"]["l1_subscribed_max_age_seconds"] = 30.0
+    async with make_host(plugins=[EchoPlugin()], **shared) as host, peer(postgres_url, redis_url, tmp_path / "b") as b:
+        assert host.platform.layered.subscribed
+        await host.platform.tenants.provision(slug)
+        try:
+            assert await eventually(host, slug, 200, time.monotonic()) < 1.0
+            with statements() as warm:
+                headers = host.auth(host.token(slug))
+                assert (await host.client.get("/api/plugins/echo/whoami", headers=headers)).is_success
+            assert warm == []  # A serves the tenant from its own L1
+
+            seen = await eventually(host, slug, 403, await b.run("suspend", slug))
+            seen_resumed = await eventually(host, slug, 200, await b.run("resume", slug))
+            seen_deleted = await eventually(host, slug, 404, await b.run("delete", slug))
+        finally:
+            with contextlib.suppress(Exception):
+                await host.platform.tenants.delete(slug)
+    assert max(seen, seen_resumed, seen_deleted) < 1.0
