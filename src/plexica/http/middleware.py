@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,15 +36,25 @@ from plexica_sdk.errors import (
 )
 
 if TYPE_CHECKING:
-    from plexica.platform import Platform
+    from plexica.auth import TokenVerifier
+    from plexica.observability.metrics import Metrics
+    from plexica_sdk.types import TenantInfo
 
 __all__ = [
     "AccessLogMiddleware",
     "AuthenticationMiddleware",
     "ErrorMiddleware",
+    "TenantLookup",
     "TenantMiddleware",
     "TraceIdMiddleware",
 ]
+
+
+class TenantLookup(Protocol):
+    """Finds a tenant that is not deleted by slug (``TenantNotFoundError`` otherwise); cached by the host."""
+
+    async def get(self, slug: str) -> TenantInfo: ...
+
 
 access_logger = logging.getLogger("plexica.access")
 error_logger = logging.getLogger("plexica.errors")
@@ -105,9 +115,10 @@ class ErrorMiddleware:
 class AccessLogMiddleware:
     """One JSON log line and the HTTP metrics per request: no query string, no headers, no body."""
 
-    def __init__(self, app: ASGIApp, platform: Platform) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, access_log: bool = True) -> None:
         self.app = app
-        self.platform = platform
+        self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,10 +140,8 @@ class AccessLogMiddleware:
             tenant, principal = state.tenant, state.principal
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
-            self.platform.metrics.observe_request(
-                scope["method"], route_path, status, elapsed, tenant.id if tenant else ""
-            )
-            if self.platform.settings.http.access_log:
+            self.metrics.observe_request(scope["method"], route_path, status, elapsed, tenant.id if tenant else "")
+            if self.access_log:
                 access_logger.info(
                     "request",
                     extra={
@@ -162,10 +171,13 @@ class AuthenticationMiddleware:
     UNKNOWN_TTL_SECONDS = 5.0
     MAX_REMEMBERED = 10_000
 
-    def __init__(self, app: ASGIApp, platform: Platform) -> None:
+    def __init__(
+        self, app: ASGIApp, *, verifier: TokenVerifier, tenants: TenantLookup, check_tenants: bool = False
+    ) -> None:
         self.app = app
-        self.platform = platform
-        self._check_tenants = platform.settings.auth.keycloak is not None
+        self.verifier = verifier
+        self.tenants = tenants
+        self._check_tenants = check_tenants
         self._tenants: OrderedDict[str, tuple[bool, float]] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -179,13 +191,13 @@ class AuthenticationMiddleware:
                 raise AuthenticationError("expected 'Authorization: Bearer <token>'")
             if self._check_tenants:
                 await self._refuse_unknown_tenant(token)
-            verified = await self.platform.verifier.verify(token)
+            verified = await self.verifier.verify(token)
             state = request_state(scope)
             state.token, state.principal = verified, verified.principal
         await self.app(scope, receive, send)
 
     async def _refuse_unknown_tenant(self, token: str) -> None:
-        strategy = self.platform.verifier.strategy
+        strategy = self.verifier.strategy
         if not isinstance(strategy, RealmPerTenantStrategy):
             return  # one shared realm (Organizations): no per-tenant key fetches to protect
         try:
@@ -205,7 +217,7 @@ class AuthenticationMiddleware:
         if remembered is not None and now < remembered[1]:
             return remembered[0]
         try:
-            await self.platform.tenants.get(slug)
+            await self.tenants.get(slug)
             exists = True
         except (TenantNotFoundError, ValidationError):
             exists = False
@@ -223,9 +235,20 @@ class TenantMiddleware:
     so a foreign caller learns nothing; a suspended tenant gets 403.
     """
 
-    def __init__(self, app: ASGIApp, platform: Platform) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tenants: TenantLookup,
+        host_suffix: str | None = None,
+        gateway_key: str | None = None,
+        trust_unsigned_header: bool = False,
+    ) -> None:
         self.app = app
-        self.platform = platform
+        self.tenants = tenants
+        self.host_suffix = host_suffix
+        self.gateway_key = gateway_key
+        self.trust_unsigned_header = trust_unsigned_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -234,7 +257,7 @@ class TenantMiddleware:
         slug = self._resolve_slug(scope, headers)
         if slug is None:
             return await self.app(scope, receive, send)
-        tenant = await self.platform.directory.get(slug)  # cached: no database read when warm
+        tenant = await self.tenants.get(slug)  # cached: no database read when warm
         if tenant.status == "suspended":
             raise TenantSuspendedError(slug)
         if tenant.status != "active":
@@ -266,7 +289,7 @@ class TenantMiddleware:
         return slug
 
     def _from_host(self, headers: Headers) -> str | None:
-        suffix = self.platform.settings.http.tenant_host_suffix
+        suffix = self.host_suffix
         host = headers.get("host", "").split(":", 1)[0].lower()
         if suffix and host.endswith("." + suffix.lstrip(".")):
             return host[: -len(suffix.lstrip(".")) - 1] or None
@@ -276,10 +299,9 @@ class TenantMiddleware:
         claimed = headers.get("x-tenant-id")
         if claimed is None:
             return None
-        auth = self.platform.settings.auth
-        if auth.gateway_key:
-            slug, _user = verify_gateway_headers(headers, auth.gateway_key, time.time())
+        if self.gateway_key:
+            slug, _user = verify_gateway_headers(headers, self.gateway_key, time.time())
             return slug
-        if self.platform.settings.is_development:
+        if self.trust_unsigned_header:
             return claimed
         return None  # an unsigned header is ignored in production

@@ -7,7 +7,7 @@ finds its :class:`~plexica_sdk.protocols.Host` in the scope (``plexica_sdk.host(
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, final
 
 from starlette.routing import BaseRoute, Mount, Router
@@ -21,6 +21,8 @@ from plexica_sdk.http import HOST_SCOPE_KEY
 
 if TYPE_CHECKING:
     from plexica.platform import Platform
+    from plexica_sdk.protocols import Host
+    from plexica_sdk.types import TenantContext
 
 __all__ = ["PluginApp", "plugin_mounts"]
 
@@ -36,8 +38,16 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
 class PluginApp:
     """Guards one plugin's router and hands its handlers the plugin's host handle."""
 
-    def __init__(self, platform: Platform, plugin: str, routes: Sequence[BaseRoute]) -> None:
-        self.platform = platform
+    def __init__(
+        self,
+        plugin: str,
+        routes: Sequence[BaseRoute],
+        *,
+        is_active: Callable[[str, str], Awaitable[bool]],
+        host_for: Callable[[str, TenantContext], Host],
+    ) -> None:
+        self.is_active = is_active
+        self.host_for = host_for
         self.plugin = plugin
         self.router = Router(routes=list(routes), default=not_found)
 
@@ -47,9 +57,9 @@ class PluginApp:
         if request_state(scope).principal is None:
             raise AuthenticationError("a bearer token is required")
         ctx = context.get()
-        if ctx is None or not await self.platform.is_active(self.plugin, ctx.slug):
+        if ctx is None or not await self.is_active(self.plugin, ctx.slug):
             raise NotFoundError("not found")
-        scope[HOST_SCOPE_KEY] = self.platform.host_for(self.plugin, ctx)
+        scope[HOST_SCOPE_KEY] = self.host_for(self.plugin, ctx)
         await self.router(scope, receive, send)
 
 
@@ -67,6 +77,6 @@ def plugin_mounts(platform: Platform) -> list[Mount]:
         for route in routes:
             if not isinstance(route, BaseRoute):
                 raise PluginLoadError(name, f"plexica_routes() returned {type(route).__name__}, not a Starlette route")
-        app: Any = PluginApp(platform, name, routes)
+        app: Any = PluginApp(name, routes, is_active=platform.is_active, host_for=platform.host_for)
         mounts.append(Mount(f"/api/plugins/{name}", app=app))
     return mounts

@@ -28,7 +28,10 @@ from plexica_sdk.errors import AuthenticationError, ConflictError, NotFoundError
 from plexica_sdk.types import Principal, TenantContext
 
 if TYPE_CHECKING:
-    from plexica.platform import Platform
+    from plexica.http.services import Authorizer
+    from plexica.identity.super_admins import SuperAdminService
+    from plexica.identity.users import UserService
+    from plexica.workspaces.service import WorkspaceService
 
 __all__ = ["UserMiddleware"]
 
@@ -49,9 +52,20 @@ def _workspace_not_found() -> NotFoundError:
 class UserMiddleware:
     """Super-admin allow-list, user admission and workspace selection; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, platform: Platform) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        super_admins: SuperAdminService,
+        users: UserService,
+        workspaces: WorkspaceService,
+        authorizer: Authorizer,
+    ) -> None:
         self.app = app
-        self.platform = platform
+        self.super_admins = super_admins
+        self.users = users
+        self.workspaces = workspaces
+        self.authorizer = authorizer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,7 +78,7 @@ class UserMiddleware:
                 raise AuthenticationError("a bearer token is required to select a workspace")
             return await self.app(scope, receive, send)
 
-        if principal.is_super_admin and not await self.platform.super_admins.allows(principal):
+        if principal.is_super_admin and not await self.super_admins.allows(principal):
             principal = attrs.evolve(principal, is_super_admin=False)
             state.principal = principal
             if ctx is not None:
@@ -73,7 +87,7 @@ class UserMiddleware:
             return await self.app(scope, receive, send)
 
         if principal.tenant_slug == ctx.slug:
-            await self.platform.users.admit(ctx, principal)
+            await self.users.admit(ctx, principal)
         if ctx.workspace_id is not None:
             await self._check_workspace(scope, ctx, principal)
         if ctx is context.get():
@@ -90,7 +104,7 @@ class UserMiddleware:
             canonical = False
         if not canonical or principal.tenant_slug != ctx.slug:
             raise _workspace_not_found()
-        selection = await self.platform.workspaces.selection(ctx, workspace_id, principal.id)
+        selection = await self.workspaces.selection(ctx, workspace_id, principal.id)
         if selection is None:
             raise _workspace_not_found()
         if selection.role is None and not await self._manages_all(ctx):
@@ -103,5 +117,5 @@ class UserMiddleware:
             raise ConflictError("the selected workspace is archived (read-only)", resource="workspace")
 
     async def _manages_all(self, ctx: TenantContext) -> bool:
-        decision = await self.platform.authorize(ctx, "core:workspace:manage")
+        decision = await self.authorizer.authorize(ctx, "core:workspace:manage")
         return decision.allowed

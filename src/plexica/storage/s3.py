@@ -458,6 +458,8 @@ class S3ObjectStore:
                 raise NotFoundError(f"no bucket {bucket!r}", resource=bucket) from exc
             if code in _MISSING_OBJECT_CODES:
                 raise NotFoundError(f"no object {key!r} in bucket {bucket!r}", resource=f"{bucket}/{key}") from exc
+            if code == "KeyTooLongError":  # SeaweedFS also caps each '/' segment at 255 bytes
+                raise ValidationError(f"object key {str(key)[:64]!r} is too long for this server", field="key") from exc
             if code == "BucketNotEmpty":
                 raise ConflictError(f"bucket {bucket!r} is not empty", resource=bucket) from exc
             if code == "BucketAlreadyExists":

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from plexica.platform import Platform
 from plexica.plugins.manifest import validate_manifest
 from plexica.tenancy.models import tenant_plugins
-from plexica.tenancy.plugin_config import CONFIG_TTL_SECONDS, config_key, merge_patch
 from plexica.tenancy.naming import cache_prefix
+from plexica.tenancy.plugin_config import CONFIG_TTL_SECONDS, config_key, merge_patch
 from plexica.tenancy.service import tenant_context_of
 from plexica_sdk import PluginManifest, hookimpl
 from plexica_sdk.errors import NotFoundError, PluginLoadError, TenantNotFoundError, ValidationError
