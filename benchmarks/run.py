@@ -3,7 +3,7 @@
 Usage::
 
     set -a; . /tmp/plexica-services/env; set +a     # after scripts/services.sh up
-    .venv/bin/python benchmarks/run.py [auth events permissions tenancy]
+    .venv/bin/python benchmarks/run.py [auth cache events permissions tenancy]
 
 Each benchmark measures its baseline (raw aiokafka, pycasbin, django-tenants-style migration
 chains, uncached verification...) in the same run on the same machine, so the ratios hold even
@@ -20,6 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 BENCHMARKS = {
     "auth": "auth_bench.py",
+    "cache": "cache_bench.py",
     "events": "events_bench.py",
     "permissions": "permissions_bench.py",
     "tenancy": "tenancy_bench.py",

@@ -148,6 +148,7 @@ def core_services(platform: Platform) -> CoreServices:
         authorizer=platform,
         dead_letters=platform.bus,
         objects=platform.objects,
+        upload_presigned=platform.upload_presigned,
         dev_issuer=platform.dev_issuer,
         metrics=platform.metrics,
         plugins=platform.plugins.infos,

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from typing import Any, final
 
 import httpx2
@@ -37,7 +37,7 @@ from plexica.plugins import PluginManager, discover
 from plexica.plugins.host import EmbeddedHost, HostServices
 from plexica.settings import Settings
 from plexica.storage import StorageLayout, create_object_store
-from plexica.storage.scoped import PluginObjectStore
+from plexica.storage.scoped import PluginObjectStore, capped
 from plexica.tenancy.directory import TenantDirectory
 from plexica.tenancy.plugin_config import PluginConfigService
 from plexica.tenancy.service import TenantService, tenant_context_of
@@ -208,6 +208,30 @@ class Platform:
         return PluginObjectStore(
             self.objects, self.storage_layout, slug=ctx.slug, plugin=plugin, namespaces=namespaces, on_uploaded=uploaded
         )
+
+    async def upload_presigned(
+        self, bucket: str, key: str, data: AsyncIterable[bytes], content_type: str | None
+    ) -> ObjectInfo:
+        """Store the body of a verified local presigned PUT, as its owner's ``host.objects.put`` would.
+
+        An object of a loaded plugin in an existing tenant goes through that plugin's objects: its
+        namespace limits apply and its ``plexica_object_uploaded`` hook runs. Any other object
+        (one the host presigned on the raw store) is stored as is, up to ``storage.max_object_bytes``.
+
+        Raises:
+            ValidationError: the body breaks a limit (nothing is stored).
+        """
+        owner = self.storage_layout.owner(bucket, key)
+        if owner is not None and self.plugins.get(owner.plugin) is not None:
+            try:
+                tenant = await self.directory.get(owner.slug)
+            except TenantNotFoundError:
+                pass
+            else:
+                objects = self.plugin_objects(owner.plugin, tenant_context_of(tenant))
+                return await objects.put(owner.key, data, content_type=content_type)
+        limit = self.storage_layout.max_object_bytes
+        return await self.objects.put(bucket, key, capped(data, limit, key), content_type=content_type)
 
     async def authorize(
         self, ctx: TenantContext, permission: str, resource: Mapping[str, Any] | None = None

@@ -116,9 +116,10 @@ async def test_deleting_a_tenant_flushes_its_cache_keys_on_every_backend(
     slug, other = f"d{uuid.uuid4().hex[:12]}", f"k{uuid.uuid4().hex[:12]}"
     async with make_host(plugins=[EchoPlugin()], **backends) as host:
         platform = host.platform
-        for each in (slug, other):
-            tenant = await platform.tenants.provision(each)
-            await platform.directory.get(each)  # tenant:{slug}:config
+        provisioned = [await platform.tenants.provision(each) for each in (slug, other)]
+        await asyncio.sleep(0.6)  # past the second delete that follows each invalidation
+        for tenant in provisioned:
+            await platform.directory.get(tenant.slug)  # tenant:{slug}:config
             handle = platform.host_for("notes", tenant_context_of(tenant))
             for index in range(30):
                 await handle.cache.set(f"k{index}", b"v", ttl=60)  # tenant:{slug}:plugin:notes:k<i>
@@ -218,9 +219,9 @@ async def test_another_host_process_suspending_or_deleting_a_tenant_is_seen_with
     make_host: MakeHost, postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     slug = f"p{uuid.uuid4().hex[:12]}"
-    shared = {"database": {"url": postgres_url}, "cache": {"redis_url": redis_url}}
     # A long L1 bound while subscribed: only the invalidation message can make A notice in time.
-    shared["cache"]["l1_subscribed_max_age_seconds"] = 30.0
+    cache = {"redis_url": redis_url, "l1_subscribed_max_age_seconds": 30.0}
+    shared: dict[str, Any] = {"database": {"url": postgres_url}, "cache": cache}
     async with make_host(plugins=[EchoPlugin()], **shared) as host, peer(postgres_url, redis_url, tmp_path / "b") as b:
         assert host.platform.layered.subscribed
         await host.platform.tenants.provision(slug)

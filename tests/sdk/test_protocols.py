@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -56,11 +56,21 @@ class NullStore:
     async def delete_bucket(self, bucket: str, *, force: bool = False) -> None:
         return None
 
-    async def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo:
-        return ObjectInfo(key=key, size=len(data))
+    async def put(
+        self, bucket: str, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> ObjectInfo:
+        return ObjectInfo(key=key, size=len(data) if isinstance(data, bytes) else 0)
 
     async def get(self, bucket: str, key: str) -> bytes:
         return b""
+
+    async def stream(self, bucket: str, key: str) -> AsyncIterator[bytes]:
+        async def empty() -> AsyncIterator[bytes]:
+            chunks: tuple[bytes, ...] = ()
+            for chunk in chunks:
+                yield chunk
+
+        return empty()
 
     async def head(self, bucket: str, key: str) -> ObjectInfo:
         return ObjectInfo(key=key, size=0)

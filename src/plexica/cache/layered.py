@@ -107,11 +107,12 @@ class LayeredCache:
         self._channel_name = channel
         self._clock = clock
         self._broadcaster = backend if isinstance(backend, InvalidationChannel) else None
-        # key -> (value or None for "nothing there", time it was stored on the clock)
-        self._l1: OrderedDict[str, tuple[bytes | None, float]] = OrderedDict()
+        # key -> (value or None for "nothing there", time stored on the clock, (type, decoded) or None)
+        self._l1: OrderedDict[str, tuple[bytes | None, float, tuple[type, Any] | None]] = OrderedDict()
         self._versions: dict[str, int] = {}
-        self._flights: dict[str, asyncio.Task[bytes | None]] = {}
+        self._flights: dict[str, asyncio.Future[bytes | None]] = {}
         self._subscribed = False
+        self._bound = max_age  # the bound in force: max_age, or subscribed_max_age while subscribed
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
         self.loads = 0  # how many times a loader ran (observability and tests)
@@ -144,7 +145,7 @@ class LayeredCache:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._subscribed = False
+        self._set_subscribed(False)
         self._l1.clear()
 
     @property
@@ -160,7 +161,11 @@ class LayeredCache:
     @property
     def max_age(self) -> float:
         """The bound that applies now: how old an L1 entry may be when served."""
-        return self._subscribed_max_age if self._subscribed else self._max_age
+        return self._bound
+
+    def _set_subscribed(self, subscribed: bool) -> None:
+        self._subscribed = subscribed
+        self._bound = self._subscribed_max_age if subscribed else self._max_age
 
     # ------------------------------------------------------------------- reads
 
@@ -174,26 +179,52 @@ class LayeredCache:
         """
         entry = self._l1.get(key)
         if entry is not None:
-            if self._clock() - entry[1] < self.max_age:
+            if self._clock() - entry[1] < self._bound:
                 self._l1.move_to_end(key)
                 return entry[0]
             del self._l1[key]
-        flight = self._flights.get(key)
-        if flight is None:
-            flight = asyncio.create_task(self._fill(key, load, ttl), name=f"plexica-cache-load:{key}")
-            self._flights[key] = flight
-            flight.add_done_callback(lambda done: self._land(key, done))
-        # Shielded: one waiter being cancelled must not cancel the load the others wait for.
-        return await asyncio.shield(flight)
+        while (flight := self._flights.get(key)) is not None:
+            try:
+                # Shielded: a waiter being cancelled must not cancel the flight the others wait for.
+                return await asyncio.shield(flight)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not flight.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # The leader was cancelled, not us: one of the waiters leads a new flight.
+        # This caller leads: it loads inline (no task to schedule) and the others await its future.
+        flight = asyncio.get_running_loop().create_future()
+        self._flights[key] = flight
+        try:
+            value = await self._fill(key, load, ttl)
+        except BaseException as exc:
+            self._land(key, flight)
+            if isinstance(exc, asyncio.CancelledError):
+                flight.cancel()
+            else:
+                flight.set_exception(exc)
+                flight.exception()  # retrieved: a flight nobody else awaited is not "never retrieved"
+            raise
+        self._land(key, flight)
+        flight.set_result(value)
+        return value
 
     async def get(
         self, key: str, cls: type[T], load: Callable[[], Awaitable[T | None]], *, ttl: float | None = None
     ) -> T | None:
         """Like :meth:`get_bytes` for a typed value (attrs class or builtin), stored as JSON.
 
+        L1 also keeps the decoded value, so a warm read decodes nothing; callers share that
+        object, so use frozen types (as :class:`~plexica_sdk.types.TenantInfo` is).
+
         Raises:
             ValidationError: the value at L2 does not structure as ``cls`` (it is then deleted).
         """
+        entry = self._l1.get(key)
+        if entry is not None and entry[2] is not None and entry[2][0] is cls and self._clock() - entry[1] < self._bound:
+            self._l1.move_to_end(key)
+            decoded: T = entry[2][1]
+            return decoded
 
         async def load_bytes() -> bytes | None:
             value = await load()
@@ -203,16 +234,18 @@ class LayeredCache:
         if raw is None:
             return None
         try:
-            return converter.structure(json.loads(raw), cls)
+            decoded = converter.structure(json.loads(raw), cls)
         except Exception as exc:  # a value of an older layout: drop it everywhere, report it
             await self.invalidate(key)
             raise ValidationError(f"cache key {key!r} held a value that is not a {cls.__name__}", field="key") from exc
+        current = self._l1.get(key)
+        if current is not None and current[0] is raw:  # still the entry these bytes came from
+            self._l1[key] = (raw, current[1], (cls, decoded))
+        return decoded
 
-    def _land(self, key: str, flight: asyncio.Task[bytes | None]) -> None:
-        if self._flights.get(key) is flight:  # an invalidation may have replaced it already
+    def _land(self, key: str, flight: asyncio.Future[bytes | None]) -> None:
+        if self._flights.get(key) is flight:  # an invalidation may have dropped it already
             del self._flights[key]
-        if not flight.cancelled():
-            flight.exception()  # retrieved, so a load nobody awaits any more is not logged as lost
 
     async def _fill(self, key: str, load: Callable[[], Awaitable[bytes | None]], ttl: float | None) -> bytes | None:
         version = self._versions.get(key, 0)
@@ -227,7 +260,7 @@ class LayeredCache:
         return value
 
     def _remember(self, key: str, value: bytes | None) -> None:
-        self._l1[key] = (value, self._clock())
+        self._l1[key] = (value, self._clock(), None)
         self._l1.move_to_end(key)
         while len(self._l1) > self._max_entries:
             self._l1.popitem(last=False)
@@ -283,7 +316,7 @@ class LayeredCache:
 
             def subscribed() -> None:
                 self.forget_all()  # anything sent while we were not listening is lost
-                self._subscribed = True
+                self._set_subscribed(True)
                 ready.set()
 
             try:
@@ -294,7 +327,7 @@ class LayeredCache:
                 raise
             except Exception as exc:
                 logger.warning("cache invalidation channel lost; retrying", extra={"error": type(exc).__name__})
-            self._subscribed = False
+            self._set_subscribed(False)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 

@@ -8,7 +8,7 @@ probes). The composition root builds it once; :func:`services_of` reads it with 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from plexica.tenancy.service import TenantService
     from plexica.workspaces.service import WorkspaceService
     from plexica_sdk.protocols import ObjectStore
-    from plexica_sdk.types import Decision, PluginInfo, TenantContext
+    from plexica_sdk.types import Decision, ObjectInfo, PluginInfo, TenantContext
 
 __all__ = ["Authorizer", "CoreServices", "DeadLetters", "Probe", "services_of"]
 
@@ -70,6 +70,8 @@ class CoreServices:
     authorizer: Authorizer
     dead_letters: DeadLetters
     objects: ObjectStore
+    #: Stores a verified local presigned PUT for its owning plugin (limits, ``plexica_object_uploaded``).
+    upload_presigned: Callable[[str, str, AsyncIterable[bytes], str | None], Awaitable[ObjectInfo]]
     dev_issuer: DevIssuer | None
     metrics: Metrics
     plugins: Callable[[], Sequence[PluginInfo]]

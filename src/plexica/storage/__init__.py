@@ -1,8 +1,10 @@
 """Object storage: a directory per bucket by default, S3 (or MinIO, SeaweedFS) in production.
 
 The host builds one store with :func:`create_object_store` and enters it on the lifespan's exit
-stack. Tenants get a bucket each (``tenant-{slug}``); both stores enforce the same bucket and
-key rules, so code tested on the local store behaves the same on S3.
+stack. Tenants get a bucket each (``tenant-{slug}``) or a prefix of a shared one
+(:class:`StorageLayout`); plugins see only a :class:`PluginObjectStore` confined to their
+namespaces in one tenant. Both stores enforce the same bucket and key rules and stream in both
+directions, so code tested on the local store behaves the same on S3.
 """
 
 from __future__ import annotations

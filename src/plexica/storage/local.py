@@ -238,17 +238,20 @@ class LocalObjectStore:
     async def stream(self, bucket: str, key: str, *, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
         """Return the object's bytes as an async iterator of ``chunk_size`` chunks.
 
-        The data file is opened before this returns, so a missing object raises here, and a put
-        replacing the object meanwhile does not disturb the reader (it keeps the old file open).
+        The object is looked up before this returns, so a missing one raises here; its data
+        file is opened at the first chunk (an iterator never consumed holds no file), and a put
+        replacing the object after that does not disturb the reader, which keeps the old file.
 
         Raises:
-            NotFoundError: the bucket or the object does not exist.
+            NotFoundError: the bucket or the object does not exist (or, from the first chunk,
+                was deleted in between).
         """
         bucket_dir = self._bucket_dir(bucket)
         sidecar = self._sidecar(bucket_dir, validate_key(key))
-        file = await self._run(self._open_data, bucket_dir, bucket, sidecar, key)
+        await self._run(self._existing_meta, bucket_dir, bucket, sidecar, key)
 
         async def chunks() -> AsyncIterator[bytes]:
+            file = await self._run(self._open_data, bucket_dir, bucket, sidecar, key)
             try:
                 while chunk := await self._run(file.read, chunk_size):
                     yield chunk

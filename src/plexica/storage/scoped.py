@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from plexica.storage.layout import StorageLayout
     from plexica_sdk.protocols import ObjectStore
 
-__all__ = ["OnUploaded", "PluginObjectStore", "content_type_allowed"]
+__all__ = ["OnUploaded", "PluginObjectStore", "capped", "content_type_allowed"]
 
 #: Awaited with the plugin-side ``ObjectInfo`` after every successful put (the host calls the
 #: owning plugin's ``plexica_object_uploaded`` hook from it).
@@ -49,7 +49,7 @@ def content_type_allowed(content_type: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(media, pattern.strip().lower()) for pattern in patterns)
 
 
-async def _capped(data: AsyncIterable[bytes], limit: int, key: str) -> AsyncIterator[bytes]:
+async def capped(data: AsyncIterable[bytes], limit: int, key: str) -> AsyncIterator[bytes]:
     """Pass ``data`` through, raising once more than ``limit`` bytes have gone by.
 
     The backend sees the exception mid-upload and leaves no object (see ``ObjectStore.put``).
@@ -128,7 +128,7 @@ class PluginObjectStore:
                 raise ValidationError(f"object {key[:64]!r} exceeds its limit of {limit} bytes", field="size")
             body = data
         else:
-            body = _capped(data, limit, key)
+            body = capped(data, limit, key)
         info = self._outward(await self._store.put(self._bucket, full, body, content_type=content_type))
         if self._on_uploaded is not None:
             await self._on_uploaded(info)

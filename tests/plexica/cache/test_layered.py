@@ -68,7 +68,9 @@ async def test_a_failing_load_reaches_every_waiter_and_stores_nothing(cache: Man
     assert await layered.get_bytes(namespace + "k", _const(b"ok")) == b"ok"  # the failure was not remembered
 
 
-async def test_a_cancelled_waiter_does_not_cancel_the_load_of_the_others(cache: ManagedCache, namespace: str) -> None:
+async def test_a_cancelled_caller_does_not_fail_the_others_waiting_on_its_load(
+    cache: ManagedCache, namespace: str
+) -> None:
     layered = LayeredCache(cache)
     gate = asyncio.Event()
 

@@ -34,6 +34,12 @@ async def raw(redis_cluster_url: str) -> AsyncIterator[RedisCluster]:
         await client.aclose()
 
 
+def node_of(raw: RedisCluster, key: str) -> str:
+    node = raw.get_node_from_key(key)
+    assert node is not None
+    return node.name
+
+
 def slugs(count: int) -> list[str]:
     return [f"t{uuid.uuid4().hex[:10]}" for _ in range(count)]
 
@@ -56,7 +62,7 @@ async def test_one_tenant_keys_share_a_slot_and_tenants_spread_over_the_masters(
         keys = [f"{cache_prefix(slug)}{suffix}" for suffix in ("config", "permissions:ann", "plugin:notes:config")]
         slots = {await raw.cluster_keyslot(key) for key in keys}  # asked of the server
         assert len(slots) == 1, keys
-        nodes.add(raw.get_node_from_key(keys[0]).name)
+        nodes.add(node_of(raw, keys[0]))
     assert len(nodes) > 1  # 12 random tenants on one master out of 3 would be a 1-in-3^11 fluke
 
 
@@ -86,7 +92,7 @@ async def test_a_prefix_spanning_every_master_is_deleted_on_every_master(
     keys = [f"{prefix}{index}" for index in range(90)]
     for key in keys:
         await cluster.set(key, b"v", ttl=60)
-    assert len({raw.get_node_from_key(key).name for key in keys}) == 3
+    assert len({node_of(raw, key) for key in keys}) == 3
 
     assert await cluster.delete_prefix(prefix) == 90
     assert await cluster.delete(*keys) == 0  # a multi-slot UNLINK is split per slot by redis-py

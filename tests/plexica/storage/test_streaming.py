@@ -156,3 +156,17 @@ async def test_a_200_mb_plugin_upload_streams_to_s3_in_bounded_memory(s3_config:
     growth = peak - baseline
     print(f"RSS growth during a 200 MiB streamed upload: {growth / MiB:.1f} MiB")
     assert growth < 50 * MiB
+
+
+async def test_a_local_reader_keeps_the_data_it_started_while_a_put_replaces_it(tmp_path: Path) -> None:
+    async with LocalObjectStore(tmp_path / "objects", signing_key=SIGNING_KEY) as store:
+        await store.create_bucket("tenant-acme")
+        await store.put("tenant-acme", "k", b"a" * 10_000)
+
+        chunks = await store.stream("tenant-acme", "k", chunk_size=1000)
+        first = await anext(chunks)
+        await store.put("tenant-acme", "k", b"b" * 10_000)
+        rest = await read_all(chunks)
+
+        assert first + rest == b"a" * 10_000
+        assert await store.get("tenant-acme", "k") == b"b" * 10_000

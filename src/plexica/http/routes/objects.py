@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from plexica.http.services import services_of
 from plexica.storage import LocalObjectStore
+from plexica.storage.rules import DEFAULT_CONTENT_TYPE
 from plexica_sdk.errors import NotFoundError, PermissionDeniedError, ValidationError
 
-__all__ = ["MAX_UPLOAD_BYTES", "routes"]
-
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+__all__ = ["routes"]
 
 
 def _verified(request: Request) -> tuple[LocalObjectStore, str, str]:
@@ -31,20 +30,24 @@ def _verified(request: Request) -> tuple[LocalObjectStore, str, str]:
 
 
 async def get_object(request: Request) -> Response:
-    """Download an object through a presigned GET URL."""
+    """Download an object through a presigned GET URL, streamed (never read whole)."""
     store, bucket, key = _verified(request)
     info = await store.head(bucket, key)
-    return Response(await store.get(bucket, key), media_type=info.content_type or "application/octet-stream")
+    chunks = await store.stream(bucket, key)
+    headers = {"Content-Length": str(info.size)}
+    return StreamingResponse(chunks, media_type=info.content_type or DEFAULT_CONTENT_TYPE, headers=headers)
 
 
 async def put_object(request: Request) -> JSONResponse:
-    """Upload an object through a presigned PUT URL."""
-    store, bucket, key = _verified(request)
-    body = await request.body()
-    if len(body) > MAX_UPLOAD_BYTES:
-        raise ValidationError("object too large", field="body")
-    info = await store.put(bucket, key, body, content_type=request.headers.get("content-type"))
-    return JSONResponse({"key": info.key, "size": info.size, "etag": info.etag}, status_code=201)
+    """Upload an object through a presigned PUT URL, streamed to the store.
+
+    A plugin's object is stored through that plugin's ``host.objects`` (namespace limits, then
+    ``plexica_object_uploaded``); anything else up to ``storage.max_object_bytes``.
+    """
+    _store, bucket, key = _verified(request)
+    upload = services_of(request).upload_presigned
+    info = await upload(bucket, key, request.stream(), request.headers.get("content-type"))
+    return JSONResponse({"key": key, "size": info.size, "etag": info.etag}, status_code=201)
 
 
 routes = [
