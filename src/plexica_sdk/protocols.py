@@ -96,9 +96,7 @@ class PluginObjects(Protocol):
         NotFoundError: reading an object that does not exist.
     """
 
-    async def put(
-        self, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
-    ) -> ObjectInfo:
+    async def put(self, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None) -> ObjectInfo:
         """Store ``data`` (bytes, or an async iterator of chunks, streamed) under ``key``."""
         ...
 

@@ -392,6 +392,8 @@ class TenantService:
             if self.access is not None:
                 await self.access.on_plugin_uninstalled(tenant_context_of(tenant), plugin)
             await self._record_plugin(tenant, plugin, "uninstalled", installed.target_revision)
+            # A reinstall must not be served the old configuration from the cache.
+            await self.cache.delete(f"{cache_prefix(tenant.slug)}plugin:{plugin}:config")
         before = after = await self.migrator.current(tenant.schema, stream) if stream is not None else None
         if not keep_data:
             if stream is not None:

@@ -15,7 +15,7 @@ import pytest
 from plexica.events import EventBus, EventTypeRegistry, MemoryEventBus, source_for
 from plexica.settings import EventSettings
 from plexica_sdk.errors import TenantContextMissingError
-from plexica_sdk.protocols import Cache, ObjectStore
+from plexica_sdk.protocols import Cache, PluginObjects
 from plexica_sdk.types import Decision, Event, EventTypeDef, TenantContext
 
 #: Consumer timeouts that make Tansu rebalance quickly (see services-recipe.md).
@@ -67,7 +67,10 @@ class StubHost:
         raise NotImplementedError
 
     @property
-    def objects(self) -> ObjectStore:
+    def objects(self) -> PluginObjects:
+        raise NotImplementedError
+
+    async def config(self) -> Mapping[str, Any]:
         raise NotImplementedError
 
 
