@@ -89,11 +89,10 @@ class PluginObjects(Protocol):
     bucket, or the tenant's prefix of a shared bucket) is the host's business: no method takes a
     bucket, and no key can reach another tenant's or another plugin's objects.
 
-    Raises (every method):
-        ValidationError: the key is unsafe (``..``/``.`` segments, a leading ``/``, backslashes,
-            control characters, over 1,024 UTF-8 bytes) or outside the plugin's namespaces; an
-            upload breaks its namespace's size or content-type limit.
-        NotFoundError: reading an object that does not exist.
+    Every method raises ``ValidationError`` when the key is unsafe (``..``/``.`` segments, a
+    leading ``/``, backslashes, control characters, over 1,024 UTF-8 bytes) or outside the
+    plugin's namespaces, or when an upload breaks its namespace's size or content-type limit; and
+    ``NotFoundError`` when it reads an object that does not exist.
     """
 
     async def put(self, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None) -> ObjectInfo:
