@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -111,35 +112,47 @@ async def test_the_cli_edits_the_config_and_a_running_host_sees_it_at_once(
     slug = f"cfg-{secrets.token_hex(3)}"  # Redis outlives test runs: a fresh tenant, fresh keys
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLEXICA_")}
     env |= {"PLEXICA_DATA_DIR": str(tmp_path / "data"), "PLEXICA_CACHE__REDIS_URL": redis_url}
+
+    async def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(_cli, env, *args)
+
     created = _cli(env, "tenants", "create", slug)
     assert created.returncode == 0, created.stderr
 
     async with make_host(cache={"redis_url": redis_url}) as host:
+        # The CLI runs in a thread: a blocking call here would freeze the host's event loop while it
+        # holds SQLite's write lock (its relay), and the CLI would wait on that lock in vain.
         ctx = tenant_context_of(await host.platform.tenants.get(slug))
         plugin = host.platform.host_for("notes", ctx)
         assert await plugin.config() == {"max_notes": 1000}  # now cached in Redis
 
-        shown = _cli(env, "plugins", "config", "notes", "--tenant", slug)
+        shown = await cli("plugins", "config", "notes", "--tenant", slug)
         assert shown.returncode == 0, shown.stderr
         assert json.loads(shown.stdout) == {"max_notes": 1000}
 
-        changed = _cli(env, "plugins", "config", "notes", "--tenant", slug, "--set", "max_notes=7")
+        changed = await asyncio.to_thread(
+            _cli, env, "plugins", "config", "notes", "--tenant", slug, "--set", "max_notes=7"
+        )
         assert changed.returncode == 0, changed.stderr
         assert json.loads(changed.stdout) == {"max_notes": 7}
         assert await plugin.config() == {"max_notes": 7}  # seen at once, through the shared cache
 
-        bad = _cli(env, "plugins", "config", "notes", "--tenant", slug, "--set", "max_notes=lots")
+        bad = await asyncio.to_thread(
+            _cli, env, "plugins", "config", "notes", "--tenant", slug, "--set", "max_notes=lots"
+        )
         assert bad.returncode == 1
         assert bad.stderr.count("\n") == 1 and "max_notes" in bad.stderr, bad.stderr
         assert "Traceback" not in bad.stderr
 
         config_file = tmp_path / "notes.json"
         config_file.write_text(json.dumps({"max_notes": 3}))
-        replaced = _cli(env, "plugins", "config", "notes", "--tenant", slug, "--file", str(config_file))
+        replaced = await asyncio.to_thread(
+            _cli, env, "plugins", "config", "notes", "--tenant", slug, "--file", str(config_file)
+        )
         assert replaced.returncode == 0, replaced.stderr
         assert await plugin.config() == {"max_notes": 3}
 
-        missing = _cli(env, "plugins", "config", "nope", "--tenant", slug)
+        missing = await cli("plugins", "config", "nope", "--tenant", slug)
         assert missing.returncode == 1 and "nope" in missing.stderr
         await host.platform.tenants.delete(slug)
 
