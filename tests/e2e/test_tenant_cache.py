@@ -8,13 +8,12 @@ import contextlib
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -22,6 +21,7 @@ from starlette.routing import Route
 from plexica.tenancy.service import tenant_context_of
 from plexica_sdk import PluginManifest, context, hookimpl
 from tests.e2e.conftest import Host
+from tests.fixtures.sql import recorded_statements
 
 pytestmark = pytest.mark.anyio
 
@@ -44,19 +44,7 @@ class EchoPlugin:
         return [Route("/whoami", whoami)]
 
 
-@contextlib.contextmanager
-def statements() -> Iterator[list[str]]:
-    """Every SQL statement any engine of this process runs meanwhile."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+statements = recorded_statements
 
 
 def registry_reads(seen: list[str]) -> int:

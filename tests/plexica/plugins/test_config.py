@@ -17,6 +17,7 @@ from plexica.tenancy.plugin_config import CONFIG_TTL_SECONDS, config_key, merge_
 from plexica.tenancy.service import tenant_context_of
 from plexica_sdk import PluginManifest, hookimpl
 from plexica_sdk.errors import NotFoundError, PluginLoadError, TenantNotFoundError, ValidationError
+from tests.fixtures.sql import recorded_statements
 from tests.plexica.db.support import MakePlatform
 
 SCHEMA: dict[str, Any] = {
@@ -47,16 +48,8 @@ class ConfiguredPlugin:
 @pytest.fixture
 def statements() -> Iterator[list[str]]:
     """Every SQL statement any engine sends while the test runs."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements() as seen:
         yield seen
-    finally:
-        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
 
 
 async def platform_with_tenant(make_platform: MakePlatform, *plugins: object) -> Platform:
