@@ -1,14 +1,15 @@
 """Bearer-token verification cost per request: cold, keys warm, claims cached, and over HTTP.
 
-Scenarios, each on the same real RS256 token of a tenant realm:
+Scenarios, each on the same real RS256 token of a tenant realm, paired round by round with the
+baseline **keys warm, no claim cache** (keys already fetched; every request checks the signature
+and the claims, ``TokenVerifier(cache_size=0)``):
 
+* **claims cached**: the verified claims are remembered by token hash until the token expires;
 * **cold**: a fresh verifier per request, so every request fetches the realm's OIDC discovery
   document and JWKS (over a kept-alive connection), then verifies;
-* **keys warm, no claim cache**: keys already fetched; every request checks the signature and
-  the claims (``TokenVerifier(cache_size=0)``);
-* **claims cached**: the verified claims are remembered by token hash until the token expires;
-* **HTTP GET /api/core/v1/me**: the whole in-process request path (middleware, tenant lookup in
-  the registry, route) with the claims cached, for scale.
+* and, without a baseline, **HTTP GET /api/core/v1/me**: the whole in-process request path
+  (middleware, tenant lookup, route) with the claims cached, for scale (``request_path.py``
+  measures the served path against bare Starlette).
 
 The issuer is the real Keycloak of ``scripts/services.sh up keycloak`` (``TEST_KEYCLOAK_URL``,
 ``TEST_KEYCLOAK_ADMIN``, ``TEST_KEYCLOAK_PASSWORD``): the benchmark provisions a tenant (which
@@ -19,28 +20,28 @@ ES256 tokens from the dev issuer) on loopback.
 Usage::
 
     set -a; . /tmp/plexica-services/env; set +a
-    .venv/bin/python benchmarks/auth_bench.py [--iterations 20000] [--cold 200] [--no-keycloak]
+    .venv/bin/python benchmarks/auth_bench.py [--iterations 5000] [--cold 50] [--rounds 7] [--quick] [--no-keycloak]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
 import socket
-import statistics
+import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
+import _paired
 import attrs
 import httpx2
 import uvicorn
+from _paired import Figure, Measure, paired, per_op, single
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -52,53 +53,11 @@ from plexica.identity.keycloak import AdminUser, KeycloakAdmin
 from plexica.platform import Platform
 from plexica.settings import Settings
 
+BENCH = "auth"
+
 AUDIENCE = "plexica-api"
 PASSWORD = "Bench-Passw0rd-1"  # noqa: S105 - the bench user of a throwaway realm
 BENCH_CLIENT = "plexica-bench"
-
-
-@attrs.frozen
-class Row:
-    scenario: str
-    samples: list[float]  # seconds per request
-
-    def cells(self) -> list[str]:
-        ordered = sorted(self.samples)
-        mean = statistics.fmean(ordered)
-        p50 = ordered[len(ordered) // 2]
-        p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-        return [
-            self.scenario,
-            str(len(ordered)),
-            f"{mean * 1e6:,.1f}",
-            f"{p50 * 1e6:,.1f}",
-            f"{p95 * 1e6:,.1f}",
-            f"{1 / mean:,.0f}",
-        ]
-
-
-def print_table(title: str, rows: list[Row]) -> None:
-    header = ["scenario", "requests", "mean µs", "p50 µs", "p95 µs", "per second"]
-    lines = [header, *(row.cells() for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    print(f"\n{title}")
-    for n, line in enumerate(lines):
-        print(
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-            )
-        )
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-async def timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 # ------------------------------------------------------------------ issuers under test
@@ -159,6 +118,7 @@ async def in_process_issuer(data_dir: Path) -> AsyncIterator[Setup]:
         load_entry_points=False,
         auth={"audience": AUDIENCE, "keycloak": {"url": base_url}},
         http={"access_log": False},
+        rate_limit={"enabled": False},  # this bench measures verification, not the limiter
     )
     with oidc_server(issuer):
         token = issuer.mint(realm=f"tenant-{slug}", subject=str(uuid.uuid4()), roles=["member"], username="bench")
@@ -181,6 +141,7 @@ async def keycloak_issuer(data_dir: Path, url: str) -> AsyncIterator[Setup]:
             },
         },
         http={"access_log": False, "plugin_timeout_seconds": 90},
+        rate_limit={"enabled": False},  # this bench measures verification, not the limiter
     )
     assert settings.auth.keycloak is not None
     async with KeycloakAdmin(settings.auth.keycloak, audience=AUDIENCE) as admin:
@@ -234,10 +195,10 @@ def make_verifier(platform: Platform, http: httpx2.AsyncClient, *, cache_size: i
     )
 
 
-async def run(setup: Setup, iterations: int, cold: int) -> list[Row]:
+async def run(setup: Setup, iterations: int, cold: int, rounds: int) -> list[Figure]:
     app = create_app(setup.settings)
     platform: Platform = app.state.platform
-    rows = []
+    figures = []
     async with app.router.lifespan_context(app):
         keycloak = setup.settings.auth.keycloak
         if keycloak is None or not keycloak.manages_realms:  # else keycloak_issuer provisioned it
@@ -248,15 +209,34 @@ async def run(setup: Setup, iterations: int, cold: int) -> list[Row]:
                 await make_verifier(platform, http).verify(setup.token)
 
             await cold_call()  # open the connection: "cold" means keys, not TCP
-            rows.append(Row("cold (discovery + JWKS fetched)", await timed(cold, cold_call)))
-
             uncached = make_verifier(platform, http, cache_size=0)
-            await uncached.verify(setup.token)
-            rows.append(Row("keys warm, no claim cache", await timed(iterations, lambda: uncached.verify(setup.token))))
-
             cached = make_verifier(platform, http)
+            await uncached.verify(setup.token)
             await cached.verify(setup.token)
-            rows.append(Row("claims cached", await timed(iterations, lambda: cached.verify(setup.token))))
+
+            def verify_uncached() -> Measure:
+                return lambda: per_op(lambda: uncached.verify(setup.token), iterations)
+
+            figures.append(
+                await paired(
+                    BENCH,
+                    "claims cached (token hash hit)",
+                    lambda: per_op(lambda: cached.verify(setup.token), iterations),
+                    "keys warm, signature + claims checked",
+                    verify_uncached(),
+                    rounds=rounds,
+                )
+            )
+            figures.append(
+                await paired(
+                    BENCH,
+                    "cold: discovery + JWKS fetched, then verified",
+                    lambda: per_op(cold_call, cold),
+                    "keys warm, signature + claims checked",
+                    verify_uncached(),
+                    rounds=rounds,
+                )
+            )
 
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -267,24 +247,27 @@ async def run(setup: Setup, iterations: int, cold: int) -> list[Row]:
                 assert response.status_code == 200, response.text
 
             await request()
-            rows.append(Row("HTTP GET /api/core/v1/me (claims cached)", await timed(iterations // 4, request)))
-    return rows
+            name = "HTTP GET /api/core/v1/me in process (claims cached)"
+            figures.append(await single(BENCH, name, lambda: per_op(request, max(1, iterations // 10)), rounds=rounds))
+    return figures
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, default=20_000, help="requests per warm scenario")
-    parser.add_argument("--cold", type=int, default=200, help="requests of the cold scenario")
+async def main(argv: list[str]) -> int:
+    parser = _paired.parser(__doc__)
+    parser.add_argument("--iterations", type=int, default=5_000, help="verifications per round (--quick: 300)")
+    parser.add_argument("--cold", type=int, default=50, help="cold verifications per round (--quick: 10)")
     parser.add_argument("--no-keycloak", action="store_true", help="use the in-process OIDC server")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    iterations, cold = (300, 10) if args.quick else (args.iterations, args.cold)
     url = keycloak_url(not args.no_keycloak)
     with tempfile.TemporaryDirectory() as data_dir:
         issuer = keycloak_issuer(Path(data_dir), url) if url else in_process_issuer(Path(data_dir))
         async with issuer as setup:
-            rows = await run(setup, args.iterations, args.cold)
+            figures = await run(setup, iterations, cold, _paired.rounds_for(args))
     source = f"Keycloak at {url} (RS256)" if url else "in-process OIDC server (ES256, dev issuer keys)"
-    print_table(f"Token verification per request; issuer: {source}", rows)
+    print(f"issuer: {source}")
+    return _paired.finish([attrs.evolve(f, note=source.split(" (")[0]) for f in figures])
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main(sys.argv[1:])))

@@ -1,29 +1,32 @@
 """Event-bus throughput on a real broker: raw aiokafka against ``KafkaEventBus``, in one run.
 
-Measures, on the same broker and topic layout:
+Paired rounds, on the same broker and topic layout, each ratio against raw aiokafka doing the
+same sends (``acks="all"``, 1 KB values) in the same round:
 
-* raw aiokafka publishing 1 KB values (``acks="all"``, batched: send everything, then await);
-* ``KafkaEventBus.publish_many`` and concurrent ``publish`` of ~1 KB events (validation, envelope, headers);
-* raw aiokafka consuming, and ``KafkaEventBus`` consuming and dispatching to a handler in the
-  tenant's context (decode, tenant lookup, activity check, handler, commit);
-* the transactional outbox on a whole platform (SQLite files, and PostgreSQL when
-  ``TEST_DATABASE_URL`` is set): writing events inside tenant transactions, and the relay
-  publishing the piled-up rows to the same broker and marking them sent.
+* ``KafkaEventBus.publish``, single events, ``CONCURRENCY`` in flight, against the raw send loop
+  (send every value, then await all: the issue's baseline) and against raw ``send_and_wait`` with
+  the same concurrency (like for like);
+* ``publish``, one event at a time awaited (a request publishing one event), against raw
+  ``send_and_wait`` one at a time: the latency of a single publish;
+* ``publish_many`` of the same events in one call, against the raw send loop.
+
+Then, without a baseline (costs per event): ``KafkaEventBus`` consuming and dispatching to a
+handler in the tenant's context, and (not under ``--quick``) the transactional outbox on a whole
+platform (SQLite, and PostgreSQL when ``TEST_DATABASE_URL`` is set): writing events inside
+tenant transactions, and the relay publishing the piled-up rows and marking them sent.
 
 Concurrent ``bus.publish`` calls are coalesced into shared record batches by the bus (see
 ``plexica.events._kafka_batcher``); before that they reached ~0.61x raw aiokafka.
 
-Targets from the events issue: direct publish >= 0.8x raw aiokafka; dispatch >= 10,000 events/s;
-outbox relay >= 5,000 events/s.
-Each measure also reports this process's CPU time per event, which stays meaningful when other
-work shares the machine (wall-clock rates then swing by 2x between rounds). The topics it creates
-are deleted at the end: the test broker keeps everything in memory.
+Targets from the events issue: publish >= 0.8x raw aiokafka; dispatch >= 10,000 events/s
+(<= 100 us per event); outbox relay >= 5,000 events/s. The topics it creates are deleted at the
+end: the test broker keeps everything in memory.
 
 Usage::
 
     set -a; . /tmp/plexica-services/env; set +a
-    .venv/bin/python benchmarks/events_bench.py [--events 50000] [--rounds 3] [--outbox-events 20000]
-        [--bootstrap 127.0.0.1:59092]
+    .venv/bin/python benchmarks/events_bench.py [--events 20000] [--rounds 5] [--quick]
+        [--outbox-events 20000] [--bootstrap 127.0.0.1:59092]
 """
 
 from __future__ import annotations
@@ -31,20 +34,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
-import secrets
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
+import _paired
 import attrs
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from _paired import Figure, paired
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from sqlalchemy import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from tests.plexica.db.support import fresh_postgres_database
 
 from plexica.events import KafkaEventBus, KafkaOptions, source_for
 from plexica.events.outbox import OutboxRelay
@@ -55,10 +59,11 @@ from plexica_sdk.context import use
 from plexica_sdk.protocols import Host
 from plexica_sdk.types import Event, EventTypeDef, Subscription, TenantContext
 
+BENCH = "events"
+
 PLUGIN = f"bench{uuid.uuid4().hex[:6]}"  # fresh types, so no earlier run's topics match the consumer
 EVENT_TYPE = f"{PLUGIN}.record.created"
 DISPATCH_TYPE = f"{PLUGIN}.record.dispatched"  # its own topic: the dispatch runs read only these
-CHECKED_TYPE = f"{PLUGIN}.record.checked"  # the same payload, with a JSON Schema to validate
 OUTBOX_TYPE = f"{PLUGIN}.record.relayed"  # written in transactions, published by the relay
 EVENTS_PER_TRANSACTION = 500
 SCHEMA = {"type": "object", "properties": {"seq": {"type": "integer"}, "body": {"type": "string"}}}
@@ -66,8 +71,6 @@ PAYLOAD = b"x" * 1024
 BODY = "x" * 1000  # with the envelope's JSON, about 1 KB of value
 PARTITIONS = 3
 CONCURRENCY = 2000  # in-flight single publishes, as from many concurrent requests
-CHUNK = 1000  # events per publish_many call in the pipelined measure
-CHUNKS_IN_FLIGHT = 8  # e.g. an outbox relay with several batches in flight
 LINGER_MS = 5
 BATCH_BYTES = 256 * 1024
 
@@ -105,21 +108,13 @@ class BenchPlugin:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(server_url: str | None) -> Any:
+async def fresh_database(server_url: str | None) -> AsyncIterator[str | None]:
     """None for SQLite; else an empty PostgreSQL database on the server of ``server_url``, dropped after."""
     if server_url is None:
         yield None
         return
-    name = f"plexica_bench_{secrets.token_hex(4)}"
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.dispose()
+    async with fresh_postgres_database(server_url) as url:
+        yield url
 
 
 async def outbox(bootstrap: str, count: int, server_url: str | None) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -186,12 +181,12 @@ def make_events(ctx: TenantContext, count: int, event_type: str = EVENT_TYPE) ->
     ]
 
 
-def raw_producer(bootstrap: str) -> AIOKafkaProducer:
+def raw_producer(bootstrap: str, linger_ms: int = LINGER_MS) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=False,
-        linger_ms=LINGER_MS,
+        linger_ms=linger_ms,
         max_batch_size=BATCH_BYTES,
     )
 
@@ -218,10 +213,12 @@ async def raw_publish(producer: AIOKafkaProducer, topic: str, count: int) -> tup
     return clock.done()
 
 
-async def raw_publish_concurrent(producer: AIOKafkaProducer, topic: str, count: int) -> tuple[float, float]:
-    """The baseline for single publishes: ``CONCURRENCY`` tasks each awaiting one acknowledgement at a time."""
+async def raw_publish_concurrent(
+    producer: AIOKafkaProducer, topic: str, count: int, concurrency: int = CONCURRENCY
+) -> tuple[float, float]:
+    """The baseline for single publishes: ``concurrency`` tasks each awaiting one acknowledgement at a time."""
     clock = Clock(count)
-    await run_concurrently(count, lambda i: producer.send_and_wait(topic, PAYLOAD))
+    await run_concurrently(count, lambda i: producer.send_and_wait(topic, PAYLOAD), concurrency)
     return clock.done()
 
 
@@ -237,32 +234,18 @@ async def run_concurrently(count: int, call: Callable[[int], Awaitable[Any]], co
             tasks.create_task(worker())
 
 
-async def raw_consume(bootstrap: str, topic: str, count: int) -> tuple[float, float]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", max_poll_records=2000)
-    async with consumer:
-        seen = 0
-        clock = None
-        while seen < count:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
-            if clock is None and batch:
-                clock = Clock(count)
-            seen += sum(len(records) for records in batch.values())
-        assert clock is not None
-        return clock.done()
-
-
 async def bus_publish(
     bus: KafkaEventBus, ctx: TenantContext, count: int, mode: str, event_type: str = EVENT_TYPE
 ) -> tuple[float, float]:
-    """Publish ``count`` pre-built events: in one call, in pipelined chunks, or one by one concurrently."""
+    """Publish ``count`` pre-built events: in one call, one by one concurrently, or one at a time awaited."""
     events = make_events(ctx, count, event_type)
     with use(ctx):  # as from a request or handler: the tenant's slug is known
         clock = Clock(count)
         if mode == "one call":
             await bus.publish_many(events)
-        elif mode == "chunks":
-            chunk = lambda i: bus.publish_many(events[i * CHUNK : (i + 1) * CHUNK])  # noqa: E731
-            await run_concurrently(count // CHUNK, chunk, CHUNKS_IN_FLIGHT)
+        elif mode == "sequential":
+            for event in events:
+                await bus.publish(event)
         else:
             await run_concurrently(count, lambda i: bus.publish(events[i]))
         return clock.done()
@@ -290,11 +273,23 @@ async def dispatch(
     return ((len(stamps) - 1) / (stamps[-1] - stamps[0]), cpu), (len(stamps) / (stamps[-1] - clock.wall), cpu)
 
 
-async def main(bootstrap: str, count: int, rounds: int, outbox_count: int, database_url: str | None) -> None:
+def cost(measure: Callable[[], Awaitable[tuple[float, float]]]) -> _paired.Measure:
+    """A measure returning (events/s, CPU us/event) as the seconds per event that pairing compares."""
+
+    async def seconds() -> float:
+        rate, _ = await measure()
+        return 1 / rate
+
+    return seconds
+
+
+async def run(args: argparse.Namespace) -> list[Figure]:
+    rounds, count = _paired.rounds_for(args), (2_000 if args.quick else args.events)
+    sequential = max(20, count // 100)
     tenant = f"bench{uuid.uuid4().hex[:8]}"
     ctx = TenantContext(tenant_id=str(uuid.uuid4()), slug=tenant, schema=f"tenant_{tenant}")
     raw_topic = f"{tenant}-raw"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=args.bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(raw_topic, PARTITIONS, 1)])
@@ -302,125 +297,80 @@ async def main(bootstrap: str, count: int, rounds: int, outbox_count: int, datab
         await admin.close()
     settings = EventSettings(
         backend="kafka",
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=args.bootstrap,
         partitions=PARTITIONS,
         replication_factor=1,
         enable_idempotence=False,  # Tansu does not support aiokafka's idempotent producer
         dead_letter_topic=f"{tenant}-dlq",
     )
-    options = KafkaOptions(linger_ms=LINGER_MS, max_batch_size=BATCH_BYTES)
-    publisher = KafkaEventBus(settings, BenchDelivery(ctx), options=options)
+    publisher = KafkaEventBus(
+        settings, BenchDelivery(ctx), options=KafkaOptions(linger_ms=LINGER_MS, max_batch_size=BATCH_BYTES)
+    )
     publisher.registry.register(PLUGIN, EventTypeDef(type=EVENT_TYPE))
     publisher.registry.register(PLUGIN, EventTypeDef(type=DISPATCH_TYPE))
-    publisher.registry.register(PLUGIN, EventTypeDef(type=CHECKED_TYPE, schema=SCHEMA))
-
-    measures: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {}
-    results: dict[str, list[tuple[float, float]]] = {}
-    async with raw_producer(bootstrap) as producer, publisher:
-        await producer.send_and_wait(raw_topic, b"warm-up")
-        for event_type in (EVENT_TYPE, CHECKED_TYPE):  # topic creation and metadata out of the timing
-            with use(ctx):
-                await publisher.publish(make_events(ctx, 1, event_type)[0])
-        measures = {
-            RAW: lambda: raw_publish(producer, raw_topic, count),
-            RAW_CONCURRENT: lambda: raw_publish_concurrent(producer, raw_topic, count),
-            MANY: lambda: bus_publish(publisher, ctx, count, "one call"),
-            CHUNKS: lambda: bus_publish(publisher, ctx, count, "chunks"),
-            CHUNKS_CHECKED: lambda: bus_publish(publisher, ctx, count, "chunks", CHECKED_TYPE),
-            SINGLE: lambda: bus_publish(publisher, ctx, count, "single"),
-        }
-        # Interleave the measures so broker warm-up and machine noise spread over all of them.
-        for _ in range(rounds):
-            for name, measure in measures.items():
-                results.setdefault(name, []).append(await measure())
-        with use(ctx):
-            await publisher.publish_many(make_events(ctx, count, DISPATCH_TYPE))
+    figures: list[Figure] = []
     try:
-        results[RAW_READ] = [await raw_consume(bootstrap, raw_topic, 2 * rounds * count + 1)]
-        for _ in range(rounds):  # a fresh consumer group each time reads them all again
-            first_to_last, with_join = await dispatch(settings, ctx, f"bench-{uuid.uuid4().hex[:6]}", count)
-            results.setdefault(DISPATCH, []).append(first_to_last)
-            results.setdefault(DISPATCH_JOIN, []).append(with_join)
-        for _ in range(rounds):
-            for name, url in (("SQLite", None), ("PostgreSQL", database_url)):
+        async with raw_producer(args.bootstrap) as producer, raw_producer(args.bootstrap, 0) as eager, publisher:
+            await producer.send_and_wait(raw_topic, b"warm-up")
+            await eager.send_and_wait(raw_topic, b"warm-up")
+            with use(ctx):  # topic creation and metadata out of the timing
+                await publisher.publish(make_events(ctx, 1)[0])
+            loop = cost(lambda: raw_publish(producer, raw_topic, count))
+            pairs = [
+                (f"bus.publish, {CONCURRENCY} concurrent", "single", count, "raw send() loop, then await all", loop),
+                (
+                    f"bus.publish, {CONCURRENCY} concurrent",
+                    "single",
+                    count,
+                    f"raw send_and_wait, {CONCURRENCY} concurrent",
+                    cost(lambda: raw_publish_concurrent(producer, raw_topic, count)),
+                ),
+                (
+                    "bus.publish, one at a time",
+                    "sequential",
+                    sequential,
+                    "raw send_and_wait, one at a time, linger 0",
+                    cost(lambda: raw_publish_concurrent(eager, raw_topic, sequential, 1)),
+                ),
+                ("bus.publish_many, one call", "one call", count, "raw send() loop, then await all", loop),
+            ]
+            for name, mode, n, baseline_name, baseline in pairs:
+                subject = cost(functools.partial(bus_publish, publisher, ctx, n, mode))
+                figure = await paired(BENCH, name, subject, baseline_name, baseline, rounds=rounds)
+                met = "ok" if (figure.ratio or 0) >= 0.8 else "MISSED"
+                figures.append(attrs.evolve(figure, note=f"target >= 0.8x: {met}"))
+            with use(ctx):
+                await publisher.publish_many(make_events(ctx, count, DISPATCH_TYPE))
+
+        async def dispatched() -> float:  # a fresh consumer group each time reads them all again
+            first_to_last, _ = await dispatch(settings, ctx, f"bench-{uuid.uuid4().hex[:6]}", count)
+            return 1 / first_to_last[0]
+
+        figure = await _paired.single(BENCH, "bus consume + dispatch, per event", dispatched, rounds=min(rounds, 3))
+        figures.append(attrs.evolve(figure, note=f"target <= 100 us: {'ok' if figure.subject <= 1e-4 else 'MISSED'}"))
+        if not args.quick:
+            for name, url in (("SQLite", None), ("PostgreSQL", args.database_url)):
                 if name == "PostgreSQL" and url is None:
                     continue
-                written, relayed = await outbox(bootstrap, outbox_count, url)
-                results.setdefault(f"outbox write ({name}, {EVENTS_PER_TRANSACTION}/transaction)", []).append(written)
-                results.setdefault(f"outbox relay ({name}) publish + mark sent", []).append(relayed)
+                written, relayed = await outbox(args.bootstrap, args.outbox_events, url)
+                figures.append(Figure(BENCH, f"outbox write ({name}), per event", 1 / written[0], 1))
+                note = f"target <= 200 us: {'ok' if relayed[0] >= 5_000 else 'MISSED'}"
+                figures.append(Figure(BENCH, f"outbox relay ({name}), per event", 1 / relayed[0], 1, note=note))
     finally:  # the test broker keeps everything in memory
         topics = [raw_topic, settings.dead_letter_topic]
-        topics += [publisher.topics.topic_for(t, tenant) for t in (EVENT_TYPE, CHECKED_TYPE, DISPATCH_TYPE)]
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics(topics)
-        finally:
-            await admin.close()
-    report(count, rounds, results)
+        topics += [publisher.topics.topic_for(t, tenant) for t in (EVENT_TYPE, DISPATCH_TYPE)]
+        await delete_topics(args.bootstrap, lambda topic: topic in topics)
+    return figures
 
 
-RAW = "raw aiokafka send() loop, then await all"
-RAW_CONCURRENT = f"raw aiokafka send_and_wait, {CONCURRENCY} concurrent"
-MANY = "bus.publish_many, one call"
-CHUNKS = f"bus.publish_many, {CHUNK}-event calls, {CHUNKS_IN_FLIGHT} concurrent"
-CHUNKS_CHECKED = "  same, type with a JSON Schema"
-SINGLE = f"bus.publish, {CONCURRENCY} concurrent"
-RAW_READ = "raw aiokafka consume"
-DISPATCH = "bus consume + dispatch (first to last event)"
-DISPATCH_JOIN = "bus consume + dispatch (incl. start and group join)"
-BASELINE = {MANY: RAW, CHUNKS: RAW, CHUNKS_CHECKED: RAW, SINGLE: RAW_CONCURRENT}
-TARGETS = {
-    MANY: 0.8,
-    CHUNKS: 0.8,
-    CHUNKS_CHECKED: 0.8,
-    SINGLE: 0.8,
-    DISPATCH: 10_000,
-    "outbox relay (SQLite) publish + mark sent": 5_000,
-    "outbox relay (PostgreSQL) publish + mark sent": 5_000,
-}
-
-
-def report(count: int, rounds: int, results: dict[str, list[tuple[float, float]]]) -> None:
-    """Best wall-clock rate per measure, and the lowest CPU cost per event of this process.
-
-    The CPU ratio (baseline µs / our µs) is what the wall ratio would be if the publisher's CPU
-    were the only limit; it holds steady when other work shares the machine.
-    """
-    rate = {name: max(r for r, _ in runs) for name, runs in results.items()}
-    cpu = {name: min(c for _, c in runs) for name, runs in results.items()}
-    print(f"\n{count:,} events of ~1 KB per publish measure; best of {rounds} interleaved rounds\n")
-    header = f"{'measure':<50} {'events/s':>9} {'vs base':>8} {'CPU µs/ev':>10} {'vs base':>8} {'target':>8}  met"
-    print(header)
-    for name in results:
-        baseline, target = BASELINE.get(name), TARGETS.get(name)
-        wall_ratio = rate[name] / rate[baseline] if baseline else None
-        cpu_ratio = cpu[baseline] / cpu[name] if baseline else None
-        if target is None:
-            shown = met = ""
-        elif wall_ratio is not None and cpu_ratio is not None:
-            shown = f">={target}x"
-            met = "yes" if wall_ratio >= target else ("cpu" if cpu_ratio >= target else "NO")
-        else:
-            shown, met = f">={target:,.0f}", "yes" if rate[name] >= target else "NO"
-        wall_text = "" if wall_ratio is None else f"{wall_ratio:.2f}x"
-        cpu_text = "" if cpu_ratio is None else f"{cpu_ratio:.2f}x"
-        print(f"{name:<50} {rate[name]:>9,.0f} {wall_text:>8} {cpu[name]:>10.1f} {cpu_text:>8} {shown:>8}  {met}")
-    rounds_text = {name: " ".join(f"{r:,.0f}" for r, _ in runs) for name, runs in results.items() if len(runs) > 1}
-    print("\nwall-clock rates of every round:")
-    for name, text in rounds_text.items():
-        print(f"  {name:<48} {text}")
-    print("met: yes = wall-clock ratio met; cpu = met only on CPU cost per event (the machine was busy)")
+def main(argv: list[str]) -> int:
+    parser = _paired.parser(__doc__, rounds=5)
+    parser.add_argument("--bootstrap", default=os.environ.get("TEST_KAFKA_BOOTSTRAP", "127.0.0.1:59092"))
+    parser.add_argument("--events", type=int, default=20_000, help="events per publish round (--quick: 2,000)")
+    parser.add_argument("--outbox-events", type=int, default=20_000)
+    parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"), help="PostgreSQL server")
+    return _paired.finish(asyncio.run(run(parser.parse_args(argv))))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--bootstrap", default=os.environ.get("TEST_KAFKA_BOOTSTRAP", "127.0.0.1:59092"))
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--outbox-events", type=int, default=20_000)
-    parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"), help="PostgreSQL server")
-    arguments = parser.parse_args()
-    asyncio.run(
-        main(arguments.bootstrap, arguments.events, arguments.rounds, arguments.outbox_events, arguments.database_url)
-    )
+    sys.exit(main(sys.argv[1:]))

@@ -1,58 +1,52 @@
-"""Permission checks: Plexica's engine against pycasbin on the same policies, in one run.
+"""Permission checks: Plexica's engine beside pycasbin on the same RBAC policy, in paired rounds.
 
 The RBAC-with-domains policy: 1,000 users, 50 roles, 500 permissions (100 resources x 5
 actions), 10 domains (Plexica workspaces). Each role holds 10 permissions in every domain; each
 user holds 2 or 3 roles, each in one domain. Casbin gets it as ``p``/``g`` lines; Plexica as
-custom roles and workspace-scoped grants in a real tenant schema (SQLite), behind its caches.
-Before timing, every query's answer is compared between the engines.
+custom roles and workspace-scoped grants in a real tenant schema. Before timing, 2,000 answers
+are compared between the engines.
 
-Measured, per check:
+Every figure is paired, round by round, with pycasbin's ``FastEnforcer.enforce`` answering the
+same (user, domain, object, action) questions (for ABAC: casbin's ``r.sub == r.obj.owner``):
 
-* a precomputed ``(user, domain, key) in set`` lookup (the floor);
-* Plexica, cached: a repeated check in a warm request (L1), through ``await engine.authorize``,
-  both as a request repeats them and interleaved over all 10,000 (user, domain) requests;
-* Plexica, a new permission in a warm request (subject resolved, decision not yet memoized);
-* Plexica, first check of a new request with the user's grants in L2 (counters + entry + decode);
-* Plexica, first check of a user, cold (L2 miss: the grants are read from the database);
-* the same two first checks with Redis as L2, when ``TEST_REDIS_URL`` is set, and the cold one
-  on PostgreSQL, when ``TEST_DATABASE_URL`` is set; each cold row is followed by the database's
-  floor, a transaction of one ``SELECT 1``, since a cold check cannot cost less;
-* pycasbin ``FastEnforcer`` (``cache_key_order`` on domain and object) and plain ``Enforcer``;
-* ABAC, "owners read their documents": Plexica's policy (in a warm request) against casbin's
-  ``r.sub == r.obj.owner`` matcher.
+* **first check of a request**: a new request's first ``authorize`` resolves its subject (tenant
+  and user counters and the user's grant entry from L2, decode) before deciding; this is what
+  every real request pays once. With the user's entry in L2 (memory, and Redis when
+  ``TEST_REDIS_URL`` is set), and cold (the entry deleted: grants read from the database:
+  SQLite, and PostgreSQL when ``TEST_DATABASE_URL`` is set);
+* a repeated check within a warm request (the request's memoized decisions);
+* ABAC, "owners read their documents", in a warm request.
 
-Targets (permission engine issue): cached <= 2 us at p50 and >= 25x faster than FastEnforcer;
-first check of a user < 500 us.
-
-pycasbin is a benchmark-only dependency (``pip install pycasbin``).
+casbin holds its whole policy in process memory and never reads a cache or a database, so the
+first-check rows compare a request's full subject load with an in-memory lookup: the honest
+price of a first check, not a like-for-like engine comparison (the repeated-check row is that).
 
 Usage::
 
-    set -a; . /tmp/plexica-services/env; set +a   # optional: Redis as L2 too
-    .venv/bin/python benchmarks/permissions_bench.py [--checks 20000] [--cold 300] [--seed 1]
+    set -a; . /tmp/plexica-services/env; set +a   # optional: Redis and PostgreSQL rows
+    .venv/bin/python benchmarks/permissions_bench.py [--checks 300] [--rounds 7] [--quick] [--seed 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
-import gc
 import os
 import random
-import statistics
+import sys
 import tempfile
-import time
-import tracemalloc
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import _paired
 import attrs
 import casbin  # type: ignore[import-untyped, import-not-found, unused-ignore]  # bench group only, untyped
 import sqlalchemy as sa
+from _paired import Figure, Measure, paired, per_op, sync_per_op
 
 from plexica.cache import MemoryCache, RedisCache
 from plexica.db.engine import Database, PostgresDatabase, SqliteDatabase
@@ -63,6 +57,7 @@ from plexica.permissions import models as tables
 from plexica.permissions.cache import PermissionCache
 from plexica.plugins import PluginManager, discover
 from plexica.settings import DatabaseSettings
+from plexica_sdk.protocols import Cache
 from plexica_sdk.types import Policy, Principal, TenantContext
 
 USERS, ROLES, RESOURCES, ACTIONS, DOMAINS = 1000, 50, 100, 5, 10
@@ -141,46 +136,6 @@ def casbin_enforcers(data: Dataset, directory: Path) -> tuple[Any, Any]:
     return plain, fast
 
 
-@attrs.frozen
-class Result:
-    name: str
-    samples: list[float]  # microseconds
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def p99(self) -> float:
-        return statistics.quantiles(self.samples, n=100)[98] if len(self.samples) >= 100 else max(self.samples)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.samples)
-
-
-def timed(name: str, calls: Sequence[Callable[[], Any]]) -> Result:
-    gc.collect()  # every scenario starts from a clean heap; collections during timing still count
-    samples = []
-    clock = time.perf_counter_ns
-    for call in calls:
-        start = clock()
-        call()
-        samples.append((clock() - start) / 1000)
-    return Result(name, samples)
-
-
-async def atimed(name: str, calls: Sequence[Callable[[], Awaitable[Any]]]) -> Result:
-    gc.collect()
-    samples = []
-    clock = time.perf_counter_ns
-    for call in calls:
-        start = clock()
-        await call()
-        samples.append((clock() - start) / 1000)
-    return Result(name, samples)
-
-
 async def tenant_with(db: Database, data: Dataset) -> TenantContext:
     schema = f"tenant_bench_{uuid.uuid4().hex[:8]}"
     await db.create_schema(schema)
@@ -233,129 +188,133 @@ async def select_one(db: Database, ctx: TenantContext) -> None:
         await session.execute(sa.text("SELECT 1"))
 
 
-async def first_checks(
-    name: str, engine: PermissionEngine, ctx: TenantContext, queries: list[tuple[str, str, str]], *, cold: bool
-) -> Result:
-    """The first check of a new request per query; ``cold``: the user's L2 entry is gone too."""
-    calls: list[Callable[[], Awaitable[Any]]] = []
-    for user, dom, key in queries:
-        fresh = request(ctx, user, dom)
-        if cold:
-            await engine.cache.cache.delete(PermissionCache.entry_key(ctx.slug, user))
-        else:
-            await engine.authorize(request(ctx, user, dom), key)  # puts the user's grants in L2
-        calls.append(partial(engine.authorize, fresh, key))
-    return await atimed(name, calls)
+Question = tuple[str, str, str, str]  # user, domain, object, action
+BENCH = "permissions"
+FAST = "casbin FastEnforcer.enforce"
 
 
-async def run(args: argparse.Namespace) -> list[Result]:
+def first_check(engine: PermissionEngine, ctx: TenantContext, sample: list[Question], *, cold: bool) -> Measure:
+    """A round of new requests' first checks; ``cold``: each user's L2 entry deleted beforehand (untimed)."""
+
+    async def measure() -> float:
+        pending = []
+        for user, dom, obj, act in sample:
+            if cold:
+                await engine.cache.cache.delete(PermissionCache.entry_key(ctx.slug, user))
+            else:
+                await engine.authorize(request(ctx, user, dom), f"bench:{obj}:{act}")  # the entry is in L2
+            pending.append((request(ctx, user, dom), f"bench:{obj}:{act}"))
+        started = asyncio.get_running_loop().time()
+        for fresh, key in pending:
+            await engine.authorize(fresh, key)
+        return (asyncio.get_running_loop().time() - started) / len(pending)
+
+    return measure
+
+
+def casbin_side(fast: Any, sample: list[Question], repeat: int = 20) -> Measure:
+    """FastEnforcer answering the same questions (repeated: one pass is too short to time alone)."""
+    calls = sample * repeat
+    enforce = fast.enforce
+
+    async def measure() -> float:
+        return sync_per_op(lambda: [enforce(*q) for q in calls], 1) / len(calls)
+
+    return measure
+
+
+@contextlib.asynccontextmanager
+async def backends(sqlite: Database, data: Dataset, sqlite_ctx: TenantContext) -> AsyncIterator[list[Any]]:
+    """(label, database, L2 cache, tenant) for every combination the machine offers."""
+    found: list[Any] = [("memory L2, SQLite", sqlite, MemoryCache(max_entries=100_000), sqlite_ctx)]
+    async with contextlib.AsyncExitStack() as stack:
+        redis: Cache | None = None
+        if os.environ.get("TEST_REDIS_URL"):
+            redis = await stack.enter_async_context(RedisCache(os.environ["TEST_REDIS_URL"]))
+            found.append(("Redis L2, SQLite", sqlite, redis, sqlite_ctx))
+        if os.environ.get("TEST_DATABASE_URL"):
+            postgres = await stack.enter_async_context(
+                PostgresDatabase(DatabaseSettings(url=os.environ["TEST_DATABASE_URL"]))
+            )
+            pg_ctx = await tenant_with(postgres, data)
+            stack.push_async_callback(postgres.drop_schema, pg_ctx.schema)
+            label = "Redis L2, PostgreSQL" if redis is not None else "memory L2, PostgreSQL"
+            found.append((label, postgres, redis or MemoryCache(max_entries=100_000), pg_ctx))
+        yield found
+        if redis is not None:
+            for _, _, _, ctx in found:
+                await redis.delete_prefix(f"tenant:{ctx.slug}:")
+
+
+async def run(args: argparse.Namespace) -> list[Figure]:
+    rounds = _paired.rounds_for(args)
+    checks = min(args.checks, 60) if args.quick else args.checks
     rng = random.Random(args.seed)
     data = dataset(rng)
     allowed = data.allowed()
-    users, domains = list(data.grants), [f"w{d}" for d in range(DOMAINS)]
-    held = sorted(allowed)
-    queries = []
-    for _ in range(args.checks):  # half of the questions are about something the user holds
+    users, domains, held = list(data.grants), [f"w{d}" for d in range(DOMAINS)], sorted(allowed)
+    queries: list[Question] = []
+    for _ in range(20_000):  # half of the questions are about something the user holds
         if rng.random() < 0.5:
             queries.append(rng.choice(held))
         else:
-            obj, act = f"r{rng.randrange(RESOURCES)}", f"a{rng.randrange(ACTIONS)}"
-            queries.append((rng.choice(users), rng.choice(domains), obj, act))
-    results: list[Result] = []
+            queries.append(
+                (rng.choice(users), rng.choice(domains), f"r{rng.randrange(RESOURCES)}", f"a{rng.randrange(ACTIONS)}")
+            )
+    one_per_user = list({q[0]: q for q in queries}.values())
+    figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as tmp:
-        plain, fast = casbin_enforcers(data, Path(tmp))
+        _, fast = casbin_enforcers(data, Path(tmp))
         async with SqliteDatabase(Path(tmp) / "db") as db:
             ctx = await tenant_with(db, data)
             plugins = PluginManager(discover(use_entry_points=False))
-            # Each benchmark "request" lives for the whole run; real ones last well under the
-            # default scope_ttl (1 s), after which a request re-validates its subject.
-            engine = PermissionEngine(db=db, cache=MemoryCache(max_entries=100_000), plugins=plugins, scope_ttl=3600.0)
-            await PermissionService(db, engine).create_policy(ctx, OWNERS_READ)
-
-            # Agreement first: every timed question gets the same answer from both engines.
-            requests = {(u, d): request(ctx, u, d) for u in users for d in domains}
-            for user, dom, obj, act in queries[:2000]:
-                ours = (await engine.authorize(requests[user, dom], f"bench:{obj}:{act}")).allowed
-                assert ours == fast.enforce(user, dom, obj, act) == ((user, dom, obj, act) in allowed)
-
-            results.append(timed("precomputed set lookup", [partial(allowed.__contains__, q) for q in queries]))
-            for user, dom, obj, act in queries:  # warm: every request's subject resolved, answers memoized
-                await engine.authorize(requests[user, dom], f"bench:{obj}:{act}")
-            in_requests = []  # a request checks a few permissions, some twice: 10 checks per request
-            for user, dom, obj, act in queries[: len(queries) // 10]:
-                r = request(ctx, user, dom)
-                await engine.subject(r)
-                keys = [f"bench:{obj}:{act}"] + [
-                    f"bench:r{rng.randrange(RESOURCES)}:a{rng.randrange(ACTIONS)}" for _ in range(4)
-                ]
-                for key in keys:
-                    await engine.authorize(r, key)
-                in_requests += [partial(engine.authorize, r, k) for k in keys * 2]
-            results.append(await atimed("plexica cached (repeated in a request)", in_requests))
-            results.append(
-                await atimed(
-                    "plexica cached (10,000 warm requests, mixed)",
-                    [partial(engine.authorize, requests[u, d], f"bench:{o}:{a}") for u, d, o, a in queries],
-                )
-            )
-            fresh = []
-            for user, dom, obj, act in queries[: args.cold * 4]:
-                r = request(ctx, user, dom)
-                await engine.subject(r)
-                fresh.append(partial(engine.authorize, r, f"bench:{obj}:{act}"))
-            results.append(await atimed("plexica new permission, warm request", fresh))
-            firsts = {u: (u, d, f"bench:{o}:{a}") for u, d, o, a in queries}  # one query per user
-            sample = rng.sample(sorted(firsts.values()), min(args.cold, len(firsts)))
-            results.append(await first_checks("plexica first check, L2 hit (memory)", engine, ctx, sample, cold=False))
-            results.append(await first_checks("plexica first check, cold (SQLite)", engine, ctx, sample, cold=True))
-            results.append(
-                await atimed("  floor: SELECT 1 transaction (SQLite)", [partial(select_one, db, ctx)] * args.cold)
-            )
-            if os.environ.get("TEST_REDIS_URL"):
-                async with RedisCache(os.environ["TEST_REDIS_URL"]) as redis:
-                    remote = PermissionEngine(db=db, cache=redis, plugins=plugins)
-                    await remote.model(ctx)
-                    results.append(
-                        await first_checks("plexica first check, L2 hit (Redis)", remote, ctx, sample, cold=False)
-                    )
-                    results.append(
-                        await first_checks("plexica first check, cold (Redis + SQLite)", remote, ctx, sample, cold=True)
-                    )
-                    await redis.delete_prefix(f"tenant:{ctx.slug}:")
-            if os.environ.get("TEST_DATABASE_URL"):
-                settings = DatabaseSettings(url=os.environ["TEST_DATABASE_URL"])
-                async with PostgresDatabase(settings) as postgres:
-                    pg_ctx = await tenant_with(postgres, data)
-                    try:
-                        on_pg = PermissionEngine(db=postgres, cache=MemoryCache(max_entries=100_000), plugins=plugins)
-                        await on_pg.model(pg_ctx)
-                        pg_sample = [(u, d, k) for u, d, k in sample]
-                        await first_checks("warm-up", on_pg, pg_ctx, pg_sample[:20], cold=True)
-                        results.append(
-                            await first_checks(
-                                "plexica first check, cold (PostgreSQL)", on_pg, pg_ctx, pg_sample, cold=True
+            async with backends(db, data, ctx) as found:
+                for label, database, cache, tenant in found:
+                    engine = PermissionEngine(db=database, cache=cache, plugins=plugins)
+                    await engine.model(tenant)
+                    for user, dom, obj, act in queries[:2000]:  # agreement first
+                        ours = (await engine.authorize(request(tenant, user, dom), f"bench:{obj}:{act}")).allowed
+                        assert ours == fast.enforce(user, dom, obj, act) == ((user, dom, obj, act) in allowed)
+                    for cold in (False, True):
+                        sample = rng.sample(one_per_user, checks)
+                        what = "cold: grants from the database" if cold else "grants in L2"
+                        figures.append(
+                            await paired(
+                                BENCH,
+                                f"first check of a request ({label}; {what})",
+                                first_check(engine, tenant, sample, cold=cold),
+                                FAST,
+                                casbin_side(fast, sample),
+                                rounds=rounds,
                             )
                         )
-                        floor = [partial(select_one, postgres, pg_ctx)] * args.cold
-                        results.append(await atimed("  floor: SELECT 1 transaction (PostgreSQL)", floor))
-                    finally:
-                        await postgres.drop_schema(pg_ctx.schema)
+                    floor_name = f"  floor of a cold check: a SELECT 1 transaction ({label.split(', ')[1]})"
+                    if not any(f.name == floor_name for f in figures):
+                        floor = lambda d=database, t=tenant: per_op(lambda: select_one(d, t), checks)  # noqa: E731
+                        figures.append(await _paired.single(BENCH, floor_name, floor, rounds=rounds))
 
-            tracemalloc.start()
-            before = tracemalloc.take_snapshot()
-            probe = PermissionEngine(db=db, cache=MemoryCache(), plugins=plugins)
-            await probe.model(ctx)
-            grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
-            tracemalloc.stop()
-            print(f"compiled model of the tenant (50 roles, 500 keys, 1 policy): ~{grown / 1024:.0f} KiB")
+            engine = PermissionEngine(db=db, cache=MemoryCache(max_entries=100_000), plugins=plugins, scope_ttl=3600.0)
+            await PermissionService(db, engine).create_policy(ctx, OWNERS_READ)
+            sample = rng.sample(queries, checks * 10)
+            warm = {(u, d): request(ctx, u, d) for u, d, _, _ in sample}
+            for user, dom, obj, act in sample:
+                await engine.authorize(warm[user, dom], f"bench:{obj}:{act}")
+            calls = [(warm[u, d], f"bench:{o}:{a}") for u, d, o, a in sample]
 
-            fast_calls = [partial(fast.enforce, *q) for q in queries]
-            results.append(timed("casbin FastEnforcer.enforce", fast_calls))
-            results.append(
-                timed("casbin Enforcer.enforce", [partial(plain.enforce, *q) for q in queries[: args.plain]])
+            async def repeated() -> float:
+                return await _timed_all(engine, calls)
+
+            figures.append(
+                await paired(
+                    BENCH,
+                    "repeated check in a warm request",
+                    repeated,
+                    FAST,
+                    casbin_side(fast, sample, 1),
+                    rounds=rounds,
+                )
             )
 
-            # ABAC: owners read their documents.
             abac_model = Path(tmp) / "abac.conf"
             abac_model.write_text(ABAC_MODEL)
             abac = casbin.Enforcer(str(abac_model))
@@ -364,46 +323,46 @@ async def run(args: argparse.Namespace) -> list[Result]:
             class Doc:
                 owner: str
 
-            docs = [(rng.choice(users), rng.choice(users)) for _ in range(args.checks)]
+            docs = [(rng.choice(users), rng.choice(users)) for _ in range(checks * 10)]
             abac_requests = {u: request(ctx, u, None) for u in {u for u, _ in docs}}
             for user, owner in docs[:2000]:
                 ours = (await engine.authorize(abac_requests[user], "bench:doc:read", {"owner": owner})).allowed
                 assert ours == abac.enforce(user, Doc(owner), "read") == (user == owner)
-            results.append(
-                await atimed(
-                    "plexica ABAC (warm request)",
-                    [partial(engine.authorize, abac_requests[u], "bench:doc:read", {"owner": o}) for u, o in docs],
+            abac_calls = [(abac_requests[u], "bench:doc:read", {"owner": o}) for u, o in docs]
+            casbin_abac = [(u, Doc(o), "read") for u, o in docs]
+
+            async def ours_abac() -> float:
+                return await _timed_all(engine, abac_calls)
+
+            async def theirs_abac() -> float:
+                return sync_per_op(lambda: [abac.enforce(*q) for q in casbin_abac], 1) / len(casbin_abac)
+
+            figures.append(
+                await paired(
+                    BENCH,
+                    "ABAC owner check, warm request",
+                    ours_abac,
+                    "casbin ABAC Enforcer",
+                    theirs_abac,
+                    rounds=rounds,
                 )
             )
-            results.append(
-                timed("casbin ABAC Enforcer.enforce", [partial(abac.enforce, u, Doc(o), "read") for u, o in docs])
-            )
-    return results
+    return figures
 
 
-def report(results: list[Result]) -> None:
-    fast = next(r for r in results if r.name == "casbin FastEnforcer.enforce")
-    abac = next(r for r in results if r.name == "casbin ABAC Enforcer.enforce")
-    print(f"\n{'check':<44} {'n':>6} {'p50 us':>9} {'p99 us':>9} {'mean us':>9} {'vs casbin':>10}")
-    for result in results:
-        baseline = abac if "ABAC" in result.name else fast
-        speedup = baseline.p50 / result.p50
-        print(
-            f"{result.name:<44} {len(result.samples):>6} {result.p50:>9.2f} {result.p99:>9.2f} "
-            f"{result.mean:>9.2f} {speedup:>9.1f}x"
-        )
-    empty = timed("timer", [partial(int)] * 20000)
-    print(f"\n(per-sample timer and call overhead, included above: {empty.p50:.2f} us at p50)")
+async def _timed_all(engine: PermissionEngine, calls: list[Any]) -> float:
+    started = asyncio.get_running_loop().time()
+    for call in calls:
+        await engine.authorize(*call)
+    return (asyncio.get_running_loop().time() - started) / len(calls)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checks", type=int, default=20000, help="timed checks per warm scenario")
-    parser.add_argument("--cold", type=int, default=300, help="users timed for first checks")
-    parser.add_argument("--plain", type=int, default=50, help="checks timed on casbin's plain Enforcer")
+def main(argv: list[str]) -> int:
+    parser = _paired.parser(__doc__)
+    parser.add_argument("--checks", type=int, default=300, help="first checks per round (--quick: at most 60)")
     parser.add_argument("--seed", type=int, default=1)
-    report(asyncio.run(run(parser.parse_args())))
+    return _paired.finish(asyncio.run(run(parser.parse_args(argv))))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

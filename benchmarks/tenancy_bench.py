@@ -1,25 +1,31 @@
-"""Tenant fleet on PostgreSQL: provisioning latency and fleet migrations, in one run.
+"""Tenant provisioning on PostgreSQL, schema DDL included, beside django-tenants itself, in paired rounds.
 
-Measures, on a fresh database (dropped at the end), with the tenant base plus two plugins
-(``notes`` and a benchmark ``inventory`` plugin):
+Each round provisions ``--per-round`` tenants through ``TenantService.provision`` (registry row,
+schema with every table of the tenant base, ``notes`` and a benchmark ``inventory`` plugin,
+default roles, hooks) one way, and as many through django-tenants (``Client(...).save()`` with
+``auto_create_schema``) on its own fresh database of the same server, alternating sides each
+round. django-tenants' tenant app gets as many tables as a Plexica tenant schema has (each with
+an index), so both create schemas of the same size; it runs in a subprocess
+(``benchmarks/_django_tenants.py``) since Django is synchronous.
 
-* provisioning latency p50/p95 for N = 1, 10 and 100 tenants, three ways: from a warm spare
-  (rename), from the template (captured DDL replayed), and by replaying the migration chain with
-  Alembic; once with ~50 schemas in the database and once with ~2,000;
-* fleet migration wall time for 1,000 tenants, one new plugin revision, at concurrency 1 and 4
-  (each transition replayed), and once more with Alembic run in every tenant;
-* a no-op fleet run over the same 1,000 tenants.
+* Plexica from a warm spare (the schema migrated ahead of time by the host, renamed into place;
+  the spares are refilled between rounds, untimed) and from the template (the captured DDL
+  replayed), each beside django-tenants' clone mode (``TENANT_CREATION_FAKES_MIGRATIONS``: the
+  base schema cloned, migrations faked);
+* Plexica replaying the migration chain with Alembic, beside django-tenants' default (``CREATE
+  SCHEMA`` + ``migrate_schemas``).
 
-Filler schemas (full tenant schemas without registry rows) are created in batches, replaying the
-template in one script per batch, so the catalog grows as it would with real tenants.
-
-Targets from the issue: provisioning p50 <= 40 ms and flat (within 1.5x) from 50 to 2,000
-schemas; one revision over 1,000 tenants <= 20 s; no-op run over 1,000 tenants < 1 s.
+The database starts with ``--schemas`` schemas (fillers: full tenant schemas without registry
+rows), as a fleet's catalog would. With ``--fleet N``, also: one new plugin revision migrated
+over N tenants (replayed, at concurrency 1 and 4, and with Alembic in every tenant), and a no-op
+run. Targets from the tenancy issue: provisioning <= 40 ms at p50; one revision over 1,000
+tenants <= 20 s; a no-op run over 1,000 tenants < 1 s.
 
 Usage::
 
     set -a; . /tmp/plexica-services/env; set +a
-    .venv/bin/python benchmarks/tenancy_bench.py [--url postgresql+asyncpg://...] [--tenants 1000]
+    .venv/bin/python benchmarks/tenancy_bench.py [--url postgresql+asyncpg://...] [--rounds 7]
+        [--per-round 5] [--schemas 50] [--fleet 0] [--quick]
 """
 
 from __future__ import annotations
@@ -27,21 +33,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import secrets
-import shutil
-import statistics
+import sys
 import tempfile
 import textwrap
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import _paired
+import attrs
+from _paired import Figure, Measure, paired
 from plexica_plugin_notes import NotesPlugin
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from tests.plexica.db.support import fresh_postgres_database
 
 from plexica.db.fleet import FleetMigrator, FleetReport
 from plexica.db.migrations import MigrationStream
@@ -50,6 +57,8 @@ from plexica.db.templates import TemplateProvisioner
 from plexica.platform import Platform
 from plexica.settings import load_settings
 from plexica_sdk import PluginManifest, hookimpl
+
+BENCH = "tenancy"
 
 SIZES = (1, 10, 100)
 FILLER_BATCH = 25
@@ -150,20 +159,6 @@ class ChainProvisioner:
         return {name: move.after for name, move in done.items()}
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
-    name = f"plexica_bench_{secrets.token_hex(4)}"
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.dispose()
-
-
 def platform_for(url: str, data_dir: Path, inventory: str) -> Platform:
     settings = load_settings(
         environ={},
@@ -191,48 +186,93 @@ async def add_fillers(platform: Platform, count: int) -> None:
                 await templates.replay_into(conn, template, f"filler_{secrets.token_hex(6)}")
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+async def tenant_tables(platform: Platform) -> int:
+    """How many tables one provisioned tenant schema holds (the size django-tenants is given)."""
+    tenant = await platform.tenants.provision(f"probe-{secrets.token_hex(3)}")
+    async with platform.db.core_connection() as conn:
+        count = await conn.scalar(
+            text("SELECT count(*) FROM information_schema.tables WHERE table_schema = :s"), {"s": tenant.schema}
+        )
+    return int(count or 0)
 
 
-async def provision_batch(platform: Platform, prefix: str, n: int) -> list[float]:
-    timings = []
-    for index in range(n):
-        started = time.perf_counter()
-        await platform.tenants.provision(f"{prefix}-{index:03d}")
-        timings.append((time.perf_counter() - started) * 1000)
-    return timings
-
-
-async def measure_provisioning(platform: Platform, phase: str, rows: list[list[str]]) -> int:
-    """Provision N = 1, 10, 100 tenants each way; returns how many tenants were created."""
+def plexica_side(platform: Platform, mode: str, n: int) -> Measure:
+    """A round of ``n`` provisionings one way; seconds per tenant."""
     service = platform.tenants
-    streams = platform.migrator.streams_for(platform.plugins.installable)
     real = service.templates
-    schemas = await schema_count(platform)
-    created = 0
-    for mode in ("spare", "template", "chain"):
-        for n in SIZES:
-            if mode == "spare":
-                await real.refill(streams, n)
-            else:
-                await real.refill(streams, 0)
-            service.templates = ChainProvisioner(platform.migrator) if mode == "chain" else real  # type: ignore[assignment]
-            timings = await provision_batch(platform, f"{phase}-{mode}-{n}", n)
+    streams = platform.migrator.streams_for(platform.plugins.installable)
+
+    async def measure() -> float:
+        await real.refill(streams, n if mode == "spare" else 0)  # untimed, as a serving host does it ahead
+        service.templates = ChainProvisioner(platform.migrator) if mode == "chain" else real  # type: ignore[assignment]
+        try:
+            started = time.perf_counter()
+            for _ in range(n):
+                await service.provision(f"{mode}-{secrets.token_hex(4)}")
+            return (time.perf_counter() - started) / n
+        finally:
             service.templates = real
-            created += n
-            rows.append(
-                [
-                    phase,
-                    str(schemas),
-                    mode,
-                    str(n),
-                    f"{statistics.median(timings):.1f}",
-                    f"{percentile(timings, 0.95):.1f}",
-                ]
-            )
-    return created
+
+    return measure
+
+
+@contextlib.asynccontextmanager
+async def django_tenants(url: str, tables: int, workdir: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The django-tenants driver process, ready for ``<mode> <n>`` lines."""
+    script = Path(__file__).with_name("_django_tenants.py")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        url,
+        str(tables),
+        str(workdir),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        ready = await process.stdout.readline()
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"django-tenants driver did not start (exit {await process.wait()})")
+        yield process
+    finally:
+        process.stdin.close()
+        await process.wait()
+
+
+def django_side(process: asyncio.subprocess.Process, mode: str, n: int) -> Measure:
+    async def measure() -> float:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(f"{mode} {n}\n".encode())
+        await process.stdin.drain()
+        timings: list[float] = json.loads(await process.stdout.readline())
+        return sum(timings) / len(timings)
+
+    return measure
+
+
+async def fleet(url: str, data: Path, tenants: int) -> list[Figure]:
+    """One new plugin revision over ``tenants`` tenants, three ways, and a no-op run after each."""
+    v1, v2, v3, v4 = (write_inventory(data / f"inventory-v{n}", n) for n in (1, 2, 3, 4))
+    figures = []
+    async with fresh_postgres_database(url) as db_url:
+        async with platform_for(db_url, data, v1) as platform:
+            await provision_fleet(platform, tenants)
+        runs = (("inv_0002", v2, 1, True), ("inv_0003", v3, 4, True), ("inv_0004", v4, 4, False))
+        for label, migrations, concurrency, replayed in runs:
+            async with platform_for(db_url, data, migrations) as upgraded:
+                migrator = FleetMigrator(upgraded.db, upgraded.migrator)
+                report = await migrator.run(concurrency=concurrency, replay=replayed)
+                how = "replayed" if replayed else "Alembic per tenant"
+                name = f"fleet: new revision {label} ({how}, concurrency {concurrency})"
+                figures.append(fleet_figure(name, report, tenants))
+                figures.append(fleet_figure("fleet: no-op run", await migrator.run(concurrency=concurrency), tenants))
+    return figures
+
+
+def fleet_figure(name: str, report: FleetReport, tenants: int) -> Figure:
+    wall = report.wall_ms / 1000
+    return Figure(BENCH, f"{name}, per tenant", wall / max(1, tenants), 1, note=f"{tenants} tenants in {wall:.2f} s")
 
 
 async def provision_fleet(platform: Platform, count: int, concurrency: int = 4) -> None:
@@ -245,78 +285,52 @@ async def provision_fleet(platform: Platform, count: int, concurrency: int = 4) 
     await asyncio.gather(*(one(index) for index in range(count)))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = [" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("-|-".join("-" * w for w in widths))
-    lines.extend(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
-    return "\n".join(lines)
+PAIRS = (
+    ("spare", "provision from a warm spare (rename)", "clone", "django-tenants clone_schema"),
+    ("template", "provision from the template (DDL replay)", "clone", "django-tenants clone_schema"),
+    ("chain", "provision by the Alembic chain", "migrate", "django-tenants migrate_schemas"),
+)
 
 
-def fleet_row(label: str, report: FleetReport, tenants: int) -> list[str]:
-    counts = report.counts()
-    per_tenant = report.wall_ms / max(1, tenants)
-    return [
-        label,
-        str(tenants),
-        str(report.concurrency),
-        str(counts["migrated"]),
-        f"{report.wall_ms / 1000:.2f}",
-        f"{per_tenant:.2f}",
-    ]
+async def run(args: argparse.Namespace, data: Path) -> list[Figure]:
+    rounds = _paired.rounds_for(args)
+    per_round = min(args.per_round, 2) if args.quick else args.per_round
+    figures = []
+    inventory = write_inventory(data / "inventory-v1", 1)
+    async with (
+        fresh_postgres_database(args.url) as db_url,
+        fresh_postgres_database(args.url) as django_url,
+        platform_for(db_url, data, inventory) as platform,
+    ):
+        await add_fillers(platform, args.schemas - await schema_count(platform))
+        tables = await tenant_tables(platform)
+        async with django_tenants(django_url, tables, data / "django") as django:
+            for mode, name, theirs, baseline_name in PAIRS:
+                ours = plexica_side(platform, mode, per_round)
+                figure = await paired(
+                    BENCH, name, ours, baseline_name, django_side(django, theirs, per_round), rounds=rounds
+                )
+                schemas = await schema_count(platform)
+                met = "ok" if figure.subject <= 0.040 else "MISSED"
+                target = f"; target <= 40 ms: {met}" if mode != "chain" else ""
+                figures.append(attrs.evolve(figure, note=f"{tables} tables, {schemas} schemas{target}"))
+    if args.fleet:
+        figures += await fleet(args.url, data, args.fleet)
+    return figures
 
 
-async def main(url: str, tenants: int, big: int, small: int, data: Path) -> None:
-    v1, v2, v3, v4 = (write_inventory(data / f"inventory-v{n}", n) for n in (1, 2, 3, 4))
-    started = time.perf_counter()
-    provisioning: list[list[str]] = []
-    fleet_rows: list[list[str]] = []
-    async with fresh_database(url) as db_url:
-        async with platform_for(db_url, data, v1) as platform:
-            await add_fillers(platform, small - await schema_count(platform))
-            created = await measure_provisioning(platform, "small", provisioning)
-            await provision_fleet(platform, max(0, tenants - 2 * created))
-            await add_fillers(platform, big - await schema_count(platform))
-            await measure_provisioning(platform, "large", provisioning)
-            total = len(await platform.tenants.list())
-            schemas = await schema_count(platform)
-        print(
-            f"setup and provisioning done in {time.perf_counter() - started:.0f} s: {total} tenants, {schemas} schemas"
-        )
-        runs = (("inv_0002", v2, 1, True), ("inv_0003", v3, 4, True), ("inv_0004", v4, 4, False))
-        for label, migrations, concurrency, replayed in runs:
-            async with platform_for(db_url, data, migrations) as upgraded:
-                fleet = FleetMigrator(upgraded.db, upgraded.migrator)
-                report = await fleet.run(concurrency=concurrency, replay=replayed)
-                how = "replayed" if replayed else "Alembic per tenant"
-                fleet_rows.append(fleet_row(f"one new revision ({label}, {how})", report, total))
-                noop = await fleet.run(concurrency=concurrency)
-                fleet_rows.append(fleet_row("no-op run", noop, total))
-
-    print()
-    print("Provisioning latency, ms (spare: rename a warm spare; template: replay captured DDL; chain: Alembic)")
-    print(table(["fleet", "schemas", "mode", "N", "p50", "p95"], provisioning))
-    print()
-    print("Fleet migration")
-    print(table(["run", "tenants", "concurrency", "migrated", "wall s", "ms/tenant"], fleet_rows))
-    print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")
-
-
-def run() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str]) -> int:
+    parser = _paired.parser(__doc__)
     parser.add_argument("--url", default=os.environ.get("TEST_DATABASE_URL"), help="server URL (asyncpg)")
-    parser.add_argument("--tenants", type=int, default=1000, help="tenants in the fleet")
-    parser.add_argument("--schemas", type=int, default=2000, help="schemas for the large measurement")
-    parser.add_argument("--small", type=int, default=50, help="schemas for the small measurement")
-    args = parser.parse_args()
+    parser.add_argument("--per-round", type=int, default=5, help="tenants provisioned per side per round")
+    parser.add_argument("--schemas", type=int, default=50, help="schemas in the database before measuring")
+    parser.add_argument("--fleet", type=int, default=0, help="also migrate a fleet of this many tenants")
+    args = parser.parse_args(argv)
     if not args.url:
         parser.error("give --url or set TEST_DATABASE_URL")
-    data = Path(tempfile.mkdtemp(prefix="plexica-bench-"))
-    try:
-        asyncio.run(main(args.url, args.tenants, args.schemas, args.small, data))
-    finally:
-        shutil.rmtree(data, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="plexica-bench-") as data:
+        return _paired.finish(asyncio.run(run(args, Path(data))))
 
 
 if __name__ == "__main__":
-    run()
+    sys.exit(main(sys.argv[1:]))

@@ -11,6 +11,7 @@ app must enter ours::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 
@@ -20,6 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, Router
 
+from plexica.http.cors import CorsMiddleware
+from plexica.http.gateway import GatewayMiddleware
+from plexica.http.metrics_endpoint import MetricsExposition, metrics_middleware, serve_metrics_port
 from plexica.http.middleware import (
     AccessLogMiddleware,
     AuthenticationMiddleware,
@@ -29,6 +33,8 @@ from plexica.http.middleware import (
 )
 from plexica.http.openapi import openapi_document
 from plexica.http.plugin_mount import not_found, plugin_mounts
+from plexica.http.ratelimit import RateLimitMiddleware
+from plexica.http.route_templates import RouteTemplates
 from plexica.http.routes import (
     dev,
     events,
@@ -43,8 +49,14 @@ from plexica.http.routes import (
     workspaces,
 )
 from plexica.http.services import CoreServices
+from plexica.http.tenant_resolution import build_resolvers
 from plexica.http.user_middleware import UserMiddleware
+from plexica.identity.probe import KeycloakProbe
+from plexica.observability.health import HealthChecker, standard_probes
+from plexica.observability.logging import capture_context
+from plexica.observability.tracing import build_tracing, untraced
 from plexica.platform import Platform
+from plexica.ratelimit import RateLimitPolicy, create_rate_limiter
 from plexica.settings import Settings, load_settings
 
 __all__ = ["create_app"]
@@ -64,12 +76,21 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         PluginLoadError: a plugin cannot be loaded.
     """
     settings = settings or load_settings()
+    capture_context()  # log records keep the ids of the request that logged them
+    # Before the platform, so the engines it creates are instrumented; None (nothing imported) when off.
+    tracing = build_tracing(settings.tracing)
     platform = Platform(settings, plugins=plugins, serving=True)
+    exposition = MetricsExposition(platform.metrics, settings.metrics.token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with platform:
-            yield
+        # The relay, consumers and hooks started here inherit this app's tracing (see tracing.active).
+        with tracing.activate() if tracing is not None else untraced():
+            async with platform, serve_metrics_port(settings, exposition) as metrics_port:
+                app.state.metrics_port = metrics_port  # the bound port (``metrics.port = 0`` picks one)
+                yield
+        if tracing is not None:
+            await asyncio.to_thread(tracing.flush)  # spans of the shutdown reach the exporter
 
     async def openapi(request: Request) -> JSONResponse:
         """The OpenAPI document of this host."""
@@ -100,25 +121,31 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         *(objects.routes if settings.storage.backend == "local" else []),
         *(dev.routes if platform.dev_issuer is not None else []),
     ]
+    resolvers = build_resolvers(
+        settings.http.tenant_resolvers,
+        host_suffix=settings.http.tenant_host_suffix,
+        trust_unsigned_header=settings.is_development and not settings.auth.gateway_key,
+    )
     middleware = [
+        *metrics_middleware(settings, exposition),  # a scrape is no tenant's request: answered first
+        # Outermost: the server span (and the ``traceparent`` it continues) exists for every stage.
+        *([Middleware(tracing.wrap)] if tracing is not None else []),
         Middleware(TraceIdMiddleware),
         # Outside the error stage, so the log and the metrics record the status the client got
         # (a refusal raised as an exception is its 4xx problem, not a 500).
-        Middleware(AccessLogMiddleware, metrics=platform.metrics, access_log=settings.http.access_log),
+        Middleware(
+            AccessLogMiddleware,
+            metrics=platform.metrics,
+            routes=RouteTemplates(routes),
+            access_log=settings.http.access_log,
+        ),
+        # Outside the error stage, so problems sent to an allowed origin carry the CORS headers;
+        # before authentication, so a preflight is answered without credentials.
+        Middleware(CorsMiddleware, settings=settings.http, resolvers=resolvers),
         Middleware(ErrorMiddleware),
-        Middleware(
-            AuthenticationMiddleware,
-            verifier=platform.verifier,
-            tenants=platform.directory,
-            check_tenants=settings.auth.keycloak is not None,
-        ),
-        Middleware(
-            TenantMiddleware,
-            tenants=platform.directory,
-            host_suffix=settings.http.tenant_host_suffix,
-            gateway_key=settings.auth.gateway_key,
-            trust_unsigned_header=settings.is_development,
-        ),
+        *_authentication_stages(settings, platform),
+        Middleware(TenantMiddleware, tenants=platform.directory, resolvers=resolvers),
+        *_rate_limit_stage(settings, platform),
         Middleware(
             UserMiddleware,
             super_admins=platform.super_admins,
@@ -130,8 +157,54 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.router.default = not_found
     app.state.platform = platform  # for the CLI and tests; handlers get only the services below
+    app.state.tracing = tracing  # tests add span processors to ``tracing.provider``
     app.state.services = core_services(platform)
     return app
+
+
+def _authentication_stages(settings: Settings, platform: Platform) -> list[Middleware]:
+    """Who calls: bearer tokens, or in gateway mode only gateway-signed headers (docs/gateway.md).
+
+    In token mode a gateway key still lets a gateway sign ``X-Tenant-ID`` for the header resolver.
+    """
+    auth = settings.auth
+    gateway: list[Middleware] = []
+    if auth.gateway_key:  # always set in gateway mode: the settings refuse it without one
+        gateway.append(
+            Middleware(
+                GatewayMiddleware,
+                key=auth.gateway_key,
+                cache=platform.cache,
+                required=auth.mode == "gateway",
+                max_skew_seconds=auth.gateway_max_skew_seconds,
+                exempt_paths=auth.gateway_exempt_paths,
+            )
+        )
+    if auth.mode == "gateway":
+        return gateway
+    tokens = Middleware(
+        AuthenticationMiddleware,
+        verifier=platform.verifier,
+        tenants=platform.directory,
+        check_tenants=auth.keycloak is not None,
+    )
+    return [*gateway, tokens]
+
+
+def _rate_limit_stage(settings: Settings, platform: Platform) -> list[Middleware]:
+    """The rate limiter, after tenant resolution (it limits per tenant and user), on the host's cache."""
+    if not settings.rate_limit.enabled:
+        return []
+    rules = {plugin.name: plugin.manifest.rate_limits for plugin in platform.plugins.plugins.values()}
+    return [
+        Middleware(
+            RateLimitMiddleware,
+            policy=RateLimitPolicy(settings.rate_limit, rules),
+            limiter=create_rate_limiter(platform.cache),
+            metrics=platform.metrics,
+            fail_mode=settings.rate_limit.fail_mode,
+        )
+    ]
 
 
 def core_services(platform: Platform) -> CoreServices:
@@ -152,5 +225,24 @@ def core_services(platform: Platform) -> CoreServices:
         dev_issuer=platform.dev_issuer,
         metrics=platform.metrics,
         plugins=platform.plugins.infos,
-        probes={"database": platform.db.ping, "cache": lambda: platform.cache.get("plexica:health")},
+        health=health_checker(platform),
+    )
+
+
+def health_checker(platform: Platform) -> HealthChecker:
+    """``/health``'s probes: the database and each configured server (Redis, Kafka, S3, Keycloak)."""
+    settings = platform.settings
+    keycloak = settings.auth.keycloak
+    public = settings.http.health_details_public
+    return HealthChecker(
+        standard_probes(
+            database=platform.db,
+            cache=platform.cache,
+            broker=platform.bus,
+            objects=platform.objects,
+            identity=KeycloakProbe(platform.http_client, keycloak) if keycloak is not None else None,
+        ),
+        timeout_seconds=settings.http.health_timeout_seconds,
+        public_details=settings.is_development if public is None else public,
+        token=settings.http.health_token,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -31,7 +32,9 @@ from plexica.identity.realm_plugin import build_realm_plugin
 from plexica.identity.super_admins import SuperAdminService
 from plexica.identity.teams import TeamService
 from plexica.identity.users import UserService
+from plexica.observability.host_metrics import ACTIVE_TENANTS, watch_host
 from plexica.observability.metrics import Metrics
+from plexica.observability.tracing import current_traceparent
 from plexica.permissions import PermissionEngine, PermissionService
 from plexica.plugins import PluginManager, discover
 from plexica.plugins.host import EmbeddedHost, HostServices
@@ -81,6 +84,13 @@ class Platform:
             hook_timeout=settings.http.plugin_timeout_seconds,
         )
         self.db = create_database(settings.database, settings.data_dir)
+        m = settings.metrics
+        self.metrics = Metrics(
+            tenant_label_limit=m.tenant_label_limit,
+            tenant_label_refresh_seconds=m.tenant_label_refresh_seconds,
+            refresh_seconds=m.refresh_seconds,
+        )
+        self.db.on_engine = self.metrics.instrument_engine
         # A plugin may supply the backends (``plexica_*_backend``); else the settings choose.
         self.cache: Cache = _provided(self.plugins, "plexica_cache_backend", Cache) or create_cache(settings.cache)
         self.storage_layout = StorageLayout.from_settings(settings.storage)
@@ -92,14 +102,22 @@ class Platform:
             self.bus.registry.register_all(plugin.name, plugin.event_types)
         events = settings.events
         self.outbox = Outbox(self.db, self.bus, self._tenant_schemas, lease_seconds=events.outbox.lease_seconds)
-        self.relay = OutboxRelay(self.outbox, self.bus, events)
+        self.relay = OutboxRelay(self.outbox, self.bus, events, on_published=self.metrics.count_published)
         # Tenants by id, and (tenant, installs) by slug: what every event delivery asks.
         self.delivery_cache: DeliveryCache[Any] = DeliveryCache(
             events.delivery_cache_seconds, events.delivery_cache_size
         )
+        # L1 (this process) → L2 (self.cache) → database; Redis pub/sub carries invalidations.
+        self.layered = LayeredCache(
+            self.cache,
+            max_age=settings.cache.l1_max_age_seconds,
+            subscribed_max_age=max(settings.cache.l1_max_age_seconds, settings.cache.l1_subscribed_max_age_seconds),
+            max_entries=settings.cache.l1_max_entries,
+        )
         self.permissions = PermissionEngine(
             db=self.db,
             cache=self.cache,
+            local=self.layered,
             plugins=self.plugins,
             installed=self._enabled_plugins,
             resource_attributes=self._resource_attributes,
@@ -109,14 +127,6 @@ class Platform:
         self.http_client = httpx2.AsyncClient(timeout=10.0)
         self.verifier: TokenVerifier = build_token_verifier(settings, self.http_client, self.dev_issuer)
         self.migrator = TenantMigrator(self.db, self.plugins)
-        self.metrics = Metrics()
-        # L1 (this process) → L2 (self.cache) → database; Redis pub/sub carries invalidations.
-        self.layered = LayeredCache(
-            self.cache,
-            max_age=settings.cache.l1_max_age_seconds,
-            subscribed_max_age=max(settings.cache.l1_max_age_seconds, settings.cache.l1_subscribed_max_age_seconds),
-            max_entries=settings.cache.l1_max_entries,
-        )
         self.directory = TenantDirectory(self.layered, self.db)
         self.tenants = TenantService(
             db=self.db,
@@ -126,25 +136,37 @@ class Platform:
             cache=self.cache,
             publish=self.publish,
             host_for=self.host_for,
-            on_change=self.delivery_cache.invalidate,
+            on_change=self._tenants_changed,
             invalidate=self.directory.invalidate,
             prepare_events=self._prepare_topics,
             access=self.permissions,
             storage=self.storage_layout,
         )
-        self.users = UserService(db=self.db, cache=self.cache, publish=self.publish, access=self.permissions)
+        self.users = UserService(
+            db=self.db, cache=self.cache, publish=self.publish, access=self.permissions, local=self.layered
+        )
         self.teams = TeamService(db=self.db, access=self.permissions)
         self.super_admins = SuperAdminService(db=self.db, cache=self.cache)
         self.workspaces = WorkspaceService(db=self.db, cache=self.cache, publish=self.publish, access=self.permissions)
         self.plugin_config = PluginConfigService(self.db, self.cache, self.plugins)
         self.host_services = HostServices(
-            sessions=self.db.tenant_session,
+            # Plugins' sessions send BEGIN only before their first write (see plexica.db.engine).
+            sessions=functools.partial(self.db.tenant_session, lazy_begin=True),
             publisher=self,
             processed=self,
             authorizer=self,
             cache=self.cache,
             objects=self.plugin_objects,
             config=self.plugin_config,
+        )
+        watch_host(
+            self.metrics,
+            db=self.db,
+            bus=self.bus,
+            outbox=self.outbox,
+            relay=self.relay,
+            permission_cache=self.permissions.cache,
+            plugins=len(self.plugins.infos()),
         )
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -180,6 +202,11 @@ class Platform:
         if self._stack is not None:
             stack, self._stack = self._stack, None
             await stack.aclose()
+
+    def _tenants_changed(self) -> None:
+        """After a committed tenant status or install change: drop cached deliveries, recount tenants."""
+        self.delivery_cache.invalidate()
+        self.metrics.invalidate(ACTIVE_TENANTS)
 
     # ----------------------------------------------------------- plugin access
 
@@ -278,16 +305,16 @@ class Platform:
             workspaceid=ctx.workspace_id if ctx else None,
             userid=ctx.user.id if ctx and ctx.user else None,
             traceid=ctx.trace_id if ctx else None,
+            traceparent=current_traceparent(),  # None unless traced: handlers join the publisher's trace
         )
         if session is None:
             await self.bus.publish(event)
+            self.metrics.count_published((event,))  # accepted by the broker; outbox rows count at relay
         elif ctx is None:
             raise EventError("events written in a transaction belong to its tenant: a tenant context is needed")
         else:
             self.bus.registry.validate(plugin, event_type, data)
             await self.outbox.write(session, ctx, [event])
-        if ctx is not None:
-            self.metrics.events_published.labels(event_type, ctx.tenant_id).inc()
         return event
 
     async def mark_processed(self, plugin: str, event: Event, ctx: TenantContext, session: Any) -> bool:

@@ -8,8 +8,10 @@ bad key at once in one :class:`SettingsError`.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,9 +32,13 @@ __all__ = [
     "HttpSettings",
     "KafkaSettings",
     "KeycloakSettings",
+    "MetricsSettings",
     "OutboxSettings",
+    "RateLimitPlan",
+    "RateLimitSettings",
     "Settings",
     "StorageSettings",
+    "TracingSettings",
     "load_settings",
 ]
 
@@ -46,6 +52,8 @@ class DatabaseSettings:
     url: str | None = None
     pool_size: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     max_overflow: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    #: PostgreSQL: seconds after which a pooled connection is replaced (below any proxy's idle timeout).
+    pool_recycle_seconds: int = attrs.field(default=1800, validator=attrs.validators.ge(1))
     echo: bool = False
     #: PostgreSQL: schemas kept migrated ahead of time by a serving host, renamed into place on sign-up.
     spare_schemas: int = attrs.field(default=0, validator=attrs.validators.ge(0))
@@ -186,6 +194,12 @@ class KeycloakSettings:
         return bool(self.admin_username and self.admin_password)
 
 
+def _gateway_mode_has_key(instance: AuthSettings, attribute: attrs.Attribute[str], value: str) -> None:
+    # Without a key nothing can be verified: every request would be refused, so refuse to start.
+    if value == "gateway" and not instance.gateway_key:
+        raise ValueError("'auth.mode' = 'gateway' must come with an 'auth.gateway_key'")
+
+
 @attrs.frozen(kw_only=True)
 class AuthSettings:
     """Token verification. ``keycloak`` None: tokens come from the built-in dev issuer."""
@@ -195,9 +209,23 @@ class AuthSettings:
     leeway_seconds: int = attrs.field(default=30, validator=attrs.validators.ge(0))
     dev_issuer_url: str = "http://plexica.localhost"
     keycloak: KeycloakSettings | None = None
-    #: HMAC key that signs ``X-Tenant-ID`` / ``X-User-ID`` headers from a trusted gateway.
+    #: "token": bearer JWTs say who calls. "gateway": only gateway-signed headers do (docs/gateway.md).
+    mode: Literal["token", "gateway"] = attrs.field(default="token", validator=_gateway_mode_has_key)
+    #: HMAC key that signs the identity headers of a trusted gateway (``plexica.auth.GatewaySigner``).
     gateway_key: str | None = attrs.field(default=None, repr=False)
+    #: How far a gateway signature's timestamp may be from this host's clock.
+    gateway_max_skew_seconds: int = attrs.field(default=60, validator=attrs.validators.ge(1))
+    #: Paths served without a signature in gateway mode: the probes, which bypass the gateway.
+    gateway_exempt_paths: tuple[str, ...] = ("/health", "/ready")
     jwks_refresh_min_seconds: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+
+
+def _no_credentials_for_any_origin(
+    instance: HttpSettings, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
+    # Credentials for any origin would let every web site act as the signed-in user.
+    if "*" in value and instance.cors_credentials:
+        raise ValueError("'http.cors_origins' must list the origins when 'http.cors_credentials' is true, not '*'")
 
 
 @attrs.frozen(kw_only=True)
@@ -206,8 +234,119 @@ class HttpSettings:
     port: int = attrs.field(default=8000, validator=[attrs.validators.ge(0), attrs.validators.le(65535)])
     #: Suffix after the tenant slug in host names (``acme.example.com`` → ``acme``); None disables it.
     tenant_host_suffix: str | None = None
+    #: How a request names its tenant, in order; the first answer wins and the others must agree
+    #: ("path": a ``/t/{slug}/`` prefix). See docs/gateway.md.
+    tenant_resolvers: tuple[Literal["token", "host", "header", "path"], ...] = ("token", "host", "header")
+    #: Browser origins allowed to call the API (CORS); empty: no CORS headers at all. "*": any origin.
+    cors_origins: tuple[str, ...] = attrs.field(default=(), validator=_no_credentials_for_any_origin)
+    #: Extra origins per tenant slug, for tenants addressed by host name or path prefix.
+    cors_tenant_origins: Mapping[str, tuple[str, ...]] = attrs.Factory(dict)
+    cors_methods: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
+    cors_headers: tuple[str, ...] = ("Authorization", "Content-Type", "X-Workspace-ID", "X-Trace-ID")
+    cors_expose_headers: tuple[str, ...] = ("X-Trace-ID", "RateLimit", "RateLimit-Policy", "Retry-After")
+    cors_credentials: bool = False
+    cors_max_age: int = attrs.field(default=600, validator=attrs.validators.ge(0))
     access_log: bool = True
     plugin_timeout_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    #: Each ``/health`` and ``/ready`` probe gets this long; they run at once, so this bounds the check.
+    health_timeout_seconds: float = attrs.field(default=2.0, validator=attrs.validators.gt(0))
+    #: Whether anonymous ``/health`` shows each check and the plugins; None: in development and test only.
+    health_details_public: bool | None = None
+    #: Sent as ``X-Health-Token``, unlocks ``/health`` details (so does a super-admin token).
+    health_token: str | None = attrs.field(default=None, repr=False)
+
+
+def _optional_positive(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"'{attribute.name}' must be >= 1 or unset: {value}")
+
+
+@attrs.frozen(kw_only=True)
+class RateLimitPlan:
+    """The limits of one plan (or one tenant's override), per ``rate_limit.window_seconds``.
+
+    ``requests``: what one user may send to one route class. ``tenant_requests``: what all of a
+    tenant's users may send together (the total cap); ``None``: no cap.
+    """
+
+    requests: int = attrs.field(validator=attrs.validators.ge(1))
+    tenant_requests: int | None = attrs.field(default=None, validator=_optional_positive)
+
+
+def _default_plans() -> dict[str, RateLimitPlan]:
+    return {
+        "standard": RateLimitPlan(requests=100, tenant_requests=2_000),
+        "premium": RateLimitPlan(requests=1_000, tenant_requests=20_000),
+    }
+
+
+def _known_plan(instance: RateLimitSettings, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in instance.plans:
+        raise ValueError(f"'rate_limit.default_plan' must name one of the plans {sorted(instance.plans)}: {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RateLimitSettings:
+    """The request rate limiter; see docs/rate-limits.md.
+
+    A tenant gets its plan's limits (``TenantInfo.plan``; an unknown plan: ``default_plan``), or
+    ``tenants[slug]`` when set. Requests without a verified caller are limited per client address
+    (``anonymous_requests``; ``None``: not limited). ``fail_mode``: what happens while Redis does not
+    answer: ``"open"`` admits (logged and counted), ``"closed"`` answers 503.
+    """
+
+    enabled: bool = True
+    window_seconds: int = attrs.field(default=60, validator=attrs.validators.ge(1))
+    plans: Mapping[str, RateLimitPlan] = attrs.Factory(_default_plans)
+    default_plan: str = attrs.field(default="standard", validator=_known_plan)
+    tenants: Mapping[str, RateLimitPlan] = attrs.Factory(dict)
+    anonymous_requests: int | None = attrs.field(default=300, validator=_optional_positive)
+    fail_mode: Literal["open", "closed"] = "open"
+    #: Path prefixes never limited (under the app's root path).
+    exempt_paths: tuple[str, ...] = ("/health", "/ready", "/metrics", "/openapi.json")
+
+
+@attrs.frozen(kw_only=True)
+class MetricsSettings:
+    """Where ``/metrics`` is served and what its labels may disclose (see ``docs/metrics.md``).
+
+    Tenant ids are labels, so an anonymous scrape would list every tenant: in production the main
+    port serves ``/metrics`` only with ``token``, or not at all when ``port`` serves it instead.
+    """
+
+    enabled: bool = True
+    #: Serve the metrics on this port only (its own listener, started with the host); None: on ``/metrics``.
+    port: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional([attrs.validators.ge(0), attrs.validators.le(65535)])
+    )
+    host: str = "127.0.0.1"
+    #: A bearer secret every scrape must send (``Authorization: Bearer <token>``); None: no check.
+    token: str | None = attrs.field(default=None, repr=False)
+    #: Tenants labelled by id in ``tenant_id`` (the busiest ones); the rest are ``other``.
+    tenant_label_limit: int = attrs.field(default=100, validator=attrs.validators.ge(0))
+    tenant_label_refresh_seconds: float = attrs.field(default=300.0, validator=attrs.validators.gt(0))
+    #: How long values read from the database or broker at scrape time are reused.
+    refresh_seconds: float = attrs.field(default=15.0, validator=attrs.validators.ge(0))
+
+
+@attrs.frozen(kw_only=True)
+class TracingSettings:
+    """OpenTelemetry tracing (``[tracing]``, see ``docs/tracing.md``); off by default, and free when off.
+
+    ``exporter``: "otlp" sends spans over OTLP/HTTP to ``endpoint`` (None: the exporter's default,
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``http://localhost:4318/v1/traces``); "console" prints
+    them; "none" records them for in-process span processors only (tests, benchmarks).
+    ``sampler_ratio``: the share of new traces recorded; a sampled ``traceparent`` from the caller is
+    always followed (parent-based sampling).
+    """
+
+    enabled: bool = False
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    endpoint: str | None = None
+    sampler_ratio: float = attrs.field(
+        default=1.0, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+    )
+    service_name: str = "plexica"
 
 
 @attrs.frozen(kw_only=True)
@@ -229,12 +368,16 @@ class Settings:
     events: EventSettings = attrs.Factory(EventSettings)
     auth: AuthSettings = attrs.Factory(AuthSettings)
     http: HttpSettings = attrs.Factory(HttpSettings)
+    metrics: MetricsSettings = attrs.Factory(MetricsSettings)
+    rate_limit: RateLimitSettings = attrs.Factory(RateLimitSettings)
+    tracing: TracingSettings = attrs.Factory(TracingSettings)
 
     @property
     def is_development(self) -> bool:
         return self.environment in ("development", "test")
 
 
+_TOP_LEVEL_KEYS = [field.name for field in attrs.fields(Settings)]
 _converter = build_converter()
 _converter.register_structure_hook(Path, lambda value, _: Path(value))
 _converter.register_unstructure_hook(Path, str)
@@ -264,12 +407,27 @@ def _parse_env_value(raw: str, path: Sequence[str]) -> Any:
         return raw
 
 
+def _env_setting_path(name: str) -> list[str] | None:
+    """The settings path a variable sets, or None when it is not a setting.
+
+    Settings are ``PLEXICA_<SECTION>__<KEY>`` and the top-level keys (``PLEXICA_DATA_DIR``). Other
+    ``PLEXICA_*`` variables belong to tools (``PLEXICA_KEEP_SERVICES``) and are ignored, unless
+    the name is close to a top-level key: then it is read, so the typo is reported.
+    """
+    if not name.startswith(ENV_PREFIX) or name == "PLEXICA_SETTINGS":
+        return None
+    path = name[len(ENV_PREFIX) :].lower().split("__")
+    if path[0] in _TOP_LEVEL_KEYS or len(path) > 1:
+        return path
+    return path if difflib.get_close_matches(path[0], _TOP_LEVEL_KEYS, n=1, cutoff=0.8) else None
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "PLEXICA_SETTINGS" or name.startswith("PLEXICA_REQUIRE"):
+        path = _env_setting_path(name)
+        if path is None:
             continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
         node = overrides
         for depth, part in enumerate(path[:-1], start=1):
             node = node.setdefault(part, {})
@@ -278,6 +436,27 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise SettingsError([f"{name} sets a key inside {section}, which is set as a whole too"])
         node[path[-1]] = _parse_env_value(raw, path)
     return overrides
+
+
+_EXTRA_RE = re.compile(r"^extra fields found \((?P<names>[^)]*)\) @ (?P<where>settings(?:\.\w+)*)$")
+
+
+def _with_suggestions(problem: str) -> str:
+    """An unknown-key problem with a "did you mean" for keys close to a real one."""
+    match = _EXTRA_RE.match(problem)
+    if match is None:
+        return problem
+    kind = _setting_type(match["where"].split(".")[1:])
+    if not attrs.has(kind):
+        return problem
+    known = list(attrs.fields_dict(kind))
+    names = match["names"].split(", ")
+    hints = [(name, close[0]) for name in names if (close := difflib.get_close_matches(name, known, n=1))]
+    if not hints:
+        return problem
+    if len(names) == 1:
+        return f"{problem}: did you mean {hints[0][1]!r}?"
+    return f"{problem}: did you mean {', '.join(f'{close!r} for {name!r}' for name, close in hints)}?"
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -327,6 +506,7 @@ def load_settings(
         return _converter.structure(data, Settings)
     except cattrs.BaseValidationError as exc:
         problems = cattrs.transform_error(exc, path="settings", format_exception=_format_problem)
+        problems = [_with_suggestions(problem) for problem in problems]
         raise SettingsError(problems, path=str(path) if path else None) from exc
     except (ValueError, TypeError) as exc:
         raise SettingsError([str(exc)], path=str(path) if path else None) from exc

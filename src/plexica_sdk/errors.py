@@ -19,6 +19,7 @@ name and ``plexica.http.problems`` can map it to an RFC 9457 response::
     │   ├── PluginLoadError
     │   └── PluginCallError                             hook
     ├── EventError                                      event_type
+    ├── RateLimitedError                                retry_after, policy
     ├── BackendUnavailableError                         backend
     └── MissingDependencyError (also ImportError)       extra, e.g. "redis"
 
@@ -42,6 +43,7 @@ __all__ = [
     "PluginCallError",
     "PluginError",
     "PluginLoadError",
+    "RateLimitedError",
     "SettingsError",
     "TenantContextMissingError",
     "TenantError",
@@ -183,6 +185,19 @@ class EventError(PlexicaError):
     def __init__(self, message: str, *, event_type: str | None = None) -> None:
         super().__init__(message)
         self.event_type = event_type
+
+
+class RateLimitedError(PlexicaError):
+    """A rate limit refused the call: too many requests in its window (HTTP 429).
+
+    ``retry_after`` is the number of seconds until the call would be admitted; ``policy`` names the
+    limit that refused it (``"user"``, ``"tenant"``, ``"anonymous"``), never who the caller is.
+    """
+
+    def __init__(self, retry_after: float, *, policy: str | None = None) -> None:
+        super().__init__(f"rate limit {policy or 'exceeded'}: retry after {retry_after:.3g} s")
+        self.retry_after = retry_after
+        self.policy = policy
 
 
 class BackendUnavailableError(PlexicaError):

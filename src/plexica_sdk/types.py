@@ -32,6 +32,7 @@ __all__ = [
     "Policy",
     "Principal",
     "RoleDef",
+    "RouteRateLimit",
     "StorageNamespace",
     "Subscription",
     "TenantContext",
@@ -63,6 +64,14 @@ def _event_type_defs(value: Iterable[EventTypeDef]) -> tuple[EventTypeDef, ...]:
 
 def _storage_namespaces(value: Iterable[StorageNamespace]) -> tuple[StorageNamespace, ...]:
     return tuple(value)
+
+
+def _route_rate_limits(value: Iterable[RouteRateLimit]) -> tuple[RouteRateLimit, ...]:
+    return tuple(value)
+
+
+def _upper_methods(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v).upper() for v in value)
 
 
 @attrs.frozen(kw_only=True)
@@ -201,6 +210,9 @@ class Event:
     userid: str | None = None
     traceid: str | None = None
     schemaversion: int = 1
+    #: W3C ``traceparent`` of the span that published the event (the CloudEvents distributed-tracing
+    #: extension): stored with outbox rows and sent as ``ce_traceparent``, so handlers join the trace.
+    traceparent: str | None = None
 
 
 #: ``async def handler(event, host)``: runs in the event's tenant context with the plugin's host handle.
@@ -252,6 +264,27 @@ class StorageNamespace:
 
 
 @attrs.frozen(kw_only=True)
+class RouteRateLimit:
+    """How the host's rate limiter counts requests to some of a plugin's routes.
+
+    The first rule whose ``path`` and ``methods`` match a request applies; a route no rule matches
+    costs 1. See ``docs/rate-limits.md``.
+
+    Attributes:
+        path: a shell-style pattern of the path under the plugin's mount (``/reports/*/export``;
+            ``*`` also matches ``/``), starting with ``/``.
+        methods: the HTTP methods the rule applies to; empty: every method.
+        cost: how many requests of the caller's quota one such request uses (an export may cost 10).
+        exempt: such requests are not limited (nor counted) at all, e.g. a webhook receiver.
+    """
+
+    path: str
+    methods: tuple[str, ...] = attrs.field(default=(), converter=_upper_methods)
+    cost: int = 1
+    exempt: bool = False
+
+
+@attrs.frozen(kw_only=True)
 class PluginManifest:
     """What a plugin is: name, version, dependencies and what it contributes.
 
@@ -269,6 +302,8 @@ class PluginManifest:
     #: JSON Schema (draft 2020-12) of the per-tenant configuration (``host.config()``).
     config_schema: Mapping[str, Any] | None = None
     frontend: FrontendDef | None = None
+    #: Per-route costs and exemptions for the host's rate limiter; none: every route costs 1.
+    rate_limits: tuple[RouteRateLimit, ...] = attrs.field(default=(), converter=_route_rate_limits)
 
 
 @attrs.frozen(kw_only=True)

@@ -288,3 +288,96 @@ def test_every_section_has_server_free_defaults() -> None:
         section()
     with pytest.raises(TypeError):
         KeycloakSettings()  # type: ignore[call-arg]
+
+
+# ------------------------------------------------------------ the PLEXICA_ namespace
+
+
+def test_tool_variables_in_the_plexica_namespace_are_not_settings() -> None:
+    environ = {"PLEXICA_KEEP_SERVICES": "1", "PLEXICA_REQUIRE_SERVICES": "1", "PLEXICA_CI": "true"}
+    assert load_settings(environ=environ) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({"PLEXICA_DATABSE__URL": "x"}, "extra fields found (databse) @ settings: did you mean 'database'?"),
+        ({"PLEXICA_DATABASE__URLL": "x"}, "extra fields found (urll) @ settings.database: did you mean 'url'?"),
+        (
+            {"PLEXICA_ENVIROMENT": "production"},
+            "extra fields found (enviroment) @ settings: did you mean 'environment'?",
+        ),
+        (
+            {"PLEXICA_HTTP__CORS_ORIGIN": '["a"]'},
+            "extra fields found (cors_origin) @ settings.http: did you mean 'cors_origins'?",
+        ),
+    ],
+    ids=["section", "key-in-section", "top-level-key", "cors-key"],
+)
+def test_a_typo_of_a_real_key_is_reported_with_a_did_you_mean(environ: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings(environ=environ)
+    assert excinfo.value.problems == [problem]
+
+
+def test_an_unknown_section_variable_is_reported_even_without_a_close_key() -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings(environ={"PLEXICA_NOPE__KEY": "1"})
+    assert excinfo.value.problems == ["extra fields found (nope) @ settings"]
+
+
+def test_a_typo_in_the_settings_file_gets_a_did_you_mean_too(tmp_path: Path) -> None:
+    path = write(tmp_path / "plexica.toml", "[http]\ncors_orgins = []\n")
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings(path, environ={})
+    assert excinfo.value.problems == ["extra fields found (cors_orgins) @ settings.http: did you mean 'cors_origins'?"]
+
+
+def test_the_cli_runs_with_tool_variables_set(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from plexica.cli.main import cli
+
+    environ = {
+        "PLEXICA_KEEP_SERVICES": "1",
+        "PLEXICA_REQUIRE_SERVICES": "1",
+        "PLEXICA_DATA_DIR": str(tmp_path / "data"),
+        "PLEXICA_LOAD_ENTRY_POINTS": "false",
+        "PLEXICA_SETTINGS": None,
+    }
+    result = CliRunner().invoke(cli, ["tenants", "list", "--json"], env=environ)
+
+    assert result.exit_code == 0, result.output
+    assert "extra fields" not in result.output
+
+
+# ------------------------------------------------------------------- edge settings
+
+
+def test_cors_for_any_origin_with_credentials_is_refused() -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings(environ={}, http={"cors_origins": ["*"], "cors_credentials": True})
+    [problem] = excinfo.value.problems
+    assert "cors_origins" in problem
+
+
+def test_edge_settings_come_from_the_environment() -> None:
+    settings = load_settings(
+        environ={
+            "PLEXICA_HTTP__TENANT_RESOLVERS": '["path", "token"]',
+            "PLEXICA_HTTP__CORS_ORIGINS": '["https://app.example.com"]',
+            "PLEXICA_HTTP__CORS_TENANT_ORIGINS": '{"acme": ["https://acme.example.org"]}',
+            "PLEXICA_AUTH__MODE": "gateway",
+            "PLEXICA_AUTH__GATEWAY_KEY": "k",
+        }
+    )
+    assert settings.http.tenant_resolvers == ("path", "token")
+    assert settings.http.cors_origins == ("https://app.example.com",)
+    assert settings.http.cors_tenant_origins == {"acme": ("https://acme.example.org",)}
+    assert (settings.auth.mode, settings.auth.gateway_key) == ("gateway", "k")
+
+
+def test_an_unknown_tenant_resolver_is_refused() -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings(environ={"PLEXICA_HTTP__TENANT_RESOLVERS": '["cookie"]'})
+    assert any("tenant_resolvers" in problem for problem in excinfo.value.problems)

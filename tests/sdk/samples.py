@@ -17,6 +17,7 @@ from plexica_sdk.types import (
     Policy,
     Principal,
     RoleDef,
+    RouteRateLimit,
     StorageNamespace,
     TenantContext,
     TenantInfo,
@@ -87,6 +88,7 @@ SAMPLES: dict[str, Any] = {
         schemaversion=2,
     ),
     "storage-namespace": StorageNamespace(name="attachments", max_bytes=1_000_000, content_types=("image/*",)),
+    "route-rate-limit": RouteRateLimit(path="/notes/*/export", methods=("POST",), cost=5),
     "frontend-def": FrontendDef(remote_entry="/plugins/notes/remoteEntry.js", exposed_modules=("./App",)),
     "plugin-manifest": PluginManifest(
         name="notes",
@@ -98,6 +100,7 @@ SAMPLES: dict[str, Any] = {
         event_types=(EventTypeDef(type="notes.note.created"),),
         config_schema={"type": "object"},
         frontend=FrontendDef(remote_entry="/plugins/notes/remoteEntry.js"),
+        rate_limits=(RouteRateLimit(path="/hooks/*", exempt=True),),
     ),
     "plugin-info": PluginInfo(
         name="notes", version="1.2.0", mode="remote", permissions=("notes:note:read",), requires={"core": ">=0.1"}

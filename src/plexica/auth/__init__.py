@@ -7,7 +7,7 @@ import logging
 import httpx2
 
 from plexica.auth.dev_issuer import DevIssuer, DevIssuerKeyError
-from plexica.auth.gateway import sign_gateway_headers, verify_gateway_headers
+from plexica.auth.gateway import GatewayAssertion, GatewaySigner, verify_gateway_headers
 from plexica.auth.issuers import IssuerMatch, IssuerStrategy, OrganizationsStrategy, RealmPerTenantStrategy
 from plexica.auth.jwks import KeySource, OidcKeySource, StaticKeySource
 from plexica.auth.tokens import TokenVerifier, VerifiedToken
@@ -16,6 +16,8 @@ from plexica.settings import Settings
 __all__ = [
     "DevIssuer",
     "DevIssuerKeyError",
+    "GatewayAssertion",
+    "GatewaySigner",
     "IssuerMatch",
     "IssuerStrategy",
     "KeySource",
@@ -26,7 +28,6 @@ __all__ = [
     "TokenVerifier",
     "VerifiedToken",
     "build_token_verifier",
-    "sign_gateway_headers",
     "verify_gateway_headers",
 ]
 

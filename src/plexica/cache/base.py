@@ -8,13 +8,31 @@ and close the backend on the lifespan's exit stack, so every cache the factory b
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from plexica_sdk.errors import ValidationError
 from plexica_sdk.protocols import Cache
 
-__all__ = ["ManagedCache", "resolve_ttl"]
+__all__ = ["ManagedCache", "MultiGet", "get_many", "resolve_ttl"]
+
+
+@runtime_checkable
+class MultiGet(Protocol):
+    """A cache that reads many keys in one round trip (Redis ``MGET``; the in-process cache)."""
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+
+async def get_many(cache: Cache, keys: Sequence[str]) -> list[bytes | None]:
+    """The values of ``keys``: one round trip when the cache can (:class:`MultiGet`), else one each.
+
+    The request path reads its versioned state this way, so a cold L1 costs one round trip.
+    """
+    if isinstance(cache, MultiGet):
+        return await cache.get_many(keys)
+    return [await cache.get(key) for key in keys]
 
 
 @runtime_checkable

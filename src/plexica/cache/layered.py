@@ -243,6 +243,30 @@ class LayeredCache:
             self._l1[key] = (raw, current[1], (cls, decoded))
         return decoded
 
+    async def get_local(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        """Return the process-local value at ``key``, from L1 or else ``load()`` (never stored at L2).
+
+        For state derived from versioned L2 entries (a user's admission, a permission subject):
+        ``load`` does the versioned reads, and this L1 saves them while the entry is younger than
+        :attr:`max_age`. :meth:`invalidate_local` drops the key in every process. A load that an
+        invalidation overtakes still answers its caller, but is not remembered.
+        """
+        entry = self._l1.get(key)
+        if entry is not None and entry[2] is not None and entry[2][0] is _Local:
+            if self._clock() - entry[1] < self._bound:
+                self._l1.move_to_end(key)
+                found: T = entry[2][1]
+                return found
+            del self._l1[key]
+        version = self._versions.get(key, 0)
+        value = await load()
+        if self._versions.get(key, 0) == version:
+            self._l1[key] = (None, self._clock(), (_Local, value))
+            self._l1.move_to_end(key)
+            while len(self._l1) > self._max_entries:
+                self._l1.popitem(last=False)
+        return value
+
     def _land(self, key: str, flight: asyncio.Future[bytes | None]) -> None:
         if self._flights.get(key) is flight:  # an invalidation may have dropped it already
             del self._flights[key]
@@ -300,6 +324,17 @@ class LayeredCache:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    async def invalidate_local(self, *keys: str) -> None:
+        """Drop process-local keys (see :meth:`get_local`) here and, by broadcast, everywhere.
+
+        Call it after the versioned L2 state they derive from has changed; L2 is not touched.
+        """
+        for key in keys:
+            self.forget(key)
+        if self._broadcaster is not None:
+            for key in keys:
+                await self._broadcaster.publish(self._channel_name, key.encode())
+
     async def _redelete(self, keys: tuple[str, ...]) -> None:
         await asyncio.sleep(self._redelete_after)
         for key in keys:
@@ -330,6 +365,10 @@ class LayeredCache:
             self._set_subscribed(False)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+class _Local:
+    """The L1 type tag of :meth:`LayeredCache.get_local` entries."""
 
 
 def _dumps(data: Any) -> bytes:

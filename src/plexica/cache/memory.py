@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self, final
 
@@ -87,6 +87,10 @@ class MemoryCache:
         """Return the value of ``key``, or ``None`` when it is missing or expired."""
         entry = self._live_entry(key)
         return None if entry is None else entry[0]
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of ``keys``, like :meth:`get` for each."""
+        return [None if (entry := self._live_entry(key)) is None else entry[0] for key in keys]
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``).

@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Self, cast, final
+from typing import TYPE_CHECKING, Any, Self, cast, final
 
 from plexica.cache.base import resolve_ttl
 from plexica_sdk.errors import BackendUnavailableError, MissingDependencyError, ValidationError
@@ -24,6 +24,7 @@ from plexica_sdk.errors import BackendUnavailableError, MissingDependencyError, 
 if TYPE_CHECKING:
     from redis.asyncio import ConnectionPool, Redis
     from redis.asyncio.cluster import RedisCluster
+    from redis.commands.core import AsyncScript
 
 __all__ = ["RedisCache"]
 
@@ -95,6 +96,7 @@ class RedisCache:
         self._socket_timeout = socket_timeout
         self._pool: ConnectionPool | None = None
         self._client: Redis | RedisCluster | None = None
+        self._scripts: dict[str, AsyncScript] = {}
 
     def __repr__(self) -> str:
         kind = "cluster " if self._cluster else ""
@@ -155,6 +157,7 @@ class RedisCache:
     ) -> None:
         client, pool = self._client, self._pool
         self._client = self._pool = None
+        self._scripts.clear()  # bound to the closed client
         if client is not None:
             await client.aclose()
         if pool is not None:
@@ -168,6 +171,15 @@ class RedisCache:
         except (self._redis.RedisError, OSError) as exc:
             raise self._error("GET", exc) from exc
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of ``keys`` in one round trip (``MGET``); on a Cluster they must share a slot."""
+        if not keys:
+            return []
+        try:
+            return cast("list[bytes | None]", await self._open().mget(list(keys)))
+        except (self._redis.RedisError, OSError) as exc:
+            raise self._error("MGET", exc) from exc
+
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's ``default_ttl``).
 
@@ -177,6 +189,11 @@ class RedisCache:
         effective = resolve_ttl(ttl, self._default_ttl)
         with self._translated("SET"):
             await self._open().set(key, value, px=None if effective is None else _milliseconds(effective))
+
+    async def ping(self) -> None:
+        """Raise :class:`BackendUnavailableError` unless Redis answers ``PING`` (``/health``'s probe)."""
+        with self._translated("PING"):
+            await self._open().ping()
 
     async def delete(self, *keys: str) -> int:
         """Delete ``keys`` and return how many existed; ``UNLINK`` frees big values off-thread."""
@@ -261,6 +278,21 @@ class RedisCache:
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def run_script(self, source: str, keys: Sequence[str], args: Sequence[int | str]) -> Any:
+        """Run a Lua script atomically, in one round trip: ``EVALSHA``, then ``EVAL`` once if unloaded.
+
+        On a Cluster every key must hash to one slot (share a ``{hash tag}``).
+
+        Raises:
+            BackendUnavailableError: Redis did not answer or refused the script.
+        """
+        client = self._open()
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = client.register_script(source)
+        with self._translated("EVALSHA"):
+            return await script(keys=list(keys), args=list(args))
 
     def _open(self) -> Redis | RedisCluster:
         if self._client is None:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from plexica.cli.output import echo_json
 from plexica.db.fleet import FleetMigrator, FleetReport, StreamState, TenantResult
+from plexica.http.metrics_endpoint import MetricsExposition, serve_metrics_port
 from plexica.platform import Platform
 from plexica.settings import Settings
 from plexica_sdk.converter import unstructure
@@ -110,10 +111,21 @@ def migrate(
     def on_result(_result: TenantResult) -> None:
         progress.advance(task)
 
-    try:
-        report = run_with_platform(
-            ctx.obj,
-            lambda platform: FleetMigrator(platform.db, platform.migrator, platform.tenants.templates).run(
+    async def migrate(platform: Platform) -> FleetReport:
+        metrics = platform.metrics
+
+        def planned(pending: int, current: int) -> None:
+            on_plan(pending, current)
+            metrics.fleet_planned(pending)
+
+        def finished(result: TenantResult) -> None:
+            on_result(result)
+            metrics.fleet_result(result)
+
+        # With ``metrics.port`` set, the run's progress can be scraped while it lasts (a Kubernetes Job).
+        exposition = MetricsExposition(metrics, platform.settings.metrics.token)
+        async with serve_metrics_port(platform.settings, exposition):
+            return await FleetMigrator(platform.db, platform.migrator, platform.tenants.templates).run(
                 concurrency=concurrency,
                 canary=canary,
                 keep_going=keep_going,
@@ -121,10 +133,12 @@ def migrate(
                 slugs=slugs or None,
                 spares=spares,
                 replay=not no_replay,
-                on_plan=on_plan,
-                on_result=on_result,
-            ),
-        )
+                on_plan=planned,
+                on_result=finished,
+            )
+
+    try:
+        report = run_with_platform(ctx.obj, migrate)
     finally:
         if progress.live.is_started:
             progress.stop()

@@ -3,6 +3,18 @@
 Both give the same two kinds of session: ``core`` (the registries) and tenant-scoped (one tenant's
 schema, bound through ``schema_translate_map``). On SQLite a tenant's schema is its own database
 file, attached under the schema's name; on PostgreSQL it is a real schema.
+
+The request path pays no round trip it does not need:
+
+- **No pre-ping.** A pooled PostgreSQL connection is checked at checkout without a round trip
+  (asyncpg notices a server-side close as it happens); a dead one is replaced there, and
+  ``pool_recycle`` retires connections before a proxy's idle timeout can cut them. A connection
+  lost mid-flight fails that request with 503 and SQLAlchemy discards the pool's older ones.
+- **Deferred BEGIN** (``lazy_begin=True``, what plugins' sessions get): statements that only read
+  run on their own, and BEGIN is sent just before the first statement that may write (or lock:
+  ``FOR UPDATE``, advisory transaction locks, server-side cursors). Under READ COMMITTED every
+  statement takes its own snapshot anyway, so a read before the first write sees what it would
+  have seen inside the transaction; a read-only session costs its SELECTs and nothing else.
 """
 
 from __future__ import annotations
@@ -13,14 +25,15 @@ import collections
 import contextlib
 import logging
 import os
+import re
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, Literal, final
+from typing import Any, Final, Literal, final
 
-from sqlalchemy import event, make_url, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
@@ -34,11 +47,35 @@ __all__ = ["Database", "PostgresDatabase", "SqliteDatabase", "create_database"]
 
 logger = logging.getLogger(__name__)
 
+#: The execution option asking for a deferred BEGIN (see the module docstring).
+LAZY_BEGIN: Final = "plexica_lazy_begin"
+_PENDING: Final = "plexica_begin_pending"  # in a connection's info: BEGIN deferred, not yet sent
+#: What makes a SELECT more than a read: row locks, transaction-scoped locks and settings, sequences.
+_NOT_ONLY_READING = re.compile(
+    r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b|_xact_|\b(?:nextval|setval|set_config)\s*\(",
+    re.IGNORECASE,
+)
+
+
+def reads_only(statement: str, context: Any) -> bool:
+    """Whether ``statement`` may run outside the transaction: a plain SELECT on a client-side cursor."""
+    if statement.lstrip()[:6].upper() != "SELECT":
+        return False
+    if context is not None:
+        if getattr(context, "is_server_side", False):
+            return False
+        compiled_statement = getattr(getattr(context, "compiled", None), "statement", None)
+        if getattr(compiled_statement, "_for_update_arg", None) is not None:  # compiled away on SQLite
+            return False
+    return _NOT_ONLY_READING.search(statement) is None
+
 
 class Database(abc.ABC):
     """Sessions and connections for the core registries and for each tenant's schema."""
 
     dialect: Literal["sqlite", "postgresql"]
+    #: Called with the sync ``Engine`` of each engine this database creates (metrics time its statements).
+    on_engine: Callable[[Engine], None] | None = None
 
     async def __aenter__(self) -> Database:
         await self.open()
@@ -84,11 +121,19 @@ class Database(abc.ABC):
             yield conn
 
     @contextlib.asynccontextmanager
-    async def tenant_connection(self, schema: str | None = None) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction bound to a tenant schema (default: the current tenant's)."""
+    async def tenant_connection(
+        self, schema: str | None = None, *, lazy_begin: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction bound to a tenant schema (default: the current tenant's).
+
+        ``lazy_begin``: send BEGIN only before the first statement that may write (module docstring).
+        """
         engine = await self._tenant_engine(self._schema(schema))
-        async with self._translate_errors(), engine.begin() as conn:
-            yield conn
+        async with self._translate_errors(), engine.connect() as conn:
+            if lazy_begin:
+                await conn.execution_options(**{LAZY_BEGIN: True})
+            async with conn.begin():
+                yield conn
 
     @contextlib.asynccontextmanager
     async def core_session(self) -> AsyncIterator[AsyncSession]:
@@ -101,14 +146,23 @@ class Database(abc.ABC):
             yield session
 
     @contextlib.asynccontextmanager
-    async def tenant_session(self, schema: str | None = None) -> AsyncIterator[AsyncSession]:
+    async def tenant_session(
+        self, schema: str | None = None, *, lazy_begin: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """An ORM session bound to a tenant schema (default: the current tenant's), committed on success.
+
+        ``lazy_begin``: send BEGIN only before the first statement that may write (module docstring).
 
         Raises:
             TenantContextMissingError: no schema is given and no tenant context is set.
         """
         engine = await self._tenant_engine(self._schema(schema))
-        async with self._translate_errors(), AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+        options = {LAZY_BEGIN: True} if lazy_begin else None
+        async with (
+            self._translate_errors(),
+            AsyncSession(engine, expire_on_commit=False, execution_options=options) as session,
+            session.begin(),
+        ):
             yield session
 
     async def ping(self) -> None:
@@ -192,8 +246,21 @@ class SqliteDatabase(Database):
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(LAZY_BEGIN):
+                conn.info[_PENDING] = True
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _deferred_begin(conn: Any, cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+            if conn.info.get(_PENDING) and not reads_only(statement, context):
+                del conn.info[_PENDING]
+                cursor.execute("BEGIN IMMEDIATE")
+
+        _listen_for_transaction_end(engine)
+
+        if self.on_engine is not None:
+            self.on_engine(engine.sync_engine)
         return engine
 
     async def open(self) -> None:
@@ -315,10 +382,14 @@ class PostgresDatabase(Database):
             url,
             pool_size=self.settings.pool_size,
             max_overflow=self.settings.max_overflow,
-            pool_pre_ping=True,
+            pool_recycle=self.settings.pool_recycle_seconds,
             echo=self.settings.echo,
             connect_args=connect_args,
         )
+        _listen_for_liveness(self._engine)
+        _listen_for_deferred_begin(self._engine)
+        if self.on_engine is not None:
+            self.on_engine(self._engine.sync_engine)
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(CORE_SCHEMA)}"))
@@ -366,6 +437,51 @@ class PostgresDatabase(Database):
     @property
     def max_connections(self) -> int:
         return self.settings.pool_size + self.settings.max_overflow
+
+
+def _listen_for_liveness(engine: AsyncEngine) -> None:
+    """Replace a pooled connection the server closed, at checkout and without a round trip.
+
+    asyncpg reads every connection's socket while it idles, so a server-side close (restart,
+    ``pg_terminate_backend``, an idle timeout) marks it closed at once; raising
+    ``DisconnectionError`` here makes the pool discard it and check out another (SQLAlchemy's
+    "custom pessimistic ping" hook, with a local check instead of ``SELECT 1``).
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _check(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
+
+
+def _listen_for_deferred_begin(engine: AsyncEngine) -> None:
+    """PostgreSQL's deferred BEGIN: the asyncpg adapter runs in autocommit until the first write."""
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        if conn.get_execution_options().get(LAZY_BEGIN):
+            adapter = conn.connection.dbapi_connection
+            if adapter.isolation_level is None:  # the default READ COMMITTED only (see module docstring)
+                adapter.autocommit = True
+                conn.info[_PENDING] = True
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _deferred_begin(conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+        if conn.info.get(_PENDING) and not reads_only(statement, context):
+            del conn.info[_PENDING]
+            conn.connection.dbapi_connection.autocommit = False  # the adapter sends BEGIN before this statement
+
+    _listen_for_transaction_end(engine)
+
+
+def _listen_for_transaction_end(engine: AsyncEngine) -> None:
+    def _end(conn: Any) -> None:
+        if conn.info.pop(_PENDING, False) and conn.dialect.name == "postgresql":
+            conn.connection.dbapi_connection.autocommit = False
+
+    event.listen(engine.sync_engine, "commit", _end)
+    event.listen(engine.sync_engine, "rollback", _end)
 
 
 def create_database(settings: DatabaseSettings, data_dir: Path) -> Database:

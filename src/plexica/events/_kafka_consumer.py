@@ -77,7 +77,21 @@ class PluginConsumer:
         self._stopping = stopping
         self._options = options
         self._batch = asyncio.Lock()
+        self._committed: dict[Any, int] = {}  # the last offset this member committed, per partition
         consumer.subscribe(pattern=pattern, listener=_WaitForBatch(self._batch))
+
+    def lag(self) -> int:
+        """Records on this member's partitions past what it committed (from the last fetch's highwater).
+
+        No broker round trip: only partitions this member has fetched (a highwater) and committed
+        since it was assigned them count.
+        """
+        consumer, total = self.consumer, 0
+        for tp in consumer.assignment():
+            high, done = consumer.highwater(tp), self._committed.get(tp)
+            if high is not None and done is not None:
+                total += max(0, high - done)
+        return total
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -129,6 +143,7 @@ class PluginConsumer:
             try:
                 async with asyncio.timeout(self._options.io_timeout_seconds):
                     await self.consumer.commit(commits)
+                self._committed.update(commits)
             except CommitFailedError:
                 log.warning(
                     "commit for %s failed after a rebalance: the new owner runs those events again", self.plugin

@@ -25,6 +25,8 @@ from plexica.events.dlq import REPLAY_PLUGIN, REPLAY_SUBSCRIPTION, DeadLetter, d
 from plexica.events.envelope import Headers, encode, publisher_of
 from plexica.events.registry import EventTypeRegistry
 from plexica.events.topics import Topics, check_subscription_type, type_matches
+from plexica.observability.logging import plugin_scope
+from plexica.observability.tracing import handler_span
 from plexica.settings import EventSettings
 from plexica_sdk.context import tenant_context, use
 from plexica_sdk.errors import BackendUnavailableError, EventError
@@ -202,7 +204,7 @@ class Dispatcher:
         error = ""
         for attempt in range(attempts):
             try:
-                await self._call(sub, msg.event, ctx, host)
+                await self._call(plugin, sub, msg, ctx, host)
             except Exception as exc:  # a plugin's failure must not stop the consumer
                 error = describe_error(exc)
                 log.warning(
@@ -232,11 +234,13 @@ class Dispatcher:
             subscription=sub.name,
         )
 
-    async def _call(self, sub: Subscription, event: Event, ctx: TenantContext | None, host: Host) -> None:
+    async def _call(self, plugin: str, sub: Subscription, msg: Inbound, ctx: TenantContext | None, host: Host) -> None:
+        event = msg.event
         seconds = self._settings.handler_timeout_seconds
         scope: AbstractContextManager[object] = use(ctx) if ctx is not None else nullcontext()
         deadline = asyncio.timeout(seconds)
-        with scope:
+        # Inside the tenant context, so the span carries the tenant; the plugin names its log lines.
+        with scope, plugin_scope(plugin), handler_span(plugin, sub.name, event, msg.topic, msg.headers):
             try:
                 async with deadline:
                     result = sub.handler(event, host)

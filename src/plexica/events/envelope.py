@@ -146,6 +146,8 @@ def encode(event: Event) -> tuple[bytes, list[tuple[str, bytes]]]:
             headers.append(("ce_userid", event.userid.encode()))
         if event.traceid is not None:
             headers.append(("ce_traceid", event.traceid.encode()))
+        if event.traceparent is not None:
+            headers.append(("ce_traceparent", event.traceparent.encode()))
     except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
         raise EventError(f"event {event.id} cannot be encoded: {exc}", event_type=event.type) from exc
     return value, headers
@@ -195,6 +197,7 @@ def decode(value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> Event:
             workspaceid=_text(get("ce_workspaceid")),
             userid=_text(get("ce_userid")),
             traceid=_text(get("ce_traceid")),
+            traceparent=_text(get("ce_traceparent")),
             schemaversion=1 if version_raw is None else int(version_raw),
             **extra,
         )

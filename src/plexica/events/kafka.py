@@ -10,7 +10,6 @@ host's ``Delivery`` failed) is fetched again, as is everything after it.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import random
 from collections.abc import Iterable, Sequence
@@ -21,6 +20,7 @@ from plexica.events.dispatch import BusBase, Outbound, Sleep
 from plexica.events.dlq import REPLAY_PLUGIN, REPLAY_SUBSCRIPTION, DeadLetter, describe_error, to_record
 from plexica.events.envelope import encode
 from plexica.events.registry import EventTypeRegistry
+from plexica.observability.tracing import fresh_context, record_context
 from plexica.settings import EventSettings, KafkaSettings
 from plexica_sdk.errors import BackendUnavailableError, EventError, MissingDependencyError, NotFoundError, SettingsError
 from plexica_sdk.types import Event
@@ -152,7 +152,7 @@ class KafkaEventBus(BusBase):
         self._coalescer = Coalescer(self._producer, self._submit_lock, o.io_timeout_seconds)
         self._started = True
         # A fresh context: handlers must not inherit whatever tenant context the caller had.
-        self._runner = asyncio.create_task(self._run(), context=contextvars.Context())
+        self._runner = asyncio.create_task(self._run(), context=fresh_context())
 
     async def stop(self) -> None:
         """Finish and commit the batches in flight, leave the groups, flush the producer, disconnect."""
@@ -183,6 +183,22 @@ class KafkaEventBus(BusBase):
             except Exception as exc:  # closing must go on for the other clients
                 log.warning("closing a Kafka client failed: %s", describe_error(exc))
         self._consumers.clear()
+
+    async def ping(self) -> None:
+        """Raise :class:`BackendUnavailableError` unless the broker answers a metadata request.
+
+        The request names only the dead-letter topic: asking for every topic would cost a fleet of
+        per-tenant topics on each ``/health`` call.
+        """
+        self._check_open()
+        try:
+            await self._admin.describe_topics([self._topics.dead_letter])
+        except (KafkaError, OSError) as exc:
+            raise BackendUnavailableError("kafka", f"metadata request failed: {describe_error(exc)}") from exc
+
+    def consumer_lag(self) -> dict[str, int]:
+        """Per plugin, records on this process's partitions not yet committed (metrics; no broker call)."""
+        return {plugin: member.lag() for plugin, member in self._consumers.items()}
 
     def assignment(self, plugin: str) -> frozenset[tuple[str, int]]:
         """The (topic, partition) pairs this process consumes for ``plugin`` (diagnostics and tests)."""
@@ -239,7 +255,8 @@ class KafkaEventBus(BusBase):
             async with asyncio.timeout(self._options.io_timeout_seconds):
                 for topic, key, value, headers in records:
                     raw_key = None if key is None else key.encode()
-                    futures.append(await self._producer.send(topic, value, key=raw_key, headers=headers))
+                    with record_context(headers):  # the send span joins the event's trace
+                        futures.append(await self._producer.send(topic, value, key=raw_key, headers=headers))
                 await self._settle(futures)
         except (KafkaError, TimeoutError) as exc:
             self._abandon(futures)

@@ -11,7 +11,6 @@ from again.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -24,6 +23,7 @@ from plexica.events.dispatch import BusBase, Inbound, Sleep
 from plexica.events.dlq import REPLAY_PLUGIN, REPLAY_SUBSCRIPTION, DeadLetter
 from plexica.events.envelope import decode, encode
 from plexica.events.registry import EventTypeRegistry
+from plexica.observability.tracing import fresh_context
 from plexica.settings import EventSettings
 from plexica_sdk.errors import BackendUnavailableError, NotFoundError
 from plexica_sdk.types import Event
@@ -83,7 +83,7 @@ class MemoryEventBus(BusBase):
         }
         self._started = True
         # A fresh context: handlers must not inherit whatever tenant context the caller had.
-        self._runner = asyncio.create_task(self._run(), context=contextvars.Context())
+        self._runner = asyncio.create_task(self._run(), context=fresh_context())
 
     async def stop(self) -> None:
         """Let queued and in-flight events finish (including what their handlers publish), then stop."""
@@ -143,7 +143,7 @@ class MemoryEventBus(BusBase):
                 waiting.append(msg)
             else:
                 lane.busy[slot] = deque()
-                tasks.create_task(self._run_key(plugin, lane, slot, msg), context=contextvars.Context())
+                tasks.create_task(self._run_key(plugin, lane, slot, msg), context=fresh_context())
 
     async def _run_key(self, plugin: str, lane: _Lane, slot: object, msg: Inbound) -> None:
         while True:

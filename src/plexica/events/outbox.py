@@ -20,7 +20,7 @@ import json
 import logging
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, final
 
@@ -44,6 +44,7 @@ from plexica.events._outbox_store import (
 from plexica.events.bus import EventBus
 from plexica.events.dlq import describe_error
 from plexica.events.models import SHARDS, processed_events
+from plexica.observability.tracing import relay_spans
 from plexica.settings import EventSettings
 from plexica_sdk.errors import BackendUnavailableError, EventError
 from plexica_sdk.types import Event, TenantContext
@@ -76,6 +77,7 @@ def to_envelope(event: Event) -> str:
                 "userid": event.userid,
                 "traceid": event.traceid,
                 "schemaversion": event.schemaversion,
+                "traceparent": event.traceparent,  # the request's span: the relay continues its trace
                 "data": event.data,
             },
             separators=(",", ":"),
@@ -242,11 +244,21 @@ class OutboxRelay:
         bus: where to publish (started before the relay, stopped after it).
         settings: ``settings.outbox`` holds batch size, polling, retention; ``kafka.io_timeout_seconds``
             bounds a publish.
+        on_published: called with the events the bus accepted (the metrics count them here, not
+            at write time, so a rolled-back write counts nothing).
     """
 
-    def __init__(self, outbox: Outbox, bus: EventBus, settings: EventSettings) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        bus: EventBus,
+        settings: EventSettings,
+        *,
+        on_published: Callable[[Sequence[Event]], None] | None = None,
+    ) -> None:
         self._store = outbox.store
         self._bus = bus
+        self._on_published = on_published
         self._settings = settings.outbox
         self._owner = f"relay-{uuid.uuid4().hex[:16]}"
         self._dirty: set[str] = set()
@@ -369,7 +381,8 @@ class OutboxRelay:
                 log.error("outbox row %d (event %s) is unreadable; dropped", row.seq, row.event_id)
         good = [row for row in rows if row.seq not in outcome.dropped]
         try:
-            await self._bus.publish_many(events, keys=[row.key for row in good], validate=False)
+            with relay_spans(events) as traced:  # each stored trace continues through its relay span
+                await self._bus.publish_many(traced, keys=[row.key for row in good], validate=False)
         except BackendUnavailableError as exc:
             outcome.error = describe_error(exc)
             log.warning("outbox relay: %d events wait for the broker: %s", len(good), outcome.error)
@@ -377,6 +390,8 @@ class OutboxRelay:
         except EventError:  # one event cannot go (its tenant was deleted): find it, keep order
             return await self._publish_one_by_one(good, events, outcome)
         outcome.sent = [row.seq for row in good]
+        if self._on_published is not None:
+            self._on_published(events)
         return outcome
 
     async def _publish_one_by_one(self, rows: list[Claimed], events: list[Event], outcome: Outcome) -> Outcome:
@@ -391,6 +406,8 @@ class OutboxRelay:
                 log.error("outbox event %s (%s) cannot be published; dropped: %s", event.id, event.type, exc)
             else:
                 outcome.sent.append(row.seq)
+                if self._on_published is not None:
+                    self._on_published([event])
         return outcome
 
     async def _prune(self) -> None:

@@ -1,6 +1,8 @@
 """Pure ASGI middleware of the request path, outermost first:
 
 trace id → problem+json errors → access log + metrics → authentication → tenant resolution.
+(CORS, gateway signatures and the tenant strategies live in ``cors.py``, ``gateway.py`` and
+``tenant_resolution.py``; ``docs/gateway.md`` draws the whole order.)
 
 Each stage writes what it learned into the request's one typed :class:`~plexica.http.scope.RequestState`
 (trace id, token, principal, tenant) and the tenant stage sets the tenant context var, always
@@ -14,17 +16,21 @@ import re
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plexica.auth import RealmPerTenantStrategy, verify_gateway_headers
+from plexica.auth import RealmPerTenantStrategy
 from plexica.auth.tokens import parse_unverified
 from plexica.http.problems import problem_for
+from plexica.http.route_templates import RouteTemplates
 from plexica.http.scope import attach_state, request_state, trace_id_of
+from plexica.http.tenant_resolution import DEFAULT_RESOLVERS, TenantResolver, build_resolvers, resolve_tenant
+from plexica.observability.logging import RequestLog, request_log
+from plexica.observability.tracing import current_trace_id
 from plexica.permissions.engine import client_ip
-from plexica.tenancy.naming import SLUG_RE
 from plexica.tenancy.service import tenant_context_of
 from plexica_sdk import context
 from plexica_sdk.errors import (
@@ -72,9 +78,16 @@ class TraceIdMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        incoming = Headers(scope=scope).get(TRACE_HEADER, "")
-        trace_id = incoming if _TRACE_RE.fullmatch(incoming) else uuid.uuid4().hex
-        attach_state(scope, trace_id)
+        headers = Headers(scope=scope)
+        incoming = headers.get(TRACE_HEADER, "")
+        # With tracing on, the correlation id is the OpenTelemetry trace id: one id to search by.
+        trace_id = current_trace_id() or (incoming if _TRACE_RE.fullmatch(incoming) else uuid.uuid4().hex)
+        state = attach_state(scope, trace_id)
+        request_id = headers.get("x-request-id", "")
+        if not _TRACE_RE.fullmatch(request_id):
+            request_id = uuid.uuid4().hex
+        # This request's own log context, a fresh value in its own task: no line can carry another's ids.
+        log_token = request_log.set(RequestLog(request_id, state))
 
         async def send_with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -82,7 +95,10 @@ class TraceIdMiddleware:
                 message["headers"] = [*message["headers"], (b"x-trace-id", trace_id.encode())]
             await send(message)
 
-        await self.app(scope, receive, send_with_trace)
+        try:
+            await self.app(scope, receive, send_with_trace)
+        finally:
+            request_log.reset(log_token)
 
 
 class ErrorMiddleware:
@@ -113,11 +129,17 @@ class ErrorMiddleware:
 
 
 class AccessLogMiddleware:
-    """One JSON log line and the HTTP metrics per request: no query string, no headers, no body."""
+    """One JSON log line and the HTTP metrics per request: no query string, no headers, no body.
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, access_log: bool = True) -> None:
+    The metrics' ``route`` is the mounted template (``routes``), never the raw path.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, routes: RouteTemplates | None = None, access_log: bool = True
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes if routes is not None else RouteTemplates(())
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,6 +147,7 @@ class AccessLogMiddleware:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 500
+        root_path = scope.get("root_path", "")
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -138,9 +161,8 @@ class AccessLogMiddleware:
             elapsed = time.perf_counter() - started
             state = request_state(scope)
             tenant, principal = state.tenant, state.principal
-            route = scope.get("route")
-            route_path = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe_request(scope["method"], route_path, status, elapsed, tenant.id if tenant else "")
+            route = self.routes.of(scope, root_path)
+            self.metrics.observe_request(scope["method"], route, status, elapsed, tenant.id if tenant else "")
             if self.access_log:
                 access_logger.info(
                     "request",
@@ -229,7 +251,7 @@ class AuthenticationMiddleware:
 
 
 class TenantMiddleware:
-    """Resolves the tenant from the token, the host name or a trusted ``X-Tenant-ID`` header.
+    """Resolves the tenant with the configured strategies (token, host name, signed header, path prefix).
 
     A token for another tenant than the one addressed gets 404, like an unknown or deleted tenant,
     so a foreign caller learns nothing; a suspended tenant gets 403.
@@ -240,21 +262,26 @@ class TenantMiddleware:
         app: ASGIApp,
         *,
         tenants: TenantLookup,
+        resolvers: Sequence[TenantResolver] | None = None,
         host_suffix: str | None = None,
-        gateway_key: str | None = None,
         trust_unsigned_header: bool = False,
     ) -> None:
         self.app = app
         self.tenants = tenants
-        self.host_suffix = host_suffix
-        self.gateway_key = gateway_key
-        self.trust_unsigned_header = trust_unsigned_header
+        # The strategies in ``http.tenant_resolvers`` order; see plexica.http.tenant_resolution.
+        self.resolvers = (
+            tuple(resolvers)
+            if resolvers is not None
+            else build_resolvers(
+                DEFAULT_RESOLVERS, host_suffix=host_suffix, trust_unsigned_header=trust_unsigned_header
+            )
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
-        slug = self._resolve_slug(scope, headers)
+        slug = resolve_tenant(self.resolvers, scope, headers, request_state(scope))
         if slug is None:
             return await self.app(scope, receive, send)
         tenant = await self.tenants.get(slug)  # cached: no database read when warm
@@ -276,32 +303,3 @@ class TenantMiddleware:
         finally:
             client_ip.reset(ip_token)
             context.tenant_context.reset(token)
-
-    def _resolve_slug(self, scope: Scope, headers: Headers) -> str | None:
-        verified = request_state(scope).token
-        from_token: str | None = verified.tenant_slug if verified is not None else None
-        addressed = self._from_host(headers) or self._from_header(headers)
-        if addressed is not None and from_token is not None and addressed != from_token:
-            raise TenantNotFoundError(addressed)
-        slug = from_token or addressed
-        if slug is not None and not SLUG_RE.match(slug):
-            raise TenantNotFoundError(slug)
-        return slug
-
-    def _from_host(self, headers: Headers) -> str | None:
-        suffix = self.host_suffix
-        host = headers.get("host", "").split(":", 1)[0].lower()
-        if suffix and host.endswith("." + suffix.lstrip(".")):
-            return host[: -len(suffix.lstrip(".")) - 1] or None
-        return None
-
-    def _from_header(self, headers: Headers) -> str | None:
-        claimed = headers.get("x-tenant-id")
-        if claimed is None:
-            return None
-        if self.gateway_key:
-            slug, _user = verify_gateway_headers(headers, self.gateway_key, time.time())
-            return slug
-        if self.trust_unsigned_header:
-            return claimed
-        return None  # an unsigned header is ignored in production

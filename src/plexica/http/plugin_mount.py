@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from plexica.http.problems import problem
 from plexica.http.scope import request_state, trace_id_of
+from plexica.observability.logging import plugin_scope
 from plexica_sdk import context
 from plexica_sdk.errors import AuthenticationError, NotFoundError, PluginLoadError
 from plexica_sdk.http import HOST_SCOPE_KEY
@@ -60,7 +61,8 @@ class PluginApp:
         if ctx is None or not await self.is_active(self.plugin, ctx.slug):
             raise NotFoundError("not found")
         scope[HOST_SCOPE_KEY] = self.host_for(self.plugin, ctx)
-        await self.router(scope, receive, send)
+        with plugin_scope(self.plugin):  # the handler's log lines name the plugin
+            await self.router(scope, receive, send)
 
 
 def plugin_mounts(platform: Platform) -> list[Mount]:

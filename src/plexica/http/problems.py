@@ -6,6 +6,7 @@ tenant the caller did not name themselves.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -20,6 +21,7 @@ from plexica_sdk.errors import (
     PermissionDeniedError,
     PlexicaError,
     PluginCallError,
+    RateLimitedError,
     TenantSuspendedError,
     ValidationError,
 )
@@ -92,6 +94,16 @@ def problem_for(exc: BaseException, *, trace_id: str | None = None) -> ProblemRe
             return problem(409, "Conflict", str(exc), kind="conflict", trace_id=trace_id)
         case PreconditionRequiredError():
             return problem(428, "Precondition Required", str(exc), kind="precondition-required", trace_id=trace_id)
+        case RateLimitedError():
+            return problem(
+                429,
+                "Too Many Requests",
+                "the rate limit is exhausted; retry after the number of seconds in Retry-After",
+                kind="rate-limited",
+                trace_id=trace_id,
+                headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+                policy=exc.policy,
+            )
         case BackendUnavailableError():
             return problem(
                 503, "Service Unavailable", f"{exc.backend} is unavailable", kind="unavailable", trace_id=trace_id

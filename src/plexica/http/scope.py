@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
+    from plexica.auth.gateway import GatewayAssertion
     from plexica.auth.tokens import VerifiedToken
     from plexica_sdk.types import Principal, TenantInfo
 
@@ -32,12 +33,14 @@ class RequestState:
         token: the verified bearer token, if one was sent.
         principal: who is calling; the user stage may replace it with the admitted profile.
         tenant: the resolved tenant, if the request addresses one.
+        gateway: what a verified gateway signature vouches for, if one was sent.
     """
 
     trace_id: str
     token: VerifiedToken | None = None
     principal: Principal | None = None
     tenant: TenantInfo | None = None
+    gateway: GatewayAssertion | None = None
 
 
 def attach_state(scope: MutableMapping[str, Any], trace_id: str) -> RequestState:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from plexica.identity.super_admins import SuperAdminService
     from plexica.identity.teams import TeamService
     from plexica.identity.users import UserService
+    from plexica.observability.health import HealthChecker
     from plexica.observability.metrics import Metrics
     from plexica.permissions import PermissionEngine, PermissionService
     from plexica.tenancy.plugin_config import PluginConfigService
@@ -29,10 +30,7 @@ if TYPE_CHECKING:
     from plexica_sdk.protocols import ObjectStore
     from plexica_sdk.types import Decision, ObjectInfo, PluginInfo, TenantContext
 
-__all__ = ["Authorizer", "CoreServices", "DeadLetters", "Probe", "services_of"]
-
-#: A health probe: returns when the dependency answers, raises ``PlexicaError`` when it does not.
-Probe = Callable[[], Awaitable[object]]
+__all__ = ["Authorizer", "CoreServices", "DeadLetters", "services_of"]
 
 
 class Authorizer(Protocol):
@@ -75,8 +73,8 @@ class CoreServices:
     dev_issuer: DevIssuer | None
     metrics: Metrics
     plugins: Callable[[], Sequence[PluginInfo]]
-    #: Named probes of ``/health``; ``database`` is also ``/ready``'s.
-    probes: Mapping[str, Probe]
+    #: The probes of ``/health``; its ``database`` probe is also ``/ready``'s.
+    health: HealthChecker
 
 
 def services_of(request: Request) -> CoreServices:

@@ -6,7 +6,8 @@ removed user could keep their access until the entry expires. So each entry is s
 generation counter read *before* the database, and every invalidation bumps the counter: an entry
 written from a read older than the last invalidation never matches again.
 
-A read costs two cache lookups (counter and entry). When the cache is unavailable, reads miss and
+A read costs one round trip: counter and entry in one ``MGET`` (one lookup each on a cache
+that cannot read many keys at once). When the cache is unavailable, reads miss and
 writes are skipped, so callers fall back to the database; a failed invalidation is logged and the
 entry's short ttl bounds how long it can linger.
 """
@@ -18,6 +19,7 @@ from typing import final
 
 import attrs
 
+from plexica.cache.base import get_many
 from plexica_sdk.errors import BackendUnavailableError
 from plexica_sdk.protocols import Cache
 
@@ -57,8 +59,7 @@ class StampedCache:
 
     async def read(self, key: str, generation_key: str) -> Stamped:
         try:
-            raw_generation = await self.cache.get(generation_key)
-            raw = await self.cache.get(key)
+            raw_generation, raw = await get_many(self.cache, (generation_key, key))
         except BackendUnavailableError:
             return Stamped(None, None)
         generation = int(raw_generation) if raw_generation else 0

@@ -7,9 +7,10 @@ on every authenticated tenant request, from :class:`~plexica.http.user_middlewar
 - the first request of a user creates their profile from the token's claims (id = ``sub``) and
   publishes ``core.user.created``; a changed name or e-mail updates it (``core.user.updated``);
 - a ``disabled`` or ``removed`` user is refused with 403 even while their token is valid;
-- the verdict is cached (:class:`~plexica.identity.stamps.StampedCache`) so a steady stream of
-  requests costs two cache reads and no database write. Disabling or removing a user invalidates
-  it, so their next request is refused.
+- the verdict is cached (:class:`~plexica.identity.stamps.StampedCache`, one ``MGET``) and, with
+  a :class:`~plexica.cache.layered.LayeredCache`, kept in process for its L1 bound, so a steady
+  stream of requests costs no cache read and no database write. Disabling or removing a user
+  invalidates both (the L1 in every process, by broadcast), so their next request is refused.
 
 Removal disables the profile and drops every team and workspace membership in the same
 transaction. It may leave a workspace without an admin: the tenant's admins (who hold
@@ -27,6 +28,7 @@ from typing import Any, final
 
 import attrs
 
+from plexica.cache.layered import LayeredCache
 from plexica.db.engine import Database
 from plexica.identity.access import AccessInvalidator
 from plexica.identity.models import USER_STATUSES, EventPublisher, UserProfile
@@ -63,6 +65,11 @@ def user_cache_keys(ctx: TenantContext, user_id: str) -> tuple[str, str]:
     return base, f"{base}:gen"
 
 
+def _local_key(ctx: TenantContext, user_id: str) -> str:
+    """The process-local (L1) key of a user's admission verdict."""
+    return f"l1:{user_cache_keys(ctx, user_id)[0]}"
+
+
 def _claims_of(principal: Principal) -> tuple[str | None, str | None, str | None]:
     return principal.username, principal.email, principal.name
 
@@ -85,9 +92,16 @@ class UserService:
     """Business rules of user profiles; every query runs in the given tenant's schema."""
 
     def __init__(
-        self, *, db: Database, cache: Cache, publish: EventPublisher, access: AccessInvalidator | None = None
+        self,
+        *,
+        db: Database,
+        cache: Cache,
+        publish: EventPublisher,
+        access: AccessInvalidator | None = None,
+        local: LayeredCache | None = None,
     ) -> None:
         self.db = db
+        self.local = local
         self.access = access
         self.publish = publish
         self.stamps = StampedCache(cache, ttl=ADMISSION_TTL)
@@ -103,14 +117,25 @@ class UserService:
             UserDisabledError: the profile is ``disabled`` or ``removed`` (403).
         """
         claims = _claims_of(principal)
-        fingerprint = _fingerprint(claims)
+        admitted = b"active:" + _fingerprint(claims)
+        if self.local is None:
+            verdict = await self._verdict(ctx, principal, admitted)
+        else:
+            local_key = _local_key(ctx, principal.id)
+            verdict = await self.local.get_local(local_key, lambda: self._verdict(ctx, principal, admitted))
+            if verdict != admitted and verdict.startswith(b"active:"):  # their claims changed
+                self.local.forget(local_key)
+                verdict = await self.local.get_local(local_key, lambda: self._verdict(ctx, principal, admitted))
+        if verdict != admitted:
+            raise UserDisabledError(verdict.decode())
+
+    async def _verdict(self, ctx: TenantContext, principal: Principal, admitted: bytes) -> bytes:
+        """``admitted`` (``active:<claims fingerprint>``) or the refused status, from L2 or the database."""
         key, generation_key = user_cache_keys(ctx, principal.id)
         cached = await self.stamps.read(key, generation_key)
-        if cached.value == b"active:" + fingerprint:
-            return
-        if cached.value is not None and not cached.value.startswith(b"active:"):
-            raise UserDisabledError(cached.value.decode())
-
+        if cached.value == admitted or (cached.value is not None and not cached.value.startswith(b"active:")):
+            return cached.value
+        claims = _claims_of(principal)
         at = now()
         event: tuple[str, dict[str, Any]] | None = None
         async with self.db.tenant_connection(ctx.schema) as conn:
@@ -143,13 +168,11 @@ class UserService:
                 elif (at - profile.last_seen_at).total_seconds() > SEEN_RESOLUTION:
                     await self.repo.touch(conn, principal.id, at)
         status = profile.status if profile is not None else "active"
-        await self.stamps.write(
-            key, cached.generation, b"active:" + fingerprint if status == "active" else status.encode()
-        )
-        if status != "active":
-            raise UserDisabledError(status)
-        if event is not None:
+        verdict = admitted if status == "active" else status.encode()
+        await self.stamps.write(key, cached.generation, verdict)
+        if event is not None and status == "active":
             await self.publish("core", event[0], event[1], ctx, subject=principal.id)
+        return verdict
 
     # ------------------------------------------------------------------ reads
 
@@ -267,6 +290,8 @@ class UserService:
     async def _invalidate(self, ctx: TenantContext, user_id: str, *, workspaces: Sequence[str] = ()) -> None:
         key, generation_key = user_cache_keys(ctx, user_id)
         await self.stamps.invalidate(generation_key, key)
+        if self.local is not None:
+            await self.local.invalidate_local(_local_key(ctx, user_id))
         if self.access is not None:
             await self.access.invalidate_user(ctx, user_id)
         for workspace_id in workspaces:

@@ -19,6 +19,7 @@ import random
 from typing import Final, final
 from urllib.parse import quote
 
+from plexica.cache.base import get_many
 from plexica.permissions.decision import Grants
 from plexica.tenancy.naming import cache_prefix
 from plexica_sdk.errors import ValidationError
@@ -52,6 +53,8 @@ class PermissionCache:
         self.ttl = ttl
         self.jitter = jitter
         self._rng = rng or random.SystemRandom()
+        self.hits = 0  # entries found current (the metrics' permission cache hit ratio)
+        self.misses = 0  # entries missing or stale
 
     # ------------------------------------------------------------------ keys
 
@@ -71,13 +74,7 @@ class PermissionCache:
     # -------------------------------------------------------------- counters
 
     async def _read_counter(self, key: str) -> int:
-        raw = await self.cache.get(key)
-        if raw is not None:
-            try:
-                return int(raw)
-            except ValueError:
-                await self.cache.delete(key)
-        return await self._bump(key)
+        return await self._counter(key, await self.cache.get(key))
 
     async def _bump(self, key: str) -> int:
         step = self._rng.randrange(1, _STEP)
@@ -86,6 +83,24 @@ class PermissionCache:
         except ValidationError:  # overflowed or corrupt: start over at a fresh random value
             await self.cache.delete(key)
             return await self.cache.incr(key, step, ttl=COUNTER_TTL)
+
+    async def read_state(self, slug: str, user_id: str) -> tuple[int, int, bytes | None]:
+        """The tenant's version, the user's version and the user's entry, in one round trip.
+
+        Counters are read with the entry (one ``MGET``; the keys share the tenant's hash tag) and
+        before the database, as the module docstring requires; a missing one is created.
+        """
+        tenant_key, user_key = self.tenant_version_key(slug), self.user_version_key(slug, user_id)
+        raw_tenant, raw_user, raw = await get_many(self.cache, (tenant_key, user_key, self.entry_key(slug, user_id)))
+        return await self._counter(tenant_key, raw_tenant), await self._counter(user_key, raw_user), raw
+
+    async def _counter(self, key: str, raw: bytes | None) -> int:
+        if raw is not None:
+            try:
+                return int(raw)
+            except ValueError:
+                await self.cache.delete(key)
+        return await self._bump(key)
 
     async def tenant_version(self, slug: str) -> int:
         """The tenant's current version (created when missing)."""
@@ -107,7 +122,16 @@ class PermissionCache:
 
     async def get(self, slug: str, user_id: str, stamp: Stamp) -> Grants | None:
         """The cached grants of a user if they were computed at ``stamp``, else None."""
-        return self.decode(await self.read(slug, user_id), stamp)
+        return self.current(await self.read(slug, user_id), stamp)
+
+    def current(self, raw: bytes | None, stamp: Stamp) -> Grants | None:
+        """:meth:`decode`, counted as a hit or a miss."""
+        grants = self.decode(raw, stamp)
+        if grants is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return grants
 
     async def read(self, slug: str, user_id: str) -> bytes | None:
         """A user's entry as stored, whatever its stamp (see :meth:`decode`)."""

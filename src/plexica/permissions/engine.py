@@ -5,14 +5,18 @@ Three levels answer a check:
 * **L1, the request.** Each :class:`~plexica_sdk.types.TenantContext` object (one per request or
   event) gets a scope holding the resolved :class:`~plexica.permissions.decision.Subject`; a
   repeated check in the request is a dict lookup. A scope older than ``scope_ttl`` re-validates.
+* **L1, the process** (with a :class:`~plexica.cache.layered.LayeredCache`). Each user's model
+  and grants, as last read from L2, for the layered cache's bound; an invalidation drops them in
+  every process by broadcast, so a warm request reads no cache at all.
 * **L2, the cache backend.** Each user's grants under ``tenant:{slug}:permissions:{user}``,
-  checked against version counters (:mod:`plexica.permissions.cache`).
+  checked against version counters (:mod:`plexica.permissions.cache`), all read in one ``MGET``.
 * **The compiled model.** Each tenant's roles and policies, compiled once per tenant version and
   kept in an LRU of ``max_tenants`` tenants (only tenants in use are loaded), reloaded at the
   latest after ``model_ttl``.
 
 Changes made through this process invalidate its own scopes at once; other processes see them
-at their next request, through the counters.
+through the broadcast (within the layered cache's bound if a message is lost), or, without a
+process L1, at their next request through the counters.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any, final
 
 import attrs
 
-from plexica.cache.memory import MemoryCache
+from plexica.cache.layered import LayeredCache
 from plexica.permissions.abac import CompiledPolicy, compile_policy
 from plexica.permissions.cache import PermissionCache
 from plexica.permissions.contributions import PluginContribution, contributions_of
@@ -82,8 +86,7 @@ class PermissionEngine:
         directory: team and workspace memberships (default: SQL over the identity tables).
         resource_attributes: looks up a resource's attributes by type and id for ABAC.
         max_tenants: how many tenant models stay loaded.
-        concurrent_reads: read the L2 counters and entry concurrently (default: unless the cache
-            is the in-process one).
+        local: the process L1 of subjects' state (the host's layered cache); ``None``: none.
         scope_ttl: seconds a request scope's subject is trusted before re-validation.
         model_ttl: seconds a compiled model is trusted before a reload, whatever the counters say.
         clock: monotonic seconds; now: wall-clock time for ``environment.*``.
@@ -99,7 +102,7 @@ class PermissionEngine:
         directory: SubjectDirectory | None = None,
         resource_attributes: ResourceAttributes | None = None,
         max_tenants: int = 256,
-        concurrent_reads: bool | None = None,
+        local: LayeredCache | None = None,
         scope_ttl: float = 1.0,
         model_ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
@@ -114,8 +117,7 @@ class PermissionEngine:
         self._installed = installed
         self._resource_attributes = resource_attributes
         self.max_tenants = max_tenants
-        # In-process caches answer at once, where gathering would only add task overhead.
-        self._concurrent_reads = not isinstance(cache, MemoryCache) if concurrent_reads is None else concurrent_reads
+        self._local = local
         self.scope_ttl = scope_ttl
         self.model_ttl = model_ttl
         self._clock = clock
@@ -220,21 +222,7 @@ class PermissionEngine:
         return scope
 
     async def _resolve(self, ctx: TenantContext, user: str, *, own: bool) -> Subject:
-        # Both counters are read before the database is (see plexica.permissions.cache); with a
-        # remote cache, the three reads go out at once, costing one round trip instead of three.
-        versions = self.cache.tenant_version(ctx.slug), self.cache.user_version(ctx.slug, user)
-        if self._concurrent_reads:
-            version, user_version, raw = await asyncio.gather(*versions, self.cache.read(ctx.slug, user))
-        else:
-            version, user_version = await versions[0], await versions[1]
-            raw = await self.cache.read(ctx.slug, user)
-        model = await self._model_at(ctx, version)
-        assert model.version is not None
-        stamp = (model.version, user_version)
-        grants = self.cache.decode(raw, stamp)
-        if grants is None:
-            grants = await self._load_grants(ctx, user)
-            await self.cache.put(ctx.slug, user, stamp, grants)
+        model, grants = await (self._load_state(ctx, user) if self._local is None else self._local_state(ctx, user))
         principal = ctx.user if own else None
         return Subject(
             model,
@@ -246,6 +234,39 @@ class PermissionEngine:
             tenant={"id": ctx.tenant_id, "slug": ctx.slug, "plan": ctx.plan},
             environment=self._environment(),
         )
+
+    async def _load_state(self, ctx: TenantContext, user: str) -> tuple[TenantModel, Grants]:
+        # Both counters are read (with the entry, in one round trip) before the database is; see
+        # plexica.permissions.cache for why that makes a late refill harmless.
+        version, user_version, raw = await self.cache.read_state(ctx.slug, user)
+        model = await self._model_at(ctx, version)
+        assert model.version is not None
+        stamp = (model.version, user_version)
+        grants = self.cache.current(raw, stamp)
+        if grants is None:
+            grants = await self._load_grants(ctx, user)
+            await self.cache.put(ctx.slug, user, stamp, grants)
+        return model, grants
+
+    async def _local_state(self, ctx: TenantContext, user: str) -> tuple[TenantModel, Grants]:
+        """The user's state from the process L1, tagged with the tenant's L1 epoch.
+
+        The epoch is a token that a tenant-wide invalidation replaces, so one broadcast key drops
+        every user's state of the tenant; each user's own key drops theirs.
+        """
+        assert self._local is not None
+        local = self._local
+        epoch = await local.get_local(_tenant_local_key(ctx.slug), _new_epoch)
+        key = _user_local_key(ctx.slug, user)
+
+        async def load() -> tuple[object, TenantModel, Grants]:
+            return (epoch, *await self._load_state(ctx, user))
+
+        state = await local.get_local(key, load)
+        if state[0] is not epoch:  # loaded before the tenant's last invalidation
+            local.forget(key)
+            state = await local.get_local(key, load)
+        return state[1], state[2]
 
     async def _load_grants(self, ctx: TenantContext, user: str) -> Grants:
         async with self.db.tenant_session(ctx.schema) as session:
@@ -398,19 +419,37 @@ class PermissionEngine:
         await self.cache.bump_tenant(ctx.slug)
         self._models.pop(ctx.tenant_id, None)
         self._forget_scopes(ctx.slug)
+        if self._local is not None:
+            await self._local.invalidate_local(_tenant_local_key(ctx.slug))
 
     async def invalidate_user(self, ctx: TenantContext, user_id: str) -> None:
         """After a committed change of one user's grants, teams or workspace memberships."""
         await self.cache.bump_user(ctx.slug, user_id)
         self._forget_scopes(ctx.slug)
+        if self._local is not None:
+            await self._local.invalidate_local(_user_local_key(ctx.slug, user_id))
 
     def forget(self, ctx: TenantContext) -> None:
         """Drop everything this process holds for a tenant (after the tenant is deleted)."""
         self._models.pop(ctx.tenant_id, None)
         self._locks.pop(ctx.tenant_id, None)
         self._forget_scopes(ctx.slug)
+        if self._local is not None:
+            self._local.forget(_tenant_local_key(ctx.slug))
 
     def _forget_scopes(self, slug: str) -> None:
         for scope in list(self._scopes.values()):
             if scope.tenant == slug:
                 scope.subjects.clear()
+
+
+def _tenant_local_key(slug: str) -> str:
+    return f"l1:{PermissionCache.tenant_version_key(slug)}"
+
+
+def _user_local_key(slug: str, user: str) -> str:
+    return f"l1:{PermissionCache.entry_key(slug, user)}"
+
+
+async def _new_epoch() -> object:
+    return object()

@@ -17,6 +17,8 @@ from typing import Any
 import attrs
 import pluggy
 
+from plexica.observability.logging import plugin_scope
+from plexica.observability.tracing import hook_span
 from plexica_sdk.errors import PlexicaError, PluginCallError
 
 __all__ = ["HookResults", "call_each", "call_first", "collect"]
@@ -100,7 +102,8 @@ async def call_each(
     for name, impl in _impls(pm, hook, order, only):
         arguments = {**kwargs, **per_plugin(name)} if per_plugin else kwargs
         try:
-            results.append((name, await _await(_invoke(impl, arguments), timeout)))
+            with plugin_scope(name), hook_span(name, hook):  # logs and the span name the plugin
+                results.append((name, await _await(_invoke(impl, arguments), timeout)))
         except Exception as exc:
             error = _translate(name, hook, exc)
             logger.warning("plugin hook failed", extra={"plugin": name, "hook": hook, "error": str(error)})
@@ -119,14 +122,11 @@ async def call_first(
 ) -> Any:
     """Call a query hook in order and return the first non-``None`` result (failures are skipped)."""
     for name, impl in _impls(pm, hook, order, only):
-        try:
-            result = _invoke(impl, kwargs)
-        except Exception as exc:
-            logger.warning("plugin hook failed", extra={"plugin": name, "hook": hook, "error": str(exc)})
-            continue
-        if inspect.isawaitable(result):
+        with plugin_scope(name), hook_span(name, hook):
             try:
-                result = await _await(result, timeout)
+                result = _invoke(impl, kwargs)
+                if inspect.isawaitable(result):
+                    result = await _await(result, timeout)
             except Exception as exc:
                 logger.warning("plugin hook failed", extra={"plugin": name, "hook": hook, "error": str(exc)})
                 continue

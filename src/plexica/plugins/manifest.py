@@ -11,7 +11,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from plexica_sdk.errors import PluginLoadError
-from plexica_sdk.types import PERMISSION_KEY_RE, PLUGIN_NAME_RE, PluginManifest
+from plexica_sdk.types import PERMISSION_KEY_RE, PLUGIN_NAME_RE, PluginManifest, RouteRateLimit
 
 __all__ = ["load_order", "validate_manifest"]
 
@@ -57,7 +57,25 @@ def validate_manifest(manifest: object, *, origin: str) -> PluginManifest:
             raise PluginLoadError(name, f"requires {dependency} {spec!r}: not a version range") from None
     if manifest.config_schema is not None:
         _check_config_schema(name, manifest.config_schema)
+    _check_rate_limits(name, manifest.rate_limits)
     return manifest
+
+
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _check_rate_limits(name: str, rules: Sequence[object]) -> None:
+    """Each ``rate_limits`` rule must be a ``RouteRateLimit`` with a ``/`` path, known methods and a cost >= 1."""
+    for rule in rules:
+        if not isinstance(rule, RouteRateLimit):
+            raise PluginLoadError(name, f"rate_limits holds {type(rule).__name__}, not RouteRateLimit")
+        if not rule.path.startswith("/"):
+            raise PluginLoadError(name, f"rate limit path {rule.path!r} must start with '/' (under the plugin's mount)")
+        unknown = sorted(set(rule.methods) - _HTTP_METHODS)
+        if unknown:
+            raise PluginLoadError(name, f"rate limit {rule.path!r}: unknown HTTP methods {unknown}")
+        if isinstance(rule.cost, bool) or not isinstance(rule.cost, int) or rule.cost < 1:
+            raise PluginLoadError(name, f"rate limit {rule.path!r}: cost must be an integer >= 1, got {rule.cost!r}")
 
 
 def _check_config_schema(name: str, schema: Mapping[str, object]) -> None:

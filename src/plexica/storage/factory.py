@@ -45,5 +45,6 @@ def create_object_store(
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key,
             bucket_prefix=settings.bucket_prefix,
+            health_bucket=settings.shared_bucket,
         )
     return LocalObjectStore(data_dir / "objects", signing_key=signing_key)

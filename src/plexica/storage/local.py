@@ -59,6 +59,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _probe_write(root: Path) -> None:
+    with tempfile.NamedTemporaryFile(dir=root, prefix=".health-") as probe:
+        probe.write(b"ok")
+        probe.flush()
+
+
 def _sync(file: BinaryIO) -> None:
     file.flush()
     os.fsync(file.fileno())
@@ -139,6 +145,13 @@ class LocalObjectStore:
         tb: TracebackType | None,
     ) -> None:
         """Nothing to release: every file is closed by the call that opened it."""
+
+    async def ping(self) -> None:
+        """Raise :class:`BackendUnavailableError` unless a file can be written under ``root``.
+
+        Writing (not just listing) is what catches a full or read-only disk.
+        """
+        await self._run(_probe_write, self._root)
 
     async def create_bucket(self, bucket: str) -> None:
         """Create ``bucket``; creating one that exists is not an error.

@@ -77,6 +77,7 @@ class S3ObjectStore:
         max_attempts: attempts per request, retries included, with botocore's standard backoff.
         multipart_threshold: a streamed upload longer than this becomes a multipart upload.
         part_size: bytes per part of a multipart upload (S3's minimum is 5 MiB).
+        health_bucket: the bucket :meth:`ping` asks about; one this account owns or nobody does.
 
     Raises:
         MissingDependencyError: ``aioboto3`` is not installed (``pip install 'plexica[s3]'``).
@@ -97,6 +98,7 @@ class S3ObjectStore:
         max_attempts: int = 3,
         multipart_threshold: int = 8 * 1024 * 1024,
         part_size: int = 8 * 1024 * 1024,
+        health_bucket: str = "plexica",
     ) -> None:
         self._aioboto3 = _import("aioboto3")
         self._botocore_config = _import("botocore.config")
@@ -115,6 +117,7 @@ class S3ObjectStore:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_attempts = max_attempts
+        self._health_bucket = health_bucket
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: Any = None
 
@@ -156,6 +159,16 @@ class S3ObjectStore:
         stack, self._stack, self._client = self._stack, None, None
         if stack is not None:
             await stack.aclose()
+
+    async def ping(self) -> None:
+        """Raise :class:`BackendUnavailableError` unless S3 answers a signed ``HeadBucket``.
+
+        The bucket is ``health_bucket``: S3 has no request every server and policy allows, and a
+        missing bucket still proves the server answers and accepts the signature (a 404). A
+        refusal (403: wrong keys or a bucket another account owns) counts as unavailable.
+        """
+        with contextlib.suppress(NotFoundError), self._translated("HeadBucket", self._health_bucket):
+            await self._open().head_bucket(Bucket=self.bucket_name(self._health_bucket))
 
     def bucket_name(self, bucket: str) -> str:
         """Return the name ``bucket`` has on the server (``bucket_prefix`` + ``bucket``).

@@ -1,52 +1,54 @@
-"""Liveness, readiness and metrics."""
+"""Liveness and readiness (``/metrics`` is served by :mod:`plexica.http.metrics_endpoint`).
+
+``/health`` checks every configured dependency at once, each within ``http.health_timeout_seconds``,
+and answers 503 only when a required one is down. Anonymous callers in production see only the
+overall status; the checks, latencies and plugin names need ``X-Health-Token`` or a super-admin
+token. ``/ready`` checks the database only, and is a 503 problem when it does not answer.
+"""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from plexica.http.scope import request_state
 from plexica.http.services import services_of
-from plexica.observability.metrics import CONTENT_TYPE
-from plexica_sdk.errors import PlexicaError
+from plexica_sdk.errors import BackendUnavailableError
 
 __all__ = ["routes"]
 
+_NO_STORE = {"Cache-Control": "no-store"}
+
 
 async def health(request: Request) -> JSONResponse:
-    """Full health: every configured probe (database, cache) and the plugins loaded."""
+    """Every dependency's status and latency (details only for those allowed to see them)."""
     services = services_of(request)
-    checks: dict[str, str] = {}
-    for name, probe in services.probes.items():
-        try:
-            await probe()
-            checks[name] = "ok"
-        except PlexicaError:
-            checks[name] = "unavailable"
-    healthy = all(value == "ok" for value in checks.values())
-    body = {
-        "status": "ok" if healthy else "degraded",
-        "checks": checks,
-        "plugins": [p.name for p in services.plugins()],
-    }
-    return JSONResponse(body, status_code=200 if healthy else 503)
+    checker = services.health
+    report = await checker.check()
+    principal = request_state(request.scope).principal
+    body: dict[str, object] = {"status": report.status}
+    if checker.discloses_to(
+        token=request.headers.get("x-health-token"), super_admin=principal is not None and principal.is_super_admin
+    ):
+        body["checks"] = {result.name: result.as_json() for result in report.checks}
+        body["plugins"] = [p.name for p in services.plugins()]
+    return JSONResponse(body, status_code=200 if report.healthy else 503, headers=_NO_STORE)
 
 
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: the database answers."""
-    await services_of(request).probes["database"]()
-    return JSONResponse({"status": "ready"})
+    """Readiness: the database answers within the health timeout.
 
-
-async def metrics(request: Request) -> Response:
-    """Prometheus metrics."""
-    services = services_of(request)
-    services.metrics.active_plugins.set(len(services.plugins()))
-    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
+    Raises:
+        BackendUnavailableError: it does not (a 503 problem).
+    """
+    [result] = (await services_of(request).health.check(["database"])).checks
+    if not result.ok:
+        raise BackendUnavailableError("database", result.status)
+    return JSONResponse({"status": "ready"}, headers=_NO_STORE)
 
 
 routes = [
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
 ]

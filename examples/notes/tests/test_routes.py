@@ -1,0 +1,81 @@
+"""The notes routes over HTTP, against a real host: create, list, read, change, delete, bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import pytest
+
+from plexica_sdk.testing import ProvisionedTenant, RunningHost
+
+pytestmark = pytest.mark.anyio
+
+EDITOR = ("member", "notes-editor")
+
+
+def assert_problem(response: httpx2.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+async def test_created_note_is_listed_read_changed_and_deleted(
+    plexica_host: RunningHost, client: httpx2.AsyncClient, tenant: ProvisionedTenant
+) -> None:
+    headers = tenant.headers("ann", EDITOR)
+    created = await client.post(plexica_host.url("/notes"), json={"title": "plan", "body": "b"}, headers=headers)
+    assert created.status_code == 201, created.text
+    note = created.json()
+    assert note["author_id"] == "ann" and note["title"] == "plan"
+
+    listed = (await client.get(plexica_host.url("/notes"), headers=headers)).json()["items"]
+    assert note["id"] in [item["id"] for item in listed]
+
+    url = plexica_host.url(f"/notes/{note['id']}")
+    changed = await client.put(url, json={"title": "plan v2", "body": "c"}, headers=headers)
+    assert changed.status_code == 200 and changed.json()["title"] == "plan v2"
+    assert (await client.get(url, headers=headers)).json()["body"] == "c"
+
+    assert (await client.delete(url, headers=headers)).status_code == 204
+    assert_problem(await client.get(url, headers=headers), 404)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "x" * 201}, "title"),
+        ({"title": 3}, "title"),
+        ({"title": "ok", "body": 5}, "body"),
+        (["not", "an", "object"], "body"),
+    ],
+    ids=["empty-title", "long-title", "number-title", "number-body", "array"],
+)
+async def test_invalid_note_is_a_422_problem_naming_the_field(
+    plexica_host: RunningHost, client: httpx2.AsyncClient, tenant: ProvisionedTenant, body: Any, field: str
+) -> None:
+    response = await client.post(plexica_host.url("/notes"), json=body, headers=tenant.headers(roles=EDITOR))
+    problem = assert_problem(response, 422)
+    assert [error["field"] for error in problem["errors"]] == [field]
+
+
+async def test_changing_a_missing_note_is_404(
+    plexica_host: RunningHost, client: httpx2.AsyncClient, tenant: ProvisionedTenant
+) -> None:
+    response = await client.put(
+        plexica_host.url("/notes/no-such-note"), json={"title": "t"}, headers=tenant.headers(roles=EDITOR)
+    )
+    assert_problem(response, 404)
+
+
+async def test_list_is_newest_first_and_honours_limit(
+    plexica_host: RunningHost, client: httpx2.AsyncClient, tenant: ProvisionedTenant
+) -> None:
+    headers = tenant.headers(roles=EDITOR)
+    for title in ("one", "two", "three"):
+        assert (await client.post(plexica_host.url("/notes"), json={"title": title}, headers=headers)).status_code == 201
+    items = (await client.get(plexica_host.url("/notes?limit=2"), headers=headers)).json()["items"]
+    assert [item["title"] for item in items] == ["three", "two"]

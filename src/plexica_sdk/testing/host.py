@@ -1,0 +1,254 @@
+"""A real host for plugin tests, started in-process: settings, tenants, tokens, an HTTP client.
+
+Nothing here imports the host (``plexica``) at import time: the pytest plugin that uses this
+module is loaded in every pytest run where the SDK is installed, so the host is imported only when
+a test asks for a running host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, final
+
+import attrs
+
+from plexica_sdk.testing.events import EventLog, EventRecorder
+from plexica_sdk.types import Event, TenantContext, TenantInfo
+
+if TYPE_CHECKING:
+    import httpx2
+    from starlette.applications import Starlette
+
+    from plexica.platform import Platform
+    from plexica.settings import Settings
+
+__all__ = [
+    "SERVICE_VARIABLES",
+    "ProvisionedTenant",
+    "RunningHost",
+    "plugin_name",
+    "start_host",
+    "host_environ",
+]
+
+#: The project's service variables (``scripts/services.sh`` writes them) and the settings each sets.
+SERVICE_VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
+    "postgres": {"TEST_DATABASE_URL": "PLEXICA_DATABASE__URL"},
+    "redis": {"TEST_REDIS_URL": "PLEXICA_CACHE__REDIS_URL"},
+    "kafka": {"TEST_KAFKA_BOOTSTRAP": "PLEXICA_EVENTS__BOOTSTRAP_SERVERS"},
+    "s3": {
+        "TEST_S3_ENDPOINT": "PLEXICA_STORAGE__S3_ENDPOINT",
+        "TEST_S3_ACCESS_KEY": "PLEXICA_STORAGE__S3_ACCESS_KEY",
+        "TEST_S3_SECRET_KEY": "PLEXICA_STORAGE__S3_SECRET_KEY",
+        "TEST_S3_REGION": "PLEXICA_STORAGE__S3_REGION",
+    },
+}
+_SERVICE_EXTRAS: Final[Mapping[str, Mapping[str, str]]] = {
+    "kafka": {"PLEXICA_EVENTS__BACKEND": "kafka", "PLEXICA_EVENTS__REPLICATION_FACTOR": "1"},
+    "s3": {"PLEXICA_STORAGE__BACKEND": "s3"},
+}
+_TEST_PREFIX: Final = "PLEXICA_TEST_"
+
+
+def host_environ(environ: Mapping[str, str], services: Iterable[str]) -> dict[str, str]:
+    """The ``PLEXICA_*`` variables the test host's settings are loaded from.
+
+    Each named service whose ``TEST_*`` variables are all set switches its backend to the real
+    server; then every ``PLEXICA_TEST_<SECTION>__<KEY>`` becomes ``PLEXICA_<SECTION>__<KEY>``
+    (the author's own overrides win). The process's own ``PLEXICA_*`` settings are ignored on
+    purpose: a test must never reach a deployment's database.
+
+    Args:
+        environ: the process environment.
+        services: the services that may be used (``postgres``, ``redis``, ``kafka``, ``s3``).
+    """
+    env: dict[str, str] = {}
+    for service in services:
+        variables = SERVICE_VARIABLES.get(service)
+        if variables is None:
+            known = ", ".join(SERVICE_VARIABLES)
+            raise ValueError(f"unknown service {service!r} for the test host (known: {known})")
+        if all(environ.get(var) for var in variables):
+            env.update({setting: environ[var] for var, setting in variables.items()})
+            env.update(_SERVICE_EXTRAS.get(service, {}))
+    for name, value in environ.items():
+        if name.startswith(_TEST_PREFIX) and "__" in name:
+            env["PLEXICA_" + name.removeprefix(_TEST_PREFIX)] = value
+    return env
+
+
+def plugin_name(plugin: object) -> str:
+    """The name in ``plugin``'s manifest (what its routes are mounted under).
+
+    Raises:
+        TypeError: the object has no ``plexica_manifest`` hook.
+    """
+    manifest = getattr(plugin, "plexica_manifest", None)
+    if manifest is None:
+        raise TypeError(f"{plugin!r} is not a Plexica plugin: it has no plexica_manifest hook")
+    return str(manifest().name)
+
+
+@final
+@attrs.define(eq=False)
+class ProvisionedTenant:
+    """A tenant of the test host, provisioned with every loaded plugin installed."""
+
+    info: TenantInfo
+    host: RunningHost
+
+    @property
+    def slug(self) -> str:
+        return self.info.slug
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def context(self) -> TenantContext:
+        """The tenant context host calls for this tenant run in."""
+        return TenantContext(
+            tenant_id=self.info.id, slug=self.info.slug, schema=self.info.schema, plan=self.info.plan
+        )
+
+    def token(self, user: str = "alice", roles: Iterable[str] = ("member",), **claims: Any) -> str:
+        """A signed access token of ``user`` with tenant-wide ``roles`` in this tenant."""
+        return self.host.token_for(user, roles, self, **claims)
+
+    def headers(self, user: str = "alice", roles: Iterable[str] = ("member",), **claims: Any) -> dict[str, str]:
+        """``Authorization`` headers for requests as ``user`` (see :meth:`token`)."""
+        return {"Authorization": f"Bearer {self.token(user, roles, **claims)}"}
+
+
+@final
+@attrs.define(eq=False)
+class RunningHost:
+    """A host app running in-process with the plugins under test, and a client talking to it.
+
+    Attributes:
+        app: the Starlette app (its lifespan is running).
+        client: an ``httpx2.AsyncClient`` on the app (``base_url`` ``http://testserver``).
+        events: every event delivered so far (the ``published_events`` fixture).
+        plugins: the names of the plugins under test, the first being the default for
+            :meth:`url`.
+    """
+
+    app: Starlette
+    client: httpx2.AsyncClient
+    events: EventLog
+    plugins: tuple[str, ...]
+    tenants: list[ProvisionedTenant] = attrs.Factory(list)
+
+    @property
+    def platform(self) -> Platform:
+        """The host's services (tenants, database, cache, bus...): for assertions, not for plugins."""
+        return self.app.state.platform  # type: ignore[no-any-return]
+
+    def url(self, path: str = "", *, plugin: str | None = None) -> str:
+        """The URL of a plugin route: ``/api/plugins/{plugin}{path}``."""
+        return f"/api/plugins/{plugin or self.plugins[0]}{path}"
+
+    def token_for(
+        self,
+        user: str = "alice",
+        roles: Iterable[str] = ("member",),
+        tenant: ProvisionedTenant | str | None = None,
+        **claims: Any,
+    ) -> str:
+        """A token the host accepts: ``user`` with tenant-wide ``roles`` in ``tenant``.
+
+        Args:
+            user: the subject (also the username).
+            roles: tenant roles (the plugins' default roles, ``tenant_admin``...).
+            tenant: the tenant or its slug; default: the first tenant made.
+            claims: more ``DevIssuer.mint`` arguments (``email``, ``expires_in``, ``extra_claims``).
+        """
+        if tenant is None:
+            if not self.tenants:
+                raise LookupError("token_for needs a tenant: make one first (the `tenant` fixture)")
+            tenant = self.tenants[0]
+        slug = tenant if isinstance(tenant, str) else tenant.slug
+        issuer = self.platform.dev_issuer
+        if issuer is None:
+            raise LookupError("the test host has no development token issuer (Keycloak is configured)")
+        return issuer.mint(realm=f"tenant-{slug}", subject=user, username=user, roles=list(roles), **claims)
+
+    def admin_token(self) -> str:
+        """A platform super-admin token (for ``/api/admin`` routes)."""
+        issuer = self.platform.dev_issuer
+        if issuer is None:
+            raise LookupError("the test host has no development token issuer (Keycloak is configured)")
+        return issuer.mint(realm="plexica-platform", subject="root", roles=["super_admin"])
+
+    async def make_tenant(self, slug: str | None = None, *, plan: str = "standard") -> ProvisionedTenant:
+        """Provision a tenant (default slug: a fresh random one) with every loaded plugin installed.
+
+        Tenants made here are deleted when the host stops, so a shared database keeps no test data.
+        """
+        info = await self.platform.tenants.provision(slug or f"t{uuid.uuid4().hex[:12]}", plan=plan)
+        installed = await self.platform.tenants.installed_plugins(info)
+        missing = [name for name in self.plugins if name not in installed]
+        if missing:
+            raise AssertionError(f"tenant {info.slug!r} was provisioned without plugin(s) {missing}")
+        tenant = ProvisionedTenant(info, self)
+        self.tenants.append(tenant)
+        return tenant
+
+    async def wait_for_event(
+        self, event_type: str, *, timeout: float = 5.0, tenant: ProvisionedTenant | str | None = None, **kwargs: Any
+    ) -> Event:
+        """Wait until an ``event_type`` event is delivered (see :meth:`EventLog.wait_for`)."""
+        slug = tenant.slug if isinstance(tenant, ProvisionedTenant) else tenant
+        return await self.events.wait_for(event_type, timeout=timeout, tenant=slug, **kwargs)
+
+    async def _delete_tenants(self) -> None:
+        for tenant in reversed(self.tenants):
+            await self.platform.tenants.delete(tenant.slug)
+        self.tenants.clear()
+
+
+def build_settings(data_dir: Path, environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """The test host's settings: embedded defaults in ``data_dir``, then ``environ``, then ``overrides``."""
+    from plexica.settings import load_settings
+
+    overrides.setdefault("data_dir", str(data_dir))
+    overrides.setdefault("load_entry_points", False)
+    overrides.setdefault("environment", "test")
+    return load_settings(environ=environ, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def start_host(plugins: Sequence[object], settings: Settings, names: Sequence[str]) -> AsyncIterator[RunningHost]:
+    """Run a host with ``plugins`` (and the event spy) until the block ends.
+
+    Args:
+        plugins: the objects the host loads (the plugin under test as its mode made it).
+        settings: the host settings.
+        names: the names of the plugins under test.
+    """
+    import httpx2
+
+    from plexica import create_app
+
+    log = EventLog()
+    app = create_app(settings, plugins=[*plugins, EventRecorder.for_plugins(log, names)])
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            running = RunningHost(app, client, log, tuple(names))
+            try:
+                yield running
+            finally:
+                # A shared database (PostgreSQL) must not keep test tenants; SQLite files go with tmp_path.
+                if settings.database.url is not None:
+                    await running._delete_tenants()
+
+
+def process_environ() -> Mapping[str, str]:
+    """The process environment (a seam so the plugin's tests pass their own)."""
+    return os.environ
