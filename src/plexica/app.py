@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -49,7 +49,7 @@ from plexica.http.routes import (
     workspaces,
 )
 from plexica.http.services import CoreServices
-from plexica.http.tenant_resolution import build_resolvers
+from plexica.http.tenant_resolution import TenantResolver, build_resolvers
 from plexica.http.user_middleware import UserMiddleware
 from plexica.identity.probe import KeycloakProbe
 from plexica.observability.health import HealthChecker, standard_probes
@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         ),
         # Outside the error stage, so problems sent to an allowed origin carry the CORS headers;
         # before authentication, so a preflight is answered without credentials.
-        Middleware(CorsMiddleware, settings=settings.http, resolvers=resolvers),
+        *_cors_stage(settings, resolvers),
         Middleware(ErrorMiddleware),
         *_authentication_stages(settings, platform),
         Middleware(TenantMiddleware, tenants=platform.directory, resolvers=resolvers),
@@ -160,6 +160,14 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
     app.state.tracing = tracing  # tests add span processors to ``tracing.provider``
     app.state.services = core_services(platform)
     return app
+
+
+def _cors_stage(settings: Settings, resolvers: Sequence[TenantResolver]) -> list[Middleware]:
+    """CORS when any origin is configured; without one, no stage at all (nothing on the hot path)."""
+    http = settings.http
+    if not (http.cors_origins or any(http.cors_tenant_origins.values())):
+        return []
+    return [Middleware(CorsMiddleware, settings=http, resolvers=resolvers)]
 
 
 def _authentication_stages(settings: Settings, platform: Platform) -> list[Middleware]:

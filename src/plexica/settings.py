@@ -343,9 +343,7 @@ class TracingSettings:
     enabled: bool = False
     exporter: Literal["otlp", "console", "none"] = "otlp"
     endpoint: str | None = None
-    sampler_ratio: float = attrs.field(
-        default=1.0, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
-    )
+    sampler_ratio: float = attrs.field(default=1.0, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)])
     service_name: str = "plexica"
 
 

@@ -129,8 +129,11 @@ async def test_manifest_costs_and_exemptions(make_host: MakeHost) -> None:
 
 async def test_anonymous_callers_are_limited_per_address(make_host: MakeHost) -> None:
     async with make_host(rate_limit={"anonymous_requests": 2}) as host:
-        statuses = [(await host.client.get(ME)).status_code for _ in range(3)]
-        assert statuses == [401, 401, 429]
+        answers = [await host.client.get(ME) for _ in range(3)]
+        assert [a.status_code for a in answers] == [401, 401, 429]
+        assert answers[0].headers["ratelimit"].startswith('"anonymous";r=1;')  # refusals further in carry it too
+        assert answers[0].headers["content-type"] == "application/problem+json"
+        assert answers[0].headers["www-authenticate"].startswith("Bearer")
 
 
 async def test_disabled_rate_limits_add_nothing(make_host: MakeHost) -> None:

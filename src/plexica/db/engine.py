@@ -207,8 +207,8 @@ class SqliteDatabase(Database):
         *,
         echo: bool = False,
         max_open_tenants: int = 64,
-        pool_size: int = 2,
-        max_overflow: int = 3,
+        pool_size: int = 5,
+        max_overflow: int = 0,
     ) -> None:
         self.directory = Path(directory)
         self.echo = echo
@@ -258,6 +258,7 @@ class SqliteDatabase(Database):
                 cursor.execute("BEGIN IMMEDIATE")
 
         _listen_for_transaction_end(engine)
+        _skip_idle_transaction_ends(engine)
 
         if self.on_engine is not None:
             self.on_engine(engine.sync_engine)
@@ -437,6 +438,27 @@ class PostgresDatabase(Database):
     @property
     def max_connections(self) -> int:
         return self.settings.pool_size + self.settings.max_overflow
+
+
+def _skip_idle_transaction_ends(engine: AsyncEngine) -> None:
+    """SQLite: no COMMIT or ROLLBACK (each a hop to aiosqlite's thread) when no BEGIN was sent.
+
+    A read-only session with a deferred BEGIN, and the pool's reset of a connection coming back,
+    would otherwise each cost a thread round trip for nothing.
+    """
+    dialect = engine.sync_engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if dbapi_connection.driver_connection.in_transaction:
+            commit(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        if dbapi_connection.driver_connection.in_transaction:
+            rollback(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def _listen_for_liveness(engine: AsyncEngine) -> None:

@@ -14,12 +14,13 @@ import math
 import time
 from typing import TYPE_CHECKING, Literal, final
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plexica.http.problems import problem_for
 from plexica.http.scope import request_state
 from plexica.ratelimit.policy import limit_header, policy_header
-from plexica_sdk.errors import BackendUnavailableError, RateLimitedError
+from plexica_sdk.errors import BackendUnavailableError, PlexicaError, RateLimitedError
 
 if TYPE_CHECKING:
     from plexica.observability.metrics import Metrics
@@ -93,13 +94,23 @@ class RateLimitMiddleware:
             response.raw_headers.extend(fields)
             return await response(scope, receive, send)
         self.metrics.rate_limit_decisions.labels("allowed").inc()
+        started = False
 
         async def send_with_fields(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), *fields]
             await send(message)
 
-        await self.app(scope, receive, send_with_fields)
+        try:
+            await self.app(scope, receive, send_with_fields)
+        except (PlexicaError, HTTPException) as exc:
+            # A refusal further in (401, 403, 404...) is answered here, so it carries the fields too;
+            # anything unexpected goes on to the error stage, which logs it.
+            if started:
+                raise
+            await problem_for(exc, trace_id=state.trace_id)(scope, receive, send_with_fields)
 
     def _backend_failed(self, exc: BackendUnavailableError) -> None:
         self.metrics.rate_limit_backend_errors.labels(self.limiter.name).inc()

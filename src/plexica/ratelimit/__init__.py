@@ -6,7 +6,7 @@ from plexica.ratelimit.base import Quota, QuotaState, RateLimiter, Verdict
 from plexica.ratelimit.factory import create_rate_limiter
 from plexica.ratelimit.memory import MemoryRateLimiter
 from plexica.ratelimit.policy import RateLimitPolicy, Route
-from plexica.ratelimit.redis import RedisRateLimiter
+from plexica.ratelimit.redis import RedisRateLimiter, ScriptRunner
 
 __all__ = [
     "MemoryRateLimiter",
@@ -16,6 +16,7 @@ __all__ = [
     "RateLimiter",
     "RedisRateLimiter",
     "Route",
+    "ScriptRunner",
     "Verdict",
     "create_rate_limiter",
 ]

@@ -6,7 +6,7 @@ import base64
 import json
 import logging
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -40,7 +40,7 @@ class _Records(logging.Handler):
 
 
 @pytest.fixture
-def records() -> _Records:
+def records() -> Iterator[_Records]:
     capture_context()
     handler = _Records()
     log.addHandler(handler)
@@ -137,7 +137,7 @@ jwts = st.builds(
 )
 bearer_tokens = st.text(_B64URL + ".~+/", min_size=16, max_size=60)
 passwords = st.text(_SAFE, min_size=10, max_size=40)
-any_secret = st.text(st.characters(blacklist_categories=("Cs",)), min_size=10, max_size=40)
+any_secret = st.text(st.characters(exclude_categories=["Cs"]), min_size=10, max_size=40)
 emails = st.builds(
     lambda local, domain, tld: f"{local}@{domain}.{tld}",
     st.text(string.ascii_lowercase + string.digits + "._+-", min_size=3, max_size=20).filter(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import secrets
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import attrs
 import httpx2
 import pytest
@@ -28,9 +30,12 @@ from plexica_plugin_notes import NotesPlugin
 from starlette.applications import Starlette
 
 from plexica import create_app, load_settings
+from plexica.events.envelope import decode, encode
+from plexica.events.outbox import from_envelope, to_envelope
 from plexica.observability.logging import JsonFormatter
 from plexica.platform import Platform
 from plexica_sdk import EventTypeDef, Host, PluginManifest, Subscription, hookimpl
+from plexica_sdk.errors import SettingsError
 from plexica_sdk.types import Event, TenantContext
 from tests.plexica.events.conftest import IDEMPOTENCE, unique
 
@@ -44,6 +49,7 @@ class AuditPlugin:
     """Consumes the notes plugin's events and logs each one."""
 
     handled: list[Event] = attrs.Factory(list)
+    arrived: asyncio.Event = attrs.Factory(asyncio.Event)
 
     @hookimpl
     def plexica_manifest(self) -> PluginManifest:
@@ -60,6 +66,7 @@ class AuditPlugin:
     async def handle(self, event: Event, host: Host) -> None:
         audit_log.info("audited %s", event.type)
         self.handled.append(event)
+        self.arrived.set()
 
 
 @attrs.define
@@ -238,9 +245,8 @@ async def test_the_trace_crosses_kafka_headers_to_the_consumer(
         traced.spans.clear()
         _response, caller_trace, caller_span = await _post_note(traced, slug)
         await traced.platform.relay.drain()
-        with anyio_fail_after(60):
-            while not traced.audit.handled:
-                await _sleep(0.05)
+        with anyio.fail_after(60):
+            await traced.audit.arrived.wait()
 
     spans = traced.spans.get_finished_spans()
     _assert_request_tree(spans, caller_trace, caller_span, slug)
@@ -256,6 +262,8 @@ def test_nothing_from_opentelemetry_is_imported_when_tracing_is_off(tmp_path: Pa
     script = f"""
 import sys
 from plexica import create_app, load_settings
+from plexica.events.envelope import decode, encode
+from plexica.events.outbox import from_envelope, to_envelope
 settings = load_settings(environ={{}}, data_dir={str(tmp_path)!r}, load_entry_points=False, environment="test")
 app = create_app(settings)
 assert app.state.tracing is None
@@ -305,13 +313,22 @@ async def test_two_apps_in_one_process_trace_only_the_enabled_one(
         assert any(span.name == "POST /api/plugins/notes/notes" for span in traced.spans.get_finished_spans())
 
 
-def anyio_fail_after(seconds: float) -> Any:
-    import anyio
+def test_the_traceparent_survives_the_outbox_envelope_and_the_kafka_headers() -> None:
+    traceparent = f"00-{secrets.randbits(128) | 1:032x}-{secrets.randbits(64) | 1:016x}-01"
+    event = Event(type="notes.note.created", source="/plugins/notes", data={"id": "n1"}, traceparent=traceparent)
+    assert from_envelope(to_envelope(event)).traceparent == traceparent
+    value, headers = encode(event)
+    assert ("ce_traceparent", traceparent.encode()) in headers
+    assert decode(value, headers).traceparent == traceparent
+    legacy = json.loads(to_envelope(event))
+    del legacy["traceparent"]  # rows written before the field existed
+    assert from_envelope(json.dumps(legacy)).traceparent is None
 
-    return anyio.fail_after(seconds)
 
-
-async def _sleep(seconds: float) -> None:
-    import anyio
-
-    await anyio.sleep(seconds)
+def test_tracing_is_configured_from_the_environment() -> None:
+    settings = load_settings(
+        environ={"PLEXICA_TRACING__ENABLED": "true", "PLEXICA_TRACING__SAMPLER_RATIO": "0.25"}, load_entry_points=False
+    )
+    assert (settings.tracing.enabled, settings.tracing.sampler_ratio, settings.tracing.exporter) == (True, 0.25, "otlp")
+    with pytest.raises(SettingsError):
+        load_settings(environ={"PLEXICA_TRACING__SAMPLER_RATIO": "1.5"})

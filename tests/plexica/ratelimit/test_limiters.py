@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from plexica.cache.memory import MemoryCache
 from plexica.cache.redis import RedisCache
-from plexica.ratelimit import MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter
+from plexica.ratelimit import MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, create_rate_limiter
 from plexica.ratelimit.policy import KEY_PREFIX
 
 pytestmark = pytest.mark.anyio
@@ -88,3 +89,8 @@ async def test_memory_limiter_forgets_expired_partitions_beyond_its_size() -> No
     now = 61_000_000
     await limiter.acquire([Quota("user", "c", 1, 60)])
     assert repr(limiter) == "<MemoryRateLimiter 1 partitions>"
+
+
+def test_the_backend_follows_the_host_cache() -> None:
+    assert isinstance(create_rate_limiter(RedisCache("redis://127.0.0.1:1")), RedisRateLimiter)
+    assert isinstance(create_rate_limiter(MemoryCache()), MemoryRateLimiter)

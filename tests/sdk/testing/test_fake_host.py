@@ -25,7 +25,7 @@ def client_for(fake: FakeHost) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=fake.app(routes)), base_url="http://fake")
 
 
-def test_fake_host_implements_the_host_protocols(fake: FakeHost) -> None:
+async def test_fake_host_implements_the_host_protocols(fake: FakeHost) -> None:
     assert isinstance(fake, Host)
     assert isinstance(fake.cache, Cache)
     assert isinstance(fake.objects, PluginObjects)

@@ -46,7 +46,7 @@ def run_pytest(tmp_path: Path, *args: str, conftest: str = "") -> subprocess.Com
         )
     )
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--plexica-plugin",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--plexica-plugin",
          "plexica_plugin_notes:NotesPlugin", *args, str(tmp_path)],
         capture_output=True, text=True, check=False, timeout=120, cwd=tmp_path,
     )
@@ -71,7 +71,7 @@ def test_a_registered_mode_runs_every_plugin_mode_test_once_more(tmp_path: Path)
 
         register_plugin_mode("remote", wrapped)
     """
-    completed = run_pytest(tmp_path, "-v", conftest=conftest)
+    completed = run_pytest(tmp_path, "-rA", conftest=conftest)
     assert completed.returncode == 0, completed.stdout
-    assert "test_host[embedded] PASSED" in completed.stdout
-    assert "test_host[remote] PASSED" in completed.stdout
+    passed = sorted(line.split("::")[1] for line in completed.stdout.splitlines() if line.startswith("PASSED"))
+    assert passed == ["test_host[asyncio-embedded]", "test_host[asyncio-remote]"]
