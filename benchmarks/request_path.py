@@ -87,8 +87,12 @@ async def _prepare(data_dir: str, backend: str) -> dict[str, str]:
                 at = dt.datetime.fromtimestamp(now - index, dt.UTC)
                 await session.execute(
                     sa.insert(notes).values(
-                        id=f"n{index:04d}", title=f"note {index}", body="x" * 200, author_id="alice",
-                        created_at=at, updated_at=at,
+                        id=f"n{index:04d}",
+                        title=f"note {index}",
+                        body="x" * 200,
+                        author_id="alice",
+                        created_at=at,
+                        updated_at=at,
                     )
                 )
         issuer = platform.dev_issuer
@@ -122,15 +126,18 @@ def _plexica_app(data_dir: str, backend: str, rate_limit: bool) -> Any:
 def _iso(value: Any) -> str:
     import datetime as dt
 
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+    moment: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
 
 
 def _row(row: Any) -> dict[str, Any]:
     return {
-        "id": row[0], "title": row[1], "body": row[2], "author_id": row[3],
-        "created_at": _iso(row[4]), "updated_at": _iso(row[5]),
+        "id": row[0],
+        "title": row[1],
+        "body": row[2],
+        "author_id": row[3],
+        "created_at": _iso(row[4]),
+        "updated_at": _iso(row[5]),
     }
 
 
@@ -169,7 +176,7 @@ def _bare_sqlite_app(file: str, schema: str) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> Any:
         conn = held["c"] = await aiosqlite.connect(":memory:")
-        await conn.execute(f"ATTACH DATABASE ? AS \"{schema}\"", (file,))
+        await conn.execute(f'ATTACH DATABASE ? AS "{schema}"', (file,))
         yield
         await conn.close()
 
@@ -205,8 +212,17 @@ def _serve(kind: str, port: int, config: dict[str, str]) -> None:
         )
     else:
         app = _hello_app()
-    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, loop="uvloop", http="httptools",
-                log_level="warning", access_log=False, lifespan="on")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        workers=1,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
 
 
 def _free_port() -> int:
@@ -218,7 +234,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _server(kind: str, config: dict[str, str], token: str) -> Iterator[tuple[int, int]]:
     port = _free_port()
-    process = subprocess.Popen(  # noqa: S603 - this very script
+    process = subprocess.Popen(
         [sys.executable, __file__, "--serve", kind, "--port", str(port), "--config", json.dumps(config)]
     )
     try:
@@ -256,10 +272,20 @@ def _millis(text: str) -> float:
 
 def _wrk(port: int, pid: int, connections: int, duration: float, token: str) -> dict[str, float]:
     before = _cpu_seconds(pid)
-    output = subprocess.run(  # noqa: S603
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-H", f"Authorization: Bearer {token}",
-         f"http://127.0.0.1:{port}{PATH}"],  # fmt: skip
-        check=True, capture_output=True, text=True,
+    output = subprocess.run(
+        [
+            shutil.which("wrk") or "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {token}",
+            f"http://127.0.0.1:{port}{PATH}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     cpu = _cpu_seconds(pid) - before
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
@@ -280,7 +306,12 @@ def _bench(backend: str, args: argparse.Namespace) -> None:
     try:
         prepared = asyncio.run(_prepare(data_dir, backend))
         token = prepared.pop("token")
-        config = {"data_dir": data_dir, "backend": backend, "rate_limit": "on" if args.rate_limit else "off", **prepared}
+        config = {
+            "data_dir": data_dir,
+            "backend": backend,
+            "rate_limit": "on" if args.rate_limit else "off",
+            **prepared,
+        }
         kinds = ("plexica", "bare", "hello")
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
         with contextlib.ExitStack() as stack:
@@ -302,33 +333,44 @@ def _bench(backend: str, args: argparse.Namespace) -> None:
 
 
 def _report(backend: str, args: argparse.Namespace, results: dict[tuple[str, int], list[dict[str, float]]]) -> None:
-    print(f"\n=== {backend}: GET {PATH}, uvicorn 1 worker (uvloop, httptools), wrk -t1, "
-          f"{args.rounds} rounds x {args.duration:g} s, {os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"\n=== {backend}: GET {PATH}, uvicorn 1 worker (uvloop, httptools), wrk -t1, "
+        f"{args.rounds} rounds x {args.duration:g} s, {os.cpu_count()} CPUs"
+    )
     print(f"{'server':<8} {'c':>3} {'rps':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>11} {'load1':>6}")
     for connections in args.connections:
         for kind in ("plexica", "bare", "hello"):
             runs = results[(kind, connections)]
             med = {field: statistics.median(run[field] for run in runs) for field in runs[0]}
-            print(f"{kind:<8} {connections:>3} {med['rps']:>8.0f} {med['p50']:>8.2f} {med['p99']:>8.2f} "
-                  f"{med['cpu_ms']:>11.3f} {min(r['load'] for r in runs):>3.1f}-{max(r['load'] for r in runs):.1f}")  # fmt: skip
+            print(
+                f"{kind:<8} {connections:>3} {med['rps']:>8.0f} {med['p50']:>8.2f} {med['p99']:>8.2f} "
+                f"{med['cpu_ms']:>11.3f} {min(r['load'] for r in runs):>3.1f}-{max(r['load'] for r in runs):.1f}"
+            )
         ratios = [
-            p["rps"] / b["rps"] for p, b in zip(results[("plexica", connections)], results[("bare", connections)], strict=True)
+            p["rps"] / b["rps"]
+            for p, b in zip(results[("plexica", connections)], results[("bare", connections)], strict=True)
         ]
         cpu = [
             p["cpu_ms"] / b["cpu_ms"]
             for p, b in zip(results[("plexica", connections)], results[("bare", connections)], strict=True)
         ]
-        print(f"  c={connections}: plexica/bare throughput {statistics.median(ratios):.2f}x "
-              f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}); CPU per request {statistics.median(cpu):.2f}x bare")  # fmt: skip
+        print(
+            f"  c={connections}: plexica/bare throughput {statistics.median(ratios):.2f}x "
+            f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}); CPU per request {statistics.median(cpu):.2f}x bare"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--rounds", type=int, default=3, help="paired rounds (default 3)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
     parser.add_argument("--connections", default="1,50", help="comma-separated wrk concurrencies (default 1,50)")
-    parser.add_argument("--rate-limit", action="store_true", help="serve Plexica with its rate limiter on (default off)")
+    parser.add_argument(
+        "--rate-limit", action="store_true", help="serve Plexica with its rate limiter on (default off)"
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s: checks the bench works, not for quoting")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,6 +34,7 @@ from plexica.http.middleware import (
 )
 from plexica.http.openapi import openapi_document
 from plexica.http.plugin_mount import not_found, plugin_mounts
+from plexica.http.problems import http_exception_handler
 from plexica.http.ratelimit import RateLimitMiddleware
 from plexica.http.route_templates import RouteTemplates
 from plexica.http.routes import (
@@ -154,7 +156,13 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
             authorizer=platform,
         ),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    # Routing's 405 and a handler's HTTPException (413, 415) as problem+json, like every other error.
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception_handler},
+    )
     app.router.default = not_found
     app.state.platform = platform  # for the CLI and tests; handlers get only the services below
     app.state.tracing = tracing  # tests add span processors to ``tracing.provider``

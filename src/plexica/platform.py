@@ -86,6 +86,7 @@ class Platform:
         self.db = create_database(settings.database, settings.data_dir)
         m = settings.metrics
         self.metrics = Metrics(
+            enabled=m.enabled,
             tenant_label_limit=m.tenant_label_limit,
             tenant_label_refresh_seconds=m.tenant_label_refresh_seconds,
             refresh_seconds=m.refresh_seconds,

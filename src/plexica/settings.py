@@ -248,6 +248,9 @@ class HttpSettings:
     cors_max_age: int = attrs.field(default=600, validator=attrs.validators.ge(0))
     access_log: bool = True
     plugin_timeout_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    #: The largest request body a plugin route reads (413 past it, counted while it streams); 1 MiB.
+    #: A plugin's manifest may raise it for its own routes (``PluginManifest.max_body_bytes``).
+    max_body_bytes: int = attrs.field(default=1_048_576, validator=attrs.validators.ge(1))
     #: Each ``/health`` and ``/ready`` probe gets this long; they run at once, so this bounds the check.
     health_timeout_seconds: float = attrs.field(default=2.0, validator=attrs.validators.gt(0))
     #: Whether anonymous ``/health`` shows each check and the plugins; None: in development and test only.

@@ -17,9 +17,11 @@ from plexica_sdk.errors import (
     InvalidTenantSlugError,
     MissingDependencyError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
     PlexicaError,
     PluginCallError,
+    PluginContractError,
     PluginError,
     PluginLoadError,
     RateLimitedError,
@@ -28,9 +30,10 @@ from plexica_sdk.errors import (
     TenantError,
     TenantNotFoundError,
     TenantSuspendedError,
+    UnsupportedMediaTypeError,
     ValidationError,
 )
-from plexica_sdk.http import host
+from plexica_sdk.http import host, json_body, query_int
 from plexica_sdk.markers import hookimpl, hookspec
 from plexica_sdk.protocols import Cache, Host, ObjectStore, PluginObjects
 from plexica_sdk.types import (
@@ -68,10 +71,12 @@ __all__ = [
     "NotFoundError",
     "ObjectInfo",
     "ObjectStore",
+    "PayloadTooLargeError",
     "PermissionDef",
     "PermissionDeniedError",
     "PlexicaError",
     "PluginCallError",
+    "PluginContractError",
     "PluginError",
     "PluginInfo",
     "PluginLoadError",
@@ -91,12 +96,15 @@ __all__ = [
     "TenantInfo",
     "TenantNotFoundError",
     "TenantSuspendedError",
+    "UnsupportedMediaTypeError",
     "ValidationError",
     "converter",
     "current",
     "hookimpl",
     "hookspec",
     "host",
+    "json_body",
+    "query_int",
     "structure",
     "unstructure",
 ]

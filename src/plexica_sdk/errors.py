@@ -7,6 +7,8 @@ name and ``plexica.http.problems`` can map it to an RFC 9457 response::
     ├── SettingsError (also ValueError)                 path, problems
     ├── ValidationError (also ValueError)               field, problems
     │   └── InvalidTenantSlugError (also TenantError)   tenant_slug
+    ├── PayloadTooLargeError (also ValueError)          limit (bytes)
+    ├── UnsupportedMediaTypeError (also ValueError)     content_type, expected
     ├── NotFoundError (also LookupError)                resource
     │   └── TenantNotFoundError (also TenantError)      tenant_slug
     ├── ConflictError                                   resource
@@ -17,7 +19,8 @@ name and ``plexica.http.problems`` can map it to an RFC 9457 response::
     ├── PermissionDeniedError                           permission, explanation (logged, never sent)
     ├── PluginError                                     plugin
     │   ├── PluginLoadError
-    │   └── PluginCallError                             hook
+    │   ├── PluginCallError                             hook
+    │   └── PluginContractError (also EventError)       event_type; logged, never sent
     ├── EventError                                      event_type
     ├── RateLimitedError                                retry_after, policy
     ├── BackendUnavailableError                         backend
@@ -38,9 +41,11 @@ __all__ = [
     "InvalidTenantSlugError",
     "MissingDependencyError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "PermissionDeniedError",
     "PlexicaError",
     "PluginCallError",
+    "PluginContractError",
     "PluginError",
     "PluginLoadError",
     "RateLimitedError",
@@ -49,6 +54,7 @@ __all__ = [
     "TenantError",
     "TenantNotFoundError",
     "TenantSuspendedError",
+    "UnsupportedMediaTypeError",
     "ValidationError",
 ]
 
@@ -74,6 +80,23 @@ class ValidationError(PlexicaError, ValueError):
         super().__init__(message)
         self.field = field
         self.problems = list(problems) or [message]
+
+
+class PayloadTooLargeError(PlexicaError, ValueError):
+    """A request body is larger than ``limit`` bytes (HTTP 413); nothing past the limit was read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body exceeds {limit} bytes")
+        self.limit = limit
+
+
+class UnsupportedMediaTypeError(PlexicaError, ValueError):
+    """A request body is not of the media type the route reads (HTTP 415)."""
+
+    def __init__(self, content_type: str, *, expected: str = "application/json") -> None:
+        super().__init__(f"send the body as {expected}, not {content_type[:80]!r}")
+        self.content_type = content_type
+        self.expected = expected
 
 
 class NotFoundError(PlexicaError, LookupError):
@@ -184,6 +207,18 @@ class EventError(PlexicaError):
 
     def __init__(self, message: str, *, event_type: str | None = None) -> None:
         super().__init__(message)
+        self.event_type = event_type
+
+
+class PluginContractError(PluginError, EventError):
+    """A plugin broke its own contract at run time: an undeclared event type, a payload failing its own schema.
+
+    The plugin's bug, not the caller's: the HTTP edge answers 500 with only a trace id and logs
+    the message with the plugin's name. ``event_type`` names the type concerned, when there is one.
+    """
+
+    def __init__(self, plugin: str, message: str, *, event_type: str | None = None) -> None:
+        super().__init__(f"plugin {plugin!r}: {message}", plugin=plugin)
         self.event_type = event_type
 
 

@@ -304,6 +304,8 @@ class PluginManifest:
     frontend: FrontendDef | None = None
     #: Per-route costs and exemptions for the host's rate limiter; none: every route costs 1.
     rate_limits: tuple[RouteRateLimit, ...] = attrs.field(default=(), converter=_route_rate_limits)
+    #: The largest request body the plugin's routes accept; None: the host's ``[http] max_body_bytes``.
+    max_body_bytes: int | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -1,4 +1,9 @@
-"""Fixtures for end-to-end tests: a real host app with the notes plugin, and two tenants."""
+"""Fixtures for end-to-end tests: a real host app with the notes plugin, and two tenants.
+
+The host comes from the plugin-author kit (``plexica_sdk.testing.host``), so the project's own
+end-to-end tests and every plugin's tests run the same host; these fixtures only keep the
+project's older call shape (``host.token(tenant, ...)``) and leave the event spy out.
+"""
 
 from __future__ import annotations
 
@@ -13,31 +18,34 @@ import pytest
 from plexica_plugin_notes import NotesPlugin
 from starlette.applications import Starlette
 
-from plexica import create_app, load_settings
 from plexica.platform import Platform
 from plexica.settings import Settings
+from plexica_sdk.testing.host import RunningHost, build_settings, start_host
 
 
 @attrs.define
 class Host:
     """A running host: the app, its platform, and an HTTP client talking to it in-process."""
 
-    app: Starlette
-    client: httpx2.AsyncClient
+    running: RunningHost
+
+    @property
+    def app(self) -> Starlette:
+        return self.running.app
+
+    @property
+    def client(self) -> httpx2.AsyncClient:
+        return self.running.client
 
     @property
     def platform(self) -> Platform:
-        return self.app.state.platform  # type: ignore[no-any-return]
+        return self.running.platform
 
     def token(self, tenant: str, user: str = "alice", roles: Iterable[str] = ("member",), **kwargs: Any) -> str:
-        issuer = self.platform.dev_issuer
-        assert issuer is not None
-        return issuer.mint(realm=f"tenant-{tenant}", subject=user, username=user, roles=list(roles), **kwargs)
+        return self.running.token_for(user, roles, tenant, **kwargs)
 
     def admin_token(self) -> str:
-        issuer = self.platform.dev_issuer
-        assert issuer is not None
-        return issuer.mint(realm="plexica-platform", subject="root", roles=["super_admin"])
+        return self.running.admin_token()
 
     @staticmethod
     def auth(token: str) -> dict[str, str]:
@@ -47,10 +55,7 @@ class Host:
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        overrides.setdefault("data_dir", str(tmp_path / "data"))
-        overrides.setdefault("load_entry_points", False)
-        overrides.setdefault("environment", "test")
-        return load_settings(environ={}, **overrides)
+        return build_settings(tmp_path / "data", {}, **overrides)
 
     return make
 
@@ -59,11 +64,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 def make_host(make_settings: Callable[..., Settings]) -> Callable[..., contextlib.AbstractAsyncContextManager[Host]]:
     @contextlib.asynccontextmanager
     async def make(plugins: Iterable[object] = (), **overrides: Any) -> AsyncIterator[Host]:
-        app = create_app(make_settings(**overrides), plugins=[NotesPlugin(), *plugins])
-        async with app.router.lifespan_context(app):
-            transport = httpx2.ASGITransport(app=app)
-            async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                yield Host(app, client)
+        settings = make_settings(**overrides)
+        async with start_host([NotesPlugin(), *plugins], settings, ["notes"], record_events=False) as running:
+            yield Host(running)
 
     return make
 

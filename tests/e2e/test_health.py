@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -60,6 +62,14 @@ def statuses(body: dict[str, Any]) -> dict[str, str]:
 async def test_embedded_health_lists_each_dependency_with_its_latency(make_host: MakeHost) -> None:
     async with make_host() as host:
         status, body, _ = await get_health(host)
+        root = host.platform.objects.root  # type: ignore[attr-defined]
+        shutil.rmtree(root)
+        root.write_bytes(b"")  # the storage root is gone: nothing can be written there
+        broken_status, broken, _ = await get_health(host)
+        root.unlink()
+        root.mkdir()
+        assert (await get_health(host))[1]["status"] == "ok"
+    assert (broken_status, broken["status"], statuses(broken)["object_store"]) == (200, "degraded", "unavailable")
     assert status == 200 and body["status"] == "ok"
     assert statuses(body) == {"database": "ok", "object_store": "ok"}  # the memory cache and bus cannot be down
     assert body["checks"]["database"]["required"] is True and body["checks"]["object_store"]["required"] is False
@@ -94,7 +104,7 @@ async def test_redis_killed_or_frozen_is_a_bounded_503_and_recovers(make_host: M
         await until_healthy(host)
 
 
-async def test_broker_killed_is_a_503_and_recovers_when_it_returns(make_host: MakeHost, tmp_path: Path) -> None:
+async def test_broker_frozen_or_killed_is_a_bounded_503_and_recovers(make_host: MakeHost, tmp_path: Path) -> None:
     async with own_tansu(tmp_path) as broker:
         events = {
             "backend": "kafka",
@@ -106,6 +116,16 @@ async def test_broker_killed_is_a_503_and_recovers_when_it_returns(make_host: Ma
         async with make_host(events=events, http=FAST_HEALTH) as host:
             body = await until_healthy(host)
             assert statuses(body)["broker"] == "ok" and body["checks"]["broker"]["required"] is True
+
+            process = broker._process  # a hung broker: it holds the connection and never answers
+            assert process is not None
+            process.send_signal(signal.SIGSTOP)
+            try:
+                status, body, took = await get_health(host)
+            finally:
+                process.send_signal(signal.SIGCONT)
+            assert (status, statuses(body)["broker"], took < BOUND + SLACK) == (503, "timeout", True)
+            await until_healthy(host)
 
             await broker.stop()
             status, body, took = await get_health(host)

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from plexica.cache.base import ManagedCache, get_many
 from plexica.cache.factory import create_cache
+from plexica.cli.main import server_implementations
 from plexica.settings import CacheSettings
 from plexica_sdk import PluginManifest, hookimpl
 from tests.e2e.conftest import Host
@@ -219,7 +220,9 @@ async def test_a_connection_the_server_terminated_does_not_fail_the_next_request
                 sa.event.remove(pool, "checkout", on_checkout)
             assert pids
 
-            admin = await asyncpg.connect(sa.make_url(postgres_url).set(drivername="postgresql").render_as_string(False))
+            admin = await asyncpg.connect(
+                sa.make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
+            )
             try:  # only this host's pooled connections: other suites share the server
                 await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", sorted(pids))
                 for _ in range(100):
@@ -238,3 +241,7 @@ async def test_a_connection_the_server_terminated_does_not_fail_the_next_request
             assert ";" not in driver  # replaced at checkout, without a ping
         finally:
             await host.platform.tenants.delete(slug)
+
+
+def test_plexica_serve_runs_on_uvloop_and_httptools() -> None:
+    assert server_implementations() == ("uvloop", "httptools")  # uvicorn[standard] is a dependency

@@ -21,7 +21,9 @@ async def test_creating_a_note_publishes_note_created_in_its_tenant(
     published_events: EventLog,
 ) -> None:
     a, b = two_tenants
-    response = await client.post(plexica_host.url("/notes"), json={"title": "hello"}, headers=a.headers("ann", ["notes-editor"]))
+    response = await client.post(
+        plexica_host.url("/notes"), json={"title": "hello"}, headers=a.headers("ann", ["notes-editor"])
+    )
     note = response.json()
 
     event = await plexica_host.wait_for_event("notes.note.created", tenant=a, where=lambda e: e.subject == note["id"])
@@ -46,7 +48,9 @@ async def test_note_rolled_back_publishes_nothing(
 
     assert refused.status_code == 409
     with pytest.raises(TimeoutError):
-        await published_events.wait_for("notes.note.created", timeout=0.5, after=len(published_events), tenant=tenant.slug)
+        await published_events.wait_for(
+            "notes.note.created", timeout=0.5, after=len(published_events), tenant=tenant.slug
+        )
     assert len(published_events.of("notes.note.created")) == before
 
 
@@ -65,7 +69,9 @@ async def notes_of(host: RunningHost, client: httpx2.AsyncClient, tenant: Provis
     await host.wait_for_event("core.tenant.created", tenant=tenant)
     with anyio.fail_after(5):
         while True:
-            items: list[dict[str, Any]] = (await client.get(host.url("/notes"), headers=tenant.headers())).json()["items"]
+            items: list[dict[str, Any]] = (await client.get(host.url("/notes"), headers=tenant.headers())).json()[
+                "items"
+            ]
             if items:
                 return items
             await anyio.sleep(0.02)

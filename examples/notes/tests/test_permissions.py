@@ -32,24 +32,35 @@ test_default_roles = policy_table(
     ids=["member-is-refused", "editor-creates"],
 )
 async def test_creating_a_note_needs_the_editor_role(
-    plexica_host: RunningHost, client: httpx2.AsyncClient, tenant: ProvisionedTenant, roles: tuple[str, ...], status: int
+    plexica_host: RunningHost,
+    client: httpx2.AsyncClient,
+    tenant: ProvisionedTenant,
+    roles: tuple[str, ...],
+    status: int,
 ) -> None:
     response = await client.post(plexica_host.url("/notes"), json={"title": "t"}, headers=tenant.headers(roles=roles))
     assert response.status_code == status, response.text
 
 
-async def test_reading_without_a_token_is_401(plexica_host: RunningHost, client: httpx2.AsyncClient, tenant: ProvisionedTenant) -> None:
+async def test_reading_without_a_token_is_401(
+    plexica_host: RunningHost, client: httpx2.AsyncClient, tenant: ProvisionedTenant
+) -> None:
     response = await client.get(plexica_host.url("/notes"), headers={"X-Tenant-ID": tenant.slug})
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_token_for_names_user_roles_and_tenant(
-    plexica_host: RunningHost, client: httpx2.AsyncClient, two_tenants: tuple[ProvisionedTenant, ProvisionedTenant], token_for: object
+    plexica_host: RunningHost,
+    client: httpx2.AsyncClient,
+    two_tenants: tuple[ProvisionedTenant, ProvisionedTenant],
+    token_for: object,
 ) -> None:
     a, b = two_tenants
     token = plexica_host.token_for("carol", ["member", "notes-editor"], b)
-    created = await client.post(plexica_host.url("/notes"), json={"title": "b's"}, headers={"Authorization": f"Bearer {token}"})
+    created = await client.post(
+        plexica_host.url("/notes"), json={"title": "b's"}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert created.status_code == 201 and created.json()["author_id"] == "carol"
     in_a = (await client.get(plexica_host.url("/notes"), headers=a.headers())).json()["items"]
     assert created.json()["id"] not in [item["id"] for item in in_a]

@@ -76,6 +76,8 @@ async def test_list_is_newest_first_and_honours_limit(
 ) -> None:
     headers = tenant.headers(roles=EDITOR)
     for title in ("one", "two", "three"):
-        assert (await client.post(plexica_host.url("/notes"), json={"title": title}, headers=headers)).status_code == 201
+        assert (
+            await client.post(plexica_host.url("/notes"), json={"title": title}, headers=headers)
+        ).status_code == 201
     items = (await client.get(plexica_host.url("/notes?limit=2"), headers=headers)).json()["items"]
     assert [item["title"] for item in items] == ["three", "two"]

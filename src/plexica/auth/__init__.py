@@ -11,6 +11,7 @@ from plexica.auth.gateway import GatewayAssertion, GatewaySigner, verify_gateway
 from plexica.auth.issuers import IssuerMatch, IssuerStrategy, OrganizationsStrategy, RealmPerTenantStrategy
 from plexica.auth.jwks import KeySource, OidcKeySource, StaticKeySource
 from plexica.auth.tokens import TokenVerifier, VerifiedToken
+from plexica.errors import ConfigurationError
 from plexica.settings import Settings
 
 __all__ = [
@@ -64,7 +65,7 @@ def build_token_verifier(
             leeway=auth.leeway_seconds,
         )
     if http_client is None:
-        raise ValueError("Keycloak token verification needs an HTTP client")
+        raise ConfigurationError("Keycloak token verification needs an HTTP client")
     if keycloak.strategy == "organizations":
         strategy = OrganizationsStrategy(
             keycloak.url, keycloak.organizations_realm, platform_realm=keycloak.platform_realm

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
-from plexica_sdk.errors import AuthenticationError
+from plexica.errors import AuthenticationError, ConfigurationError, ValidationError
 
 __all__ = [
     "GATEWAY_MAX_SKEW_SECONDS",
@@ -81,7 +81,7 @@ class GatewayAssertion:
 def _check_key(key: str | bytes) -> bytes:
     raw = key.encode() if isinstance(key, str) else key
     if not raw:
-        raise ValueError("the gateway key must not be empty")
+        raise ConfigurationError("the gateway key must not be empty (auth.gateway_key)")
     return raw
 
 
@@ -104,10 +104,10 @@ def _signature(key: bytes, message: bytes) -> str:
 def _roles_text(roles: Iterable[str]) -> str:
     listed = tuple(roles)
     if not all(_ROLE_RE.fullmatch(role) for role in listed):
-        raise ValueError("roles must be 1-128 characters of [A-Za-z0-9_.:-]")
+        raise ValidationError("roles must be 1-128 characters of [A-Za-z0-9_.:-]", field="roles")
     text = ",".join(listed)
     if len(text) > _MAX_ROLES_LENGTH:
-        raise ValueError("roles must fit in 4096 characters")
+        raise ValidationError("roles must fit in 4096 characters", field="roles")
     return text
 
 
@@ -152,15 +152,15 @@ class GatewaySigner:
             nonce: a unique value; default: 128 random bits.
 
         Raises:
-            ValueError: a value is empty, too long, not printable ASCII, or a role has a comma.
+            ValidationError: (a ``ValueError``) a value is empty, too long, not printable ASCII, or a role has a comma.
         """
         tenant_text = tenant or ""
         if (tenant is not None and not _valid_value(tenant_text)) or not _valid_value(user):
-            raise ValueError("tenant and user must be 1-256 printable ASCII characters")
+            raise ValidationError("tenant and user must be 1-256 printable ASCII characters", field="user")
         roles_text = _roles_text(roles)
         nonce = nonce or secrets.token_urlsafe(16)
         if not _NONCE_RE.fullmatch(nonce):
-            raise ValueError("the nonce must be 16-64 characters of [A-Za-z0-9_-]")
+            raise ValidationError("the nonce must be 16-64 characters of [A-Za-z0-9_-]", field="nonce")
         timestamp = str(int(self._clock()))
         message = canonical_request(method, path, query, tenant_text, user, roles_text, timestamp, nonce)
         headers = {
@@ -193,7 +193,7 @@ def verify_gateway_headers(
     Raises:
         AuthenticationError: a header is missing or malformed, the timestamp is more than
             ``max_skew_seconds`` away from ``now``, or the signature does not match.
-        ValueError: the key is empty (a configuration error, not the caller's).
+        ConfigurationError: (a ``ValueError``) the key is empty (a configuration error, not the caller's).
     """
     raw_key = _check_key(key)
     lowered = {name.lower(): value for name, value in headers.items()}

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from plexica_sdk.errors import AuthenticationError
+from plexica.errors import AuthenticationError, ConfigurationError
 
 __all__ = [
     "DEFAULT_PLATFORM_REALM",
@@ -62,7 +62,7 @@ class IssuerStrategy(Protocol):
 def _normalize_base(base_url: str) -> str:
     base = base_url.rstrip("/")
     if not base.startswith(("http://", "https://")):
-        raise ValueError(f"issuer base URL must be http(s): {base_url!r}")
+        raise ConfigurationError(f"issuer base URL must be http(s): {base_url!r}")
     return base
 
 
@@ -78,7 +78,7 @@ def _realm_from_issuer(base: str, issuer: str) -> str:
 
 def _check_realm(realm: str, what: str) -> str:
     if not REALM_NAME_RE.fullmatch(realm):
-        raise ValueError(f"invalid {what} {realm!r}")
+        raise ConfigurationError(f"invalid {what} {realm!r}")
     return realm
 
 
@@ -98,7 +98,7 @@ class RealmPerTenantStrategy:
         platform_realm: str = DEFAULT_PLATFORM_REALM,
     ) -> None:
         if realm_template.count("{slug}") != 1:
-            raise ValueError(f"realm template must contain '{{slug}}' exactly once: {realm_template!r}")
+            raise ConfigurationError(f"realm template must contain '{{slug}}' exactly once: {realm_template!r}")
         prefix, suffix = realm_template.split("{slug}")
         self.base_url = _normalize_base(base_url)
         self.realm_template = realm_template
@@ -164,7 +164,7 @@ class OrganizationsStrategy:
         self.realm = _check_realm(realm, "realm")
         self.platform_realm = None if platform_realm is None else _check_realm(platform_realm, "platform realm")
         if self.platform_realm == self.realm:
-            raise ValueError("the organizations realm cannot also be the platform realm")
+            raise ConfigurationError("the organizations realm cannot also be the platform realm")
 
     def realm_of(self, issuer: str) -> str:
         realm = _realm_from_issuer(self.base_url, issuer)

@@ -25,7 +25,7 @@ from joserfc.errors import BadSignatureError, ExpiredTokenError, InvalidClaimErr
 
 from plexica.auth.issuers import IssuerMatch, IssuerStrategy
 from plexica.auth.jwks import KeySource
-from plexica_sdk.errors import AuthenticationError
+from plexica.errors import AuthenticationError, ConfigurationError
 from plexica_sdk.types import Principal
 
 __all__ = [
@@ -71,9 +71,9 @@ class VerifiedToken:
 def _pinned(algorithms: Collection[str]) -> frozenset[str]:
     pinned = frozenset(algorithms)
     if not pinned:
-        raise ValueError("at least one signing algorithm must be allowed")
+        raise ConfigurationError("at least one signing algorithm must be allowed")
     if unsafe := sorted(pinned - ASYMMETRIC_ALGORITHMS):
-        raise ValueError(f"signing algorithms not allowed for bearer tokens: {', '.join(unsafe)}")
+        raise ConfigurationError(f"signing algorithms not allowed for bearer tokens: {', '.join(unsafe)}")
     return pinned
 
 
@@ -169,7 +169,7 @@ class TokenVerifier:
         cache_size: int = 10_000,
     ) -> None:
         if not audience:
-            raise ValueError("an API audience is required")
+            raise ConfigurationError("an API audience is required (auth.audience)")
         self.strategy = strategy
         self.key_source = key_source
         self.audience = audience

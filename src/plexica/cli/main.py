@@ -20,6 +20,7 @@ from plexica.cli.output import echo_json, print_table
 from plexica.cli.permissions import permissions
 from plexica.cli.plugins_admin import config, install, uninstall, upgrade
 from plexica.cli.realms import realms
+from plexica.cli.scaffold import plugin
 from plexica.platform import Platform
 from plexica.settings import Settings, load_settings
 from plexica_sdk.converter import unstructure
@@ -252,6 +253,7 @@ def token(
 
 
 cli.add_command(realms)
+cli.add_command(plugin)
 cli.add_command(migrate)
 cli.add_command(permissions)
 cli.add_command(events)

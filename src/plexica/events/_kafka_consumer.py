@@ -80,17 +80,28 @@ class PluginConsumer:
         self._committed: dict[Any, int] = {}  # the last offset this member committed, per partition
         consumer.subscribe(pattern=pattern, listener=_WaitForBatch(self._batch))
 
-    def lag(self) -> int:
-        """Records on this member's partitions past what it committed (from the last fetch's highwater).
+    async def lag(self) -> int:
+        """Records on this member's partitions past the committed offset (highwater of the last fetch).
 
-        No broker round trip: only partitions this member has fetched (a highwater) and committed
-        since it was assigned them count.
+        Offsets this member committed are known locally; for a partition it has not committed
+        since being assigned it, the group's committed offset is asked once. Partitions with no
+        fetch yet (no highwater) or never committed by the group count 0.
         """
         consumer, total = self.consumer, 0
-        for tp in consumer.assignment():
-            high, done = consumer.highwater(tp), self._committed.get(tp)
-            if high is not None and done is not None:
-                total += max(0, high - done)
+        assigned = consumer.assignment()
+        for tp in self._committed.keys() - assigned:  # revoked: another member may commit past it
+            del self._committed[tp]
+        for tp in assigned:
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            done = self._committed.get(tp)
+            if done is None:
+                found = await consumer.committed(tp)
+                if found is None:
+                    continue
+                done = self._committed.setdefault(tp, found)
+            total += max(0, high - done)
         return total
 
     async def _pause(self, seconds: float) -> None:

@@ -196,9 +196,9 @@ class KafkaEventBus(BusBase):
         except (KafkaError, OSError) as exc:
             raise BackendUnavailableError("kafka", f"metadata request failed: {describe_error(exc)}") from exc
 
-    def consumer_lag(self) -> dict[str, int]:
-        """Per plugin, records on this process's partitions not yet committed (metrics; no broker call)."""
-        return {plugin: member.lag() for plugin, member in self._consumers.items()}
+    async def consumer_lag(self) -> dict[str, int]:
+        """Per plugin, records on this process's partitions not yet committed (the metrics' consumer lag)."""
+        return {plugin: await member.lag() for plugin, member in self._consumers.items()}
 
     def assignment(self, plugin: str) -> frozenset[tuple[str, int]]:
         """The (topic, partition) pairs this process consumes for ``plugin`` (diagnostics and tests)."""

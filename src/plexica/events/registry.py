@@ -19,7 +19,7 @@ import jsonschema.validators
 from plexica.events.envelope import check_event_type, owner_of
 from plexica.events.schema import Check, compile_precheck
 from plexica.events.topics import GLOBAL
-from plexica_sdk.errors import EventError
+from plexica_sdk.errors import EventError, PluginContractError
 from plexica_sdk.types import PLUGIN_NAME_RE, EventTypeDef
 
 __all__ = ["EventTypeRegistry"]
@@ -106,18 +106,23 @@ class EventTypeRegistry:
         Error messages name the failing location and schema rule, never the offending value, which
         may be personal data.
 
+        These are the publishing plugin's own mistakes, never its caller's: the HTTP edge answers
+        them as a 500 and logs them with the plugin's name.
+
         Raises:
-            EventError: the type is unknown, owned by another plugin, or ``data`` fails its schema.
+            PluginContractError: (an ``EventError``) the type is unknown, owned by another plugin, or
+                ``data`` fails its schema.
         """
         entry = self._entries.get(event_type)
         if entry is None:
-            raise EventError(
-                f"unknown event type {event_type[:150]!r}: declare it in the plugin manifest", event_type=event_type
+            raise PluginContractError(
+                plugin,
+                f"unknown event type {event_type[:150]!r}: declare it in the plugin manifest",
+                event_type=event_type,
             )
         if entry.plugin != plugin:
-            raise EventError(
-                f"plugin {plugin!r} may not publish {event_type!r}, which belongs to {entry.plugin!r}",
-                event_type=event_type,
+            raise PluginContractError(
+                plugin, f"may not publish {event_type!r}, which belongs to {entry.plugin!r}", event_type=event_type
             )
         if (
             entry.validator is not None
@@ -126,7 +131,7 @@ class EventTypeRegistry:
         ):
             error = jsonschema.exceptions.best_match(entry.validator.iter_errors(data))
             rule = f"{error.validator}={error.validator_value!r}"[:200]
-            raise EventError(
-                f"payload of {event_type!r} fails its schema at {_where(error)}: {rule}", event_type=event_type
+            raise PluginContractError(
+                plugin, f"payload of {event_type!r} fails its schema at {_where(error)}: {rule}", event_type=event_type
             )
         return entry.definition

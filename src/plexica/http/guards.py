@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,6 +12,8 @@ from plexica.http.services import services_of
 from plexica_sdk import context
 from plexica_sdk.converter import structure
 from plexica_sdk.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ValidationError
+from plexica_sdk.http import DEFAULT_MAX_BODY_BYTES
+from plexica_sdk.http import json_body as read_json
 from plexica_sdk.types import Principal, TenantContext
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-MAX_BODY_BYTES = 1_000_000
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
 
 
 def require_principal(request: Request) -> Principal:
@@ -71,14 +72,12 @@ async def require_permission(
 
 
 async def json_body(request: Request, cls: type[T]) -> T:
-    """Parse the JSON body into ``cls``; malformed or ill-typed input is a 422 naming the field."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ValidationError("request body too large", field="body")
-    try:
-        data: Any = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValidationError("request body is not valid JSON", field="body") from None
+    """Parse the JSON object body into ``cls`` with the SDK's safe reader (:func:`plexica_sdk.http.json_body`).
+
+    Too large is a 413, not JSON a 415, and malformed, too deep, NUL-holding or ill-typed input a 422
+    naming the field.
+    """
+    data: Any = await read_json(request, max_bytes=MAX_BODY_BYTES)
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object", field="body")
     return structure(data, cls)

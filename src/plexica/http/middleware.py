@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plexica.auth import RealmPerTenantStrategy
 from plexica.auth.tokens import parse_unverified
-from plexica.http.problems import problem_for
+from plexica.http.problems import is_server_error, problem_for
 from plexica.http.route_templates import RouteTemplates
 from plexica.http.scope import attach_state, request_state, trace_id_of
 from plexica.http.tenant_resolution import DEFAULT_RESOLVERS, TenantResolver, build_resolvers, resolve_tenant
@@ -35,7 +35,8 @@ from plexica.tenancy.service import tenant_context_of
 from plexica_sdk import context
 from plexica_sdk.errors import (
     AuthenticationError,
-    PlexicaError,
+    NotFoundError,
+    PluginError,
     TenantNotFoundError,
     TenantSuspendedError,
     ValidationError,
@@ -118,11 +119,19 @@ class ErrorMiddleware:
                 started = True
             await send(message)
 
+        # PostgreSQL refuses NUL in text: a NUL in a path or query parameter never reaches the database.
+        if "\x00" in scope.get("path", ""):
+            return await problem_for(NotFoundError("not found"), trace_id=trace_id_of(scope))(scope, receive, send)
+        query = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:
+            refusal = ValidationError("query parameters must not contain NUL (%00)", field="query")
+            return await problem_for(refusal, trace_id=trace_id_of(scope))(scope, receive, send)
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            if not isinstance(exc, PlexicaError) and not hasattr(exc, "status_code"):
-                error_logger.exception("unhandled error", extra={"path": scope.get("path")})
+            if is_server_error(exc):  # a host or plugin bug (see plexica.errors): the 500 says only the trace id
+                plugin = exc.plugin if isinstance(exc, PluginError) else None
+                error_logger.exception("unhandled error", extra={"path": scope.get("path"), "plugin": plugin})
             if started:
                 raise
             await problem_for(exc, trace_id=trace_id_of(scope))(scope, receive, send)

@@ -1,7 +1,8 @@
-"""RFC 9457 problem details: the one place that maps errors to HTTP statuses.
+"""RFC 9457 problem details: renders the error table of :mod:`plexica.errors` as problem+json.
 
-Bodies never carry stack traces, tokens, or which permission was missing; 404 bodies never name a
-tenant the caller did not name themselves.
+Bodies never carry stack traces, tokens, internal messages or which permission was missing; 404
+bodies never name a tenant the caller did not name themselves. Every body has a stable ``type``
+URI (``https://plexica.dev/problems/<slug>``) and, when known, the request's ``trace_id``.
 """
 
 from __future__ import annotations
@@ -10,34 +11,32 @@ import math
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-from plexica.identity.keycloak import IdentityAdminError
-from plexica_sdk.errors import (
+from plexica.errors import (
+    PROBLEM_TYPE_BASE,
     AuthenticationError,
-    BackendUnavailableError,
-    ConflictError,
-    NotFoundError,
-    PermissionDeniedError,
-    PlexicaError,
-    PluginCallError,
+    PreconditionRequiredError,
+    ProblemKind,
     RateLimitedError,
-    TenantSuspendedError,
     ValidationError,
+    kind_for_status,
+    kind_of,
 )
+from plexica.http.scope import trace_id_of
 
-__all__ = ["PROBLEM_JSON", "PreconditionRequiredError", "ProblemResponse", "problem", "problem_for"]
+__all__ = [
+    "PROBLEM_JSON",
+    "PreconditionRequiredError",
+    "ProblemResponse",
+    "http_exception_handler",
+    "is_server_error",
+    "problem",
+    "problem_for",
+]
 
 PROBLEM_JSON = "application/problem+json"
-_TYPE_BASE = "https://plexica.dev/problems/"
-
-
-class PreconditionRequiredError(PlexicaError):
-    """A conditional request header (``If-Match``) is required and missing: 428."""
-
-    def __init__(self, header: str = "If-Match") -> None:
-        super().__init__(f'send {header}: "<version>" (from the ETag), or {header}: *')
-        self.header = header
 
 
 class ProblemResponse(JSONResponse):
@@ -54,7 +53,8 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> ProblemResponse:
-    body: dict[str, Any] = {"type": _TYPE_BASE + (kind or str(status)), "title": title, "status": status}
+    """A problem response; ``kind`` is the slug of its ``type`` URI (default: the status)."""
+    body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + (kind or str(status)), "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if trace_id:
@@ -63,71 +63,46 @@ def problem(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
+def _render(kind: ProblemKind, detail: str | None, trace_id: str | None, **extra: Any) -> ProblemResponse:
+    return problem(kind.status, kind.title, detail, kind=kind.slug, trace_id=trace_id, **extra)
+
+
 def problem_for(exc: BaseException, *, trace_id: str | None = None) -> ProblemResponse:
-    """Turn any exception into a problem response; unknown ones become a bare 500."""
+    """Turn any exception into its problem response; errors without a row are a bare 500."""
+    if isinstance(exc, HTTPException):
+        kind = kind_for_status(exc.status_code)
+        detail = exc.detail if exc.status_code < 500 and isinstance(exc.detail, str) else None
+        # Starlette's default detail is the status phrase: the table's text says more.
+        if detail == kind.title or detail == _phrase(exc.status_code):
+            detail = kind.detail
+        return _render(kind, detail, trace_id, headers=dict(exc.headers or {}))
+    kind = kind_of(exc)
+    detail = kind.detail_for(exc)
     match exc:
-        case AuthenticationError():
-            return problem(
-                401,
-                "Unauthorized",
-                exc.reason,
-                kind="unauthorized",
-                trace_id=trace_id,
-                headers={"WWW-Authenticate": 'Bearer realm="plexica"'},
-            )
-        case TenantSuspendedError():
-            return problem(403, "Forbidden", "this tenant is suspended", kind="tenant-suspended", trace_id=trace_id)
-        case PermissionDeniedError():
-            return problem(403, "Forbidden", "you are not allowed to do this", kind="forbidden", trace_id=trace_id)
-        case NotFoundError():
-            return problem(404, "Not Found", "the resource does not exist", kind="not-found", trace_id=trace_id)
-        case ValidationError():
-            return problem(
-                422,
-                "Unprocessable Content",
-                str(exc),
-                kind="validation",
-                trace_id=trace_id,
-                errors=[{"field": exc.field, "message": line} for line in exc.problems],
-            )
-        case ConflictError():
-            return problem(409, "Conflict", str(exc), kind="conflict", trace_id=trace_id)
-        case PreconditionRequiredError():
-            return problem(428, "Precondition Required", str(exc), kind="precondition-required", trace_id=trace_id)
-        case RateLimitedError():
-            return problem(
-                429,
-                "Too Many Requests",
-                "the rate limit is exhausted; retry after the number of seconds in Retry-After",
-                kind="rate-limited",
-                trace_id=trace_id,
-                headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
-                policy=exc.policy,
-            )
-        case BackendUnavailableError():
-            return problem(
-                503, "Service Unavailable", f"{exc.backend} is unavailable", kind="unavailable", trace_id=trace_id
-            )
-        case PluginCallError():
-            return problem(502, "Bad Gateway", f"plugin {exc.plugin!r} failed", kind="plugin-failed", trace_id=trace_id)
-        case IdentityAdminError():
-            return problem(
-                502, "Bad Gateway", "the identity server refused the change", kind="identity", trace_id=trace_id
-            )
-        case HTTPException():
-            return problem(
-                exc.status_code,
-                _title(exc.status_code),
-                exc.detail if exc.status_code < 500 else None,
-                trace_id=trace_id,
-                headers=dict(exc.headers or {}),
-            )
-        case PlexicaError():
-            return problem(400, "Bad Request", str(exc), kind="bad-request", trace_id=trace_id)
-    return problem(500, "Internal Server Error", "an unexpected error occurred", kind="internal", trace_id=trace_id)
+        case AuthenticationError() if kind.status == 401:
+            return _render(kind, detail, trace_id, headers={"WWW-Authenticate": 'Bearer realm="plexica"'})
+        case ValidationError() if kind.status == 422:
+            errors = [{"field": exc.field, "message": line} for line in exc.problems]
+            return _render(kind, detail, trace_id, errors=errors)
+        case RateLimitedError() if kind.status == 429:
+            retry_after = str(max(1, math.ceil(exc.retry_after)))
+            return _render(kind, detail, trace_id, headers={"Retry-After": retry_after}, policy=exc.policy)
+    return _render(kind, detail, trace_id)
 
 
-def _title(status: int) -> str:
+def is_server_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is answered with a 500: a host or plugin bug, to be logged with its traceback."""
+    if isinstance(exc, HTTPException):
+        return exc.status_code == 500
+    return kind_of(exc).status == 500
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's handler for ``HTTPException`` (routing's 405, a plugin's 413): problem+json, not text."""
+    return problem_for(exc, trace_id=trace_id_of(request.scope))
+
+
+def _phrase(status: int) -> str:
     from http import HTTPStatus
 
     try:

@@ -60,6 +60,8 @@ class RateLimitMiddleware:
         self.metrics = metrics
         self.fail_mode = fail_mode
         self._logged_at = -math.inf
+        decisions = metrics.rate_limit_decisions
+        self._allowed, self._limited = decisions.labels("allowed"), decisions.labels("limited")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,12 +90,12 @@ class RateLimitMiddleware:
             (b"ratelimit", limit_header(verdict.states).encode()),
         ]
         if not verdict.allowed:
-            self.metrics.rate_limit_decisions.labels("limited").inc()
+            self._limited.inc()
             refusal = RateLimitedError(verdict.retry_after, policy=verdict.refused_by)
             response = problem_for(refusal, trace_id=state.trace_id)
             response.raw_headers.extend(fields)
             return await response(scope, receive, send)
-        self.metrics.rate_limit_decisions.labels("allowed").inc()
+        self._allowed.inc()
         started = False
 
         async def send_with_fields(message: Message) -> None:

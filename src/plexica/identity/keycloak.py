@@ -31,9 +31,10 @@ from urllib.parse import quote
 import attrs
 import httpx2
 
+from plexica.errors import IdentityAdminError  # defined with the error table; importable from here too
 from plexica.settings import KeycloakSettings
 from plexica.tenancy.naming import validate_slug
-from plexica_sdk.errors import BackendUnavailableError, PlexicaError
+from plexica_sdk.errors import BackendUnavailableError
 
 __all__ = [
     "AUDIENCE_SCOPE",
@@ -97,20 +98,6 @@ class RealmReport:
     @property
     def changed(self) -> bool:
         return self.created or bool(self.changes)
-
-
-class IdentityAdminError(PlexicaError):
-    """The identity server refused an admin operation (not a connectivity problem).
-
-    Attributes:
-        realm: the realm concerned, if any.
-        status: the HTTP status the server answered.
-    """
-
-    def __init__(self, message: str, *, realm: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.realm = realm
-        self.status = status
 
 
 class IdentityAdmin(Protocol):

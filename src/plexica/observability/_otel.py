@@ -295,21 +295,31 @@ def _stamp(span: trace.Span, scope: Scope) -> None:
 
 
 class _ActiveTracer(trace.Tracer):
-    """A library's tracer that defers, per span, to the tracer of the app whose work is running."""
+    """A library's tracer that defers, per span, to the tracer of the app whose work is running.
+
+    Library spans only join a trace, never start one: a query, cache call or poll with no span
+    around it (the relay's claim queries, the cache's invalidation listener) records nothing,
+    so background polling does not flood the backend with one-span traces.
+    """
 
     def __init__(self, name: str, version: str | None, schema_url: str | None) -> None:
         self._key = (name, version, schema_url)
 
-    def _resolve(self) -> trace.Tracer:
+    def _resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> trace.Tracer:
         tracing = switch.active.get()
-        return _NOOP_TRACER if tracing is None else tracing.tracer_for(*self._key)
+        if tracing is None:
+            return _NOOP_TRACER
+        parent = kwargs.get("context", args[0] if args else None)
+        if not trace.get_current_span(parent).get_span_context().is_valid:
+            return _NOOP_TRACER
+        return tracing.tracer_for(*self._key)
 
     def start_span(self, name: str, *args: Any, **kwargs: Any) -> trace.Span:
-        return self._resolve().start_span(name, *args, **kwargs)
+        return self._resolve(args, kwargs).start_span(name, *args, **kwargs)
 
     @contextlib.contextmanager
     def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Iterator[trace.Span]:  # type: ignore[override]
-        with self._resolve().start_as_current_span(name, *args, **kwargs) as span:
+        with self._resolve(args, kwargs).start_as_current_span(name, *args, **kwargs) as span:
             yield span
 
 
@@ -361,7 +371,9 @@ def _instrument_sqlalchemy(provider: trace.TracerProvider) -> None:
 
     def on_connect(connection: sa.engine.Connection) -> None:
         engine = connection.engine
-        if engine in seen:
+        # Only a traced app's engines: they first connect in its lifespan or requests, and an
+        # untraced app's engines keep no per-query listener at all.
+        if engine in seen or switch.active.get() is None:
             return
         with lock:
             if engine not in seen:

@@ -61,13 +61,13 @@ def watch_host(
     async def consumer_lag() -> None:
         lag_of = getattr(bus, "consumer_lag", None)  # Kafka only: the memory bus has no offsets
         if lag_of is not None:
-            for plugin, lag in lag_of().items():
+            for plugin, lag in (await lag_of()).items():
                 metrics.consumer_lag.labels(plugin).set(lag)
 
     metrics.refresh_with(ACTIVE_TENANTS, active_tenants)
     metrics.refresh_with("outbox_lag", outbox_lag)
     metrics.refresh_with("dlq_size", dead_letters, ttl=max(metrics.refresh_seconds, 30.0))
-    metrics.refresh_with("consumer_lag", consumer_lag, ttl=0.0)  # in memory: always current
+    metrics.refresh_with("consumer_lag", consumer_lag, ttl=0.0)  # local offsets: cheap, always current
     metrics.count_from("outbox_relayed_total", "Outbox rows the relay published", lambda: relay.published)
     metrics.count_from(
         "permission_cache_hits_total", "Permission lookups answered by the cache", lambda: permission_cache.hits

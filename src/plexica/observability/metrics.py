@@ -219,6 +219,7 @@ class Metrics:
     """The host's metrics and their registry.
 
     Args:
+        enabled: ``False`` records nothing (``metrics.enabled = false``: no cost on any path).
         tenant_label_limit: tenants labelled by id (see :class:`TenantLabels`).
         tenant_label_refresh_seconds: how often the labelled tenants are chosen again.
         refresh_seconds: how long values that need IO are cached between scrapes.
@@ -227,10 +228,12 @@ class Metrics:
     def __init__(
         self,
         *,
+        enabled: bool = True,
         tenant_label_limit: int = 100,
         tenant_label_refresh_seconds: float = 300.0,
         refresh_seconds: float = 15.0,
     ) -> None:
+        self.enabled = enabled
         self.registry = CollectorRegistry(auto_describe=True)
         self.tenants = TenantLabels(tenant_label_limit, refresh_seconds=tenant_label_refresh_seconds)
         self.refresh_seconds = refresh_seconds
@@ -287,6 +290,8 @@ class Metrics:
 
     def observe_request(self, method: str, route: str, status: int, seconds: float, tenant_id: str) -> None:
         """Count one request and its latency; ``tenant_id`` is folded by the cardinality guard."""
+        if not self.enabled:
+            return
         key = (method, route, status, self.tenants.label(tenant_id))
         children = self._request_children.get(key)
         if children is None:
@@ -304,6 +309,8 @@ class Metrics:
 
     def count_published(self, events: Iterable[Any]) -> None:
         """Count events the bus accepted (objects with ``type`` and ``tenantid``); global events too."""
+        if not self.enabled:
+            return
         for event in events:
             self.events_published.labels(event.type, self.tenants.peek(event.tenantid)).inc()
 
@@ -311,6 +318,8 @@ class Metrics:
 
     def instrument_engine(self, engine: Any) -> None:
         """Time every statement of a SQLAlchemy (sync) ``Engine`` into ``db_query_duration_seconds``."""
+        if not self.enabled:
+            return
         from sqlalchemy import event
 
         clock = time.perf_counter

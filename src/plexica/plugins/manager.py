@@ -10,6 +10,7 @@ import attrs
 import pluggy
 
 from plexica.plugins import calls
+from plexica.plugins.author_checks import check_hook_names, check_migrations, check_roles_and_subscriptions
 from plexica.plugins.discovery import PluginSource
 from plexica.plugins.manifest import load_order, validate_manifest
 from plexica_sdk import hookspecs
@@ -110,6 +111,7 @@ class PluginManager:
         by_name = {m.name: (m, s) for m, s in manifests}
         for name in self.order:
             _manifest, source = by_name[name]
+            check_hook_names(name, source.obj)  # before pluggy, which names the plugin by its repr
             try:
                 self._pm.register(source.obj, name=name)
             except (pluggy.PluginValidationError, ValueError) as exc:
@@ -120,6 +122,7 @@ class PluginManager:
             raise PluginLoadError(self._pm.get_name(exc.plugin) or "?", str(exc)) from exc
         self.plugins: dict[str, LoadedPlugin] = {name: self._contributions(*by_name[name]) for name in self.order}
         self._check_collisions()
+        check_roles_and_subscriptions(self.plugins.values())
 
     # ------------------------------------------------------------------ loading
 
@@ -163,6 +166,8 @@ class PluginManager:
         migrations = self._contribution(name, "plexica_tenant_migrations")
         if migrations is not None and not isinstance(migrations, str):
             raise PluginLoadError(name, "plexica_tenant_migrations() must return a path string or None")
+        if migrations is not None:
+            check_migrations(name, migrations)
         return LoadedPlugin(
             manifest=manifest,
             obj=source.obj,

@@ -58,6 +58,9 @@ def validate_manifest(manifest: object, *, origin: str) -> PluginManifest:
     if manifest.config_schema is not None:
         _check_config_schema(name, manifest.config_schema)
     _check_rate_limits(name, manifest.rate_limits)
+    limit = manifest.max_body_bytes
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise PluginLoadError(name, f"max_body_bytes must be a whole number of bytes >= 1 or None, got {limit!r}")
     return manifest
 
 

@@ -7,6 +7,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from plexica.ratelimit.gcra import interval_us
+
 __all__ = ["Quota", "QuotaState", "RateLimiter", "Verdict"]
 
 
@@ -15,7 +17,8 @@ class Quota:
     """One partition a request counts against: its key and ``limit`` requests per ``window_seconds``.
 
     ``policy`` is the name clients see in the ``RateLimit`` headers (``"user"``, ``"tenant"``,
-    ``"anonymous"``); ``cost`` is what this request uses of it.
+    ``"anonymous"``); ``cost`` is what this request uses of it. ``interval_us`` (the GCRA emission
+    interval) and ``charge`` (the cost, at most the whole quota) are derived once, here.
     """
 
     policy: str
@@ -23,6 +26,16 @@ class Quota:
     limit: int
     window_seconds: int
     cost: int = 1
+    interval_us: int = attrs.field(init=False)
+    charge: int = attrs.field(init=False)
+
+    @interval_us.default
+    def _interval(self) -> int:
+        return interval_us(self.limit, self.window_seconds)
+
+    @charge.default
+    def _charge(self) -> int:
+        return min(self.cost, self.limit)
 
 
 @attrs.frozen

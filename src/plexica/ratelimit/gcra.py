@@ -52,20 +52,22 @@ def gcra(tats: Sequence[int | None], now: int, partitions: Sequence[tuple[int, i
     ``tats`` holds each partition's stored TAT (``None``: never seen or expired); ``now`` is in
     microseconds. The caller stores the returned TATs; :data:`LUA_SCRIPT` is this same function.
     """
-    current = [now if tat is None else max(tat, now) for tat in tats]
+    current: list[int] = []
     allowed, retry = True, 0
-    for tat, (limit, interval, cost) in zip(current, partitions, strict=True):
-        allow_at = tat + cost * interval - limit * interval
+    for tat, (limit, interval, cost) in zip(tats, partitions, strict=True):
+        tat = now if tat is None or tat < now else tat
+        current.append(tat)
+        allow_at = tat + (cost - limit) * interval
         if allow_at > now:
             allowed, retry = False, max(retry, allow_at - now)
-    new = [
-        tat + cost * interval if allowed else tat for tat, (_, interval, cost) in zip(current, partitions, strict=True)
-    ]
-    remaining = tuple(
-        max(0, (limit * interval - (tat - now)) // interval)
-        for tat, (limit, interval, _) in zip(new, partitions, strict=True)
-    )
-    return Step(allowed, retry, tuple(new), remaining, tuple(tat - now for tat in new))
+    new, remaining, reset = [], [], []
+    for tat, (limit, interval, cost) in zip(current, partitions, strict=True):
+        if allowed:
+            tat += cost * interval
+        new.append(tat)
+        remaining.append(max(0, (limit * interval - (tat - now)) // interval))
+        reset.append(tat - now)
+    return Step(allowed, retry, tuple(new), tuple(remaining), tuple(reset))
 
 
 #: KEYS: one per partition. ARGV: ``limit, interval_us, cost`` per partition. Returns

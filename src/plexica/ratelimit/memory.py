@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import final
 
 from plexica.ratelimit.base import Quota, QuotaState, Verdict
-from plexica.ratelimit.gcra import gcra, interval_us
+from plexica.ratelimit.gcra import gcra
 
 __all__ = ["MemoryRateLimiter"]
 
@@ -38,13 +38,13 @@ class MemoryRateLimiter:
     async def acquire(self, quotas: Sequence[Quota]) -> Verdict:
         """Admit a request against every quota or refuse it (see :class:`~plexica.ratelimit.base.RateLimiter`)."""
         now = self._clock()
-        shape = [(q.limit, interval_us(q.limit, q.window_seconds), min(q.cost, q.limit)) for q in quotas]
-        step = gcra([self._tats.get(q.key) for q in quotas], now, shape)
+        tats = self._tats
+        step = gcra([tats.get(q.key) for q in quotas], now, [(q.limit, q.interval_us, q.charge) for q in quotas])
         if step.allowed:
             for quota, tat in zip(quotas, step.tats, strict=True):
-                self._tats.pop(quota.key, None)  # re-insert at the end: dict order is recency
-                self._tats[quota.key] = tat
-            if len(self._tats) > self._max_keys:
+                tats.pop(quota.key, None)  # re-insert at the end: dict order is recency
+                tats[quota.key] = tat
+            if len(tats) > self._max_keys:
                 self._evict(now)
         states = tuple(
             QuotaState(q.policy, q.limit, q.window_seconds, remaining, reset / 1_000_000)

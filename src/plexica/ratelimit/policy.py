@@ -31,6 +31,7 @@ __all__ = ["KEY_PREFIX", "RateLimitPolicy", "Route", "limit_header", "policy_hea
 KEY_PREFIX = "rate_limit:"
 _CORE = "/api/core/v1/"
 _PLUGINS = "/api/plugins/"
+_MEMO_SIZE = 10_000
 
 
 @attrs.frozen
@@ -68,11 +69,14 @@ class RateLimitPolicy:
             for plugin, rules in plugin_rules.items()
             if rules
         }
-        self._exempt = tuple(settings.exempt_paths)
+        self._exempt = frozenset(settings.exempt_paths)
+        self._exempt_prefixes = tuple(prefix.rstrip("/") + "/" for prefix in settings.exempt_paths)
+        # The quotas of recent (tenant, plan, caller, route) combinations: built once, not per request.
+        self._memo: dict[tuple[str | None, str | None, tuple[str, str | None], str, int], tuple[Quota, ...]] = {}
 
     def route(self, method: str, path: str) -> Route | None:
         """The route class and cost of a request, or ``None`` when it is not limited at all."""
-        if any(path == prefix or path.startswith(prefix.rstrip("/") + "/") for prefix in self._exempt):
+        if path in self._exempt or path.startswith(self._exempt_prefixes):
             return None
         if path.startswith(_CORE):
             area = path[len(_CORE) :].split("/", 1)[0]
@@ -105,6 +109,23 @@ class RateLimitPolicy:
         A caller without a verified token counts against its address only, never against a
         tenant's cap: anonymous traffic must not use up a tenant's capacity for its users.
         """
+        memo_key = (
+            tenant.id if tenant is not None else None,
+            tenant.plan if tenant is not None else None,
+            ("user", principal.id) if principal is not None else ("ip", client),
+            route.route_class,
+            route.cost,
+        )
+        quotas = self._memo.get(memo_key)
+        if quotas is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            quotas = self._memo[memo_key] = self._build(route, tenant=tenant, principal=principal, client=client)
+        return quotas
+
+    def _build(
+        self, route: Route, *, tenant: TenantInfo | None, principal: Principal | None, client: str | None
+    ) -> tuple[Quota, ...]:
         window = self.settings.window_seconds
         if principal is None:
             limit = self.settings.anonymous_requests

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, final, runtime_checkable
 
 from plexica.ratelimit.base import Quota, QuotaState, Verdict
-from plexica.ratelimit.gcra import LUA_SCRIPT, interval_us
+from plexica.ratelimit.gcra import LUA_SCRIPT
 from plexica_sdk.errors import BackendUnavailableError
 
 __all__ = ["RedisRateLimiter", "ScriptRunner"]
@@ -45,7 +45,7 @@ class RedisRateLimiter:
         """
         args: list[int | str] = []
         for quota in quotas:
-            args += [quota.limit, interval_us(quota.limit, quota.window_seconds), min(quota.cost, quota.limit)]
+            args += [quota.limit, quota.interval_us, quota.charge]
         reply = await self._cache.run_script(LUA_SCRIPT, [q.key for q in quotas], args)
         if not isinstance(reply, list) or len(reply) != 2 + 2 * len(quotas):
             raise BackendUnavailableError("redis", "unexpected rate limit script reply")

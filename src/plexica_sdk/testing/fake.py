@@ -152,7 +152,9 @@ class FakeHost:
         self.manifest = manifest
         self._plugin = manifest.name if manifest else "plugin"
         principal = Principal(id=user, roles=tuple(roles)) if user is not None else None
-        self._tenant = tenant or TenantContext(tenant_id="tenant-test", slug="test", schema="tenant_test", user=principal)
+        self._tenant = tenant or TenantContext(
+            tenant_id="tenant-test", slug="test", schema="tenant_test", user=principal
+        )
         granted = set(permissions)
         for role in manifest.default_roles if manifest else ():
             if role.name in set(roles):

@@ -30,9 +30,9 @@ __all__ = [
     "SERVICE_VARIABLES",
     "ProvisionedTenant",
     "RunningHost",
+    "host_environ",
     "plugin_name",
     "start_host",
-    "host_environ",
 ]
 
 #: The project's service variables (``scripts/services.sh`` writes them) and the settings each sets.
@@ -112,9 +112,7 @@ class ProvisionedTenant:
     @property
     def context(self) -> TenantContext:
         """The tenant context host calls for this tenant run in."""
-        return TenantContext(
-            tenant_id=self.info.id, slug=self.info.slug, schema=self.info.schema, plan=self.info.plan
-        )
+        return TenantContext(tenant_id=self.info.id, slug=self.info.slug, schema=self.info.schema, plan=self.info.plan)
 
     def token(self, user: str = "alice", roles: Iterable[str] = ("member",), **claims: Any) -> str:
         """A signed access token of ``user`` with tenant-wide ``roles`` in this tenant."""
@@ -223,20 +221,24 @@ def build_settings(data_dir: Path, environ: Mapping[str, str], **overrides: Any)
 
 
 @contextlib.asynccontextmanager
-async def start_host(plugins: Sequence[object], settings: Settings, names: Sequence[str]) -> AsyncIterator[RunningHost]:
+async def start_host(
+    plugins: Sequence[object], settings: Settings, names: Sequence[str], *, record_events: bool = True
+) -> AsyncIterator[RunningHost]:
     """Run a host with ``plugins`` (and the event spy) until the block ends.
 
     Args:
         plugins: the objects the host loads (the plugin under test as its mode made it).
         settings: the host settings.
         names: the names of the plugins under test.
+        record_events: load the event spy (``RunningHost.events`` stays empty without it).
     """
     import httpx2
 
     from plexica import create_app
 
     log = EventLog()
-    app = create_app(settings, plugins=[*plugins, EventRecorder.for_plugins(log, names)])
+    spy = [EventRecorder.for_plugins(log, names)] if record_events else []
+    app = create_app(settings, plugins=[*plugins, *spy])
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:

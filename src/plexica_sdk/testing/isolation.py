@@ -242,7 +242,12 @@ class IsolationKit:
                     seen[channel] += 1
 
         report = IsolationReport(
-            tenant_a=self.a.slug, tenant_b=self.b.slug, canary=canary, markers=markers, seen_in_a=seen, scanned_in_b=scanned
+            tenant_a=self.a.slug,
+            tenant_b=self.b.slug,
+            canary=canary,
+            markers=markers,
+            seen_in_a=seen,
+            scanned_in_b=scanned,
         )
         if leaks:
             raise IsolationError(leaks, report)

@@ -13,7 +13,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Final
 
-__all__ = ["KNOWN_PLUGIN_MODES", "PluginModeStarter", "available_plugin_modes", "plugin_mode_starter", "register_plugin_mode"]
+__all__ = [
+    "KNOWN_PLUGIN_MODES",
+    "PluginModeStarter",
+    "available_plugin_modes",
+    "plugin_mode_starter",
+    "register_plugin_mode",
+]
 
 #: Starts the plugin in one mode and yields the object the host loads in its place.
 PluginModeStarter = Callable[[object], AbstractAsyncContextManager[object]]

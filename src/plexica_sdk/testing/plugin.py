@@ -138,7 +138,7 @@ def plexica_plugins(pytestconfig: pytest.Config) -> list[object]:
     specs = pytestconfig.getoption("plexica_plugin") or pytestconfig.getini("plexica_plugin")
     if not specs:
         raise pytest.UsageError(
-            "no Plexica plugin under test: set plexica_plugin = \"MODULE:OBJECT\" in [tool.pytest.ini_options], "
+            'no Plexica plugin under test: set plexica_plugin = "MODULE:OBJECT" in [tool.pytest.ini_options], '
             "pass --plexica-plugin MODULE:OBJECT, or override the plexica_plugins fixture"
         )
     return [load_plugin(spec) for spec in specs]
@@ -190,9 +190,7 @@ async def tenant(plexica_host: RunningHost, anyio_backend: Any) -> ProvisionedTe
 
 
 @pytest.fixture
-async def two_tenants(
-    plexica_host: RunningHost, anyio_backend: Any
-) -> tuple[ProvisionedTenant, ProvisionedTenant]:
+async def two_tenants(plexica_host: RunningHost, anyio_backend: Any) -> tuple[ProvisionedTenant, ProvisionedTenant]:
     """Two provisioned tenants, A and B."""
     return await plexica_host.make_tenant(), await plexica_host.make_tenant()
 

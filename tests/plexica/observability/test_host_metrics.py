@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from plexica_plugin_notes import NotesPlugin
 
 from plexica.db.fleet import FleetMigrator, TenantResult
+from plexica.events import MemoryEventBus
 from plexica.platform import Platform
 from plexica.tenancy.service import tenant_context_of
-from plexica_sdk.types import Principal
+from plexica_sdk import PluginManifest, context, hookimpl
+from plexica_sdk.types import Event, Principal, Subscription
 from tests.plexica.db.support import MakePlatform
 
 pytestmark = pytest.mark.anyio
@@ -123,3 +127,38 @@ async def test_fleet_migration_progress(make_platform: MakePlatform) -> None:
     assert len(report.results) == 3 and report.ok
     assert seen == [(1, 3), (2, 3), (3, 3)]
     assert metrics.registry.get_sample_value("fleet_migration_tenants_failed") == 0
+
+
+class FailingPlugin:
+    """Subscribes to notes' events with a handler that always fails: every event is dead-lettered."""
+
+    @hookimpl
+    def plexica_manifest(self) -> PluginManifest:
+        return PluginManifest(name="failing", version="0.1.0")
+
+    @hookimpl
+    def plexica_subscriptions(self) -> Sequence[Subscription]:
+        async def fail(event: Event, host: Any) -> None:
+            raise RuntimeError("handler bug")
+
+        return [Subscription(event_type="notes.note.created", handler=fail)]
+
+
+async def test_dlq_size_per_plugin_follows_dead_letters_and_replays(make_platform: MakePlatform) -> None:
+    platform = await make_platform(NotesPlugin(), FailingPlugin())
+    ctx = tenant_context_of(await platform.tenants.provision("acme"))
+    with context.use(ctx):
+        for number in range(3):
+            await platform.publish(
+                "notes", "notes.note.created", {"id": f"n{number}", "title": "t", "author_id": "a"}, ctx
+            )
+    bus = platform.bus
+    assert isinstance(bus, MemoryEventBus)
+    await bus.join()
+    assert await _scrape(platform, "dlq_size", {"plugin": "failing"}) == 3
+    letters = await bus.dlq_list()
+    await bus.dlq_dismiss(letters[0].id)
+    platform.metrics.invalidate("dlq_size")
+    assert await _scrape(platform, "dlq_size", {"plugin": "failing"}) == 2
+    published = {"event_type": "notes.note.created", "tenant_id": ctx.tenant_id}
+    assert await _scrape(platform, "events_published_total", published) == 3  # published directly: counted at once

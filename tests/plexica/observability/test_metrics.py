@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from plexica.observability.metrics import MAX_TABLES, OTHER_TABLE, OTHER_TENANT, Metrics, TenantLabels, statement_labels
 
@@ -97,3 +98,19 @@ async def test_refreshers_run_at_most_once_per_ttl_unless_invalidated() -> None:
     count = [7]
     metrics.count_from("things_total", "Things", lambda: count[0])
     assert metrics.registry.get_sample_value("things_total") == 7
+
+
+def test_disabled_metrics_record_nothing() -> None:
+    metrics = Metrics(enabled=False)
+    metrics.observe_request("GET", "/x", 200, 0.01, "t1")
+    engine = sa.create_engine("sqlite://")
+    metrics.instrument_engine(engine)
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+    assert (
+        metrics.registry.get_sample_value(
+            "http_requests_total", {"method": "GET", "route": "/x", "status": "200", "tenant_id": "t1"}
+        )
+        is None
+    )
+    assert b"db_query_duration_seconds_count{" not in metrics.render()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -266,6 +267,7 @@ def test_event_types_and_roles_from_the_manifest_and_the_hook_are_merged() -> No
     member, editor = RoleDef(name="member", permissions=["notes:note:read"]), RoleDef(name="editor")
     manager = manager_of(
         Contributing(
+            permissions=[READ],  # a default role may grant only permissions that exist
             event_types=[created],
             default_roles=[member],
             contributions={"event_types": [deleted], "default_roles": [editor]},
@@ -277,15 +279,16 @@ def test_event_types_and_roles_from_the_manifest_and_the_hook_are_merged() -> No
     assert notes.default_roles == (member, editor)
 
 
-def test_subscriptions_and_tenant_migrations_are_collected() -> None:
+def test_subscriptions_and_tenant_migrations_are_collected(tmp_path: Path) -> None:
     subscription = Subscription(event_type="core.tenant.*", handler=on_note_created)
+    (tmp_path / "versions").mkdir()
     manager = manager_of(
-        Contributing(contributions={"subscriptions": [subscription], "tenant_migrations": "/srv/notes/migrations"})
+        Contributing(contributions={"subscriptions": [subscription], "tenant_migrations": str(tmp_path)})
     )
     notes = manager.get("notes")
     assert notes is not None
     assert notes.subscriptions == (subscription,)
-    assert notes.tenant_migrations == "/srv/notes/migrations"
+    assert notes.tenant_migrations == str(tmp_path)
 
 
 def test_a_plugin_contributing_nothing_has_empty_contributions() -> None:
@@ -368,12 +371,16 @@ async def test_first_returns_the_first_answer_in_load_order() -> None:
     assert answer == {"owner": "tasks"}
 
 
-def test_collect_returns_contributions_in_load_order() -> None:
+def test_collect_returns_contributions_in_load_order(tmp_path: Path) -> None:
+    tasks, notes = tmp_path / "tasks", tmp_path / "notes"
+    (tasks / "versions").mkdir(parents=True)
+    (notes / "versions").mkdir(parents=True)
     manager = manager_of(
-        Contributing("tasks", contributions={"tenant_migrations": "/tasks"}, requires={"notes": ">=1"}),
-        Contributing("notes", contributions={"tenant_migrations": "/notes"}),
+        Contributing("tasks", contributions={"tenant_migrations": str(tasks)}, requires={"notes": ">=1"}),
+        Contributing("notes", contributions={"tenant_migrations": str(notes)}),
     )
-    assert list(manager.collect("plexica_tenant_migrations").items()) == [("notes", "/notes"), ("tasks", "/tasks")]
+    collected = list(manager.collect("plexica_tenant_migrations").items())
+    assert collected == [("notes", str(notes)), ("tasks", str(tasks))]
 
 
 def test_provider_prefers_a_plugins_object_over_a_built_ins() -> None:

@@ -136,3 +136,15 @@ def test_bad_manifest_rate_limits_fail_the_plugin_load(rule: object, message: st
 
 def test_manifests_without_rate_limits_still_load() -> None:
     assert validate_manifest(PluginManifest(name="reports", version="1.0.0"), origin="x").rate_limits == ()
+
+
+def test_remembered_quotas_follow_the_tenants_plan_and_never_mix_callers() -> None:
+    policy = RateLimitPolicy(RateLimitSettings(), {})
+    route = Route("core.me")
+    standard = policy.quotas(route, tenant=_tenant(), principal=Principal(id="alice"), client=None)
+    premium = policy.quotas(route, tenant=_tenant("premium"), principal=Principal(id="alice"), client=None)
+    assert (standard[0].limit, premium[0].limit) == (100, 1_000)
+    assert policy.quotas(route, tenant=_tenant(), principal=Principal(id="alice"), client=None) is standard
+    named_like_an_address = policy.quotas(route, tenant=None, principal=Principal(id="ip:10.0.0.1"), client=None)
+    anonymous = policy.quotas(route, tenant=None, principal=None, client="10.0.0.1")
+    assert [q.policy for q in named_like_an_address] == ["user"] and [q.policy for q in anonymous] == ["anonymous"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx2
 import pytest
 from plexica_plugin_notes import NotesPlugin
@@ -15,9 +17,9 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def fake() -> FakeHost:
+async def fake() -> AsyncIterator[FakeHost]:
     host = FakeHost(NotesPlugin().plexica_manifest(), roles=["notes-editor"], metadata=metadata)
-    yield host  # type: ignore[misc]
+    yield host
     await host.aclose()
 
 

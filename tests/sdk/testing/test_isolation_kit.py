@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from plexica_plugin_notes import NotesPlugin
+from plexica_plugin_notes.models import notes
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -98,13 +99,14 @@ async def test_a_data_found_in_b_database_cache_or_objects_is_a_leak(
     async def plant(text: str) -> None:
         # What a host bug could do: A's text written into B's table, cache and objects.
         async with platform.db.tenant_connection(b.info.schema) as conn:
-            await conn.execute(
-                sa.text(f'INSERT INTO "{b.info.schema}".notes VALUES (:id, :t, :t, :a, :now, :now)'),
-                {"id": "planted", "t": text, "a": "x", "now": "2026-01-01 00:00:00"},
-            )
+            now = dt.datetime.now(dt.UTC)
+            row = {"id": "planted", "title": text, "body": text, "author_id": "x", "created_at": now, "updated_at": now}
+            await conn.execute(notes.insert().values(**row))
         await platform.cache.set(f"{b.context.cache_prefix}plugin:leaky:k", text.encode())
         bucket = platform.storage_layout.bucket(b.slug)
-        await platform.objects.put(bucket, platform.storage_layout.plugin_prefix(b.slug, "leaky") + "f.txt", text.encode())
+        await platform.objects.put(
+            bucket, platform.storage_layout.plugin_prefix(b.slug, "leaky") + "f.txt", text.encode()
+        )
         # ... and a delivery of A's event to B's consumers.
         event = Event(type="leaky.item.created", source="/plugins/leaky", data={"text": text})
         await plexica_host.events.record(Delivery(event, b.slug))

@@ -46,9 +46,22 @@ def run_pytest(tmp_path: Path, *args: str, conftest: str = "") -> subprocess.Com
         )
     )
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--plexica-plugin",
-         "plexica_plugin_notes:NotesPlugin", *args, str(tmp_path)],
-        capture_output=True, text=True, check=False, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--plexica-plugin",
+            "plexica_plugin_notes:NotesPlugin",
+            *args,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=tmp_path,
     )
 
 

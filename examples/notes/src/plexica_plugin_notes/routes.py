@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 import plexica_sdk
 from plexica_plugin_notes.models import notes
-from plexica_sdk.errors import ConflictError, NotFoundError, ValidationError
+from plexica_sdk.errors import ConflictError, NotFoundError
 
 READ = "notes:note:read"
 WRITE = "notes:note:write"
@@ -36,26 +36,26 @@ def _note(row: Any) -> dict[str, Any]:
     }
 
 
-async def _input(request: Request) -> tuple[str, str]:
-    try:
-        data = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValidationError("body must be JSON", field="body") from None
-    if not isinstance(data, dict):
-        raise ValidationError("body must be a JSON object", field="body")
-    title, body = data.get("title"), data.get("body", "")
-    if not isinstance(title, str) or not 1 <= len(title) <= 200:
-        raise ValidationError("title must be a string of 1 to 200 characters", field="title")
-    if not isinstance(body, str) or len(body) > 100_000:
-        raise ValidationError("body must be a string of at most 100000 characters", field="body")
-    return title, body
+@attrs.frozen(kw_only=True)
+class NoteInput:
+    """The body of ``POST /notes`` and ``PUT /notes/{id}``; unknown fields are refused (422)."""
+
+    title: str = attrs.field(
+        validator=attrs.validators.and_(attrs.validators.min_len(1), attrs.validators.max_len(200))
+    )
+    body: str = attrs.field(default="", validator=attrs.validators.max_len(100_000))
+
+
+async def _input(request: Request) -> NoteInput:
+    # Size-capped while it streams, depth-bounded, NUL and lone surrogates refused, fields checked: all 4xx.
+    return await plexica_sdk.json_body(request, NoteInput)
 
 
 async def list_notes(request: Request) -> JSONResponse:
     """List the tenant's notes, newest first."""
     host = plexica_sdk.host(request)
     await host.require(READ)
-    limit = min(max(int(request.query_params.get("limit", "50") or 50), 1), 200)
+    limit = plexica_sdk.query_int(request, "limit", default=50, minimum=1, maximum=200)
     async with host.session() as session:
         rows = (await session.execute(sa.select(notes).order_by(notes.c.created_at.desc()).limit(limit))).all()
     return JSONResponse({"items": [_note(row) for row in rows]})
@@ -65,7 +65,8 @@ async def create_note(request: Request) -> JSONResponse:
     """Create a note and publish ``notes.note.created``."""
     host = plexica_sdk.host(request)
     await host.require(WRITE)
-    title, body = await _input(request)
+    note = await _input(request)
+    title, body = note.title, note.body
     now = dt.datetime.now(dt.UTC)
     author = host.tenant.user.id if host.tenant.user else "system"
     note_id = str(uuid.uuid4())
@@ -105,12 +106,12 @@ async def update_note(request: Request) -> JSONResponse:
     """Replace a note's title and body."""
     host = plexica_sdk.host(request)
     await host.require(WRITE)
-    title, body = await _input(request)
+    note = await _input(request)
     async with host.session() as session:
         result = await session.execute(
             notes.update()
             .where(notes.c.id == request.path_params["id"])
-            .values(title=title, body=body, updated_at=dt.datetime.now(dt.UTC))
+            .values(title=note.title, body=note.body, updated_at=dt.datetime.now(dt.UTC))
         )
         if result.rowcount == 0:
             raise NotFoundError("note not found", resource="note")

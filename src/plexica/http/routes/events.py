@@ -14,7 +14,7 @@ from starlette.routing import Route
 from plexica.events.dlq import describe
 from plexica.http.guards import require_super_admin
 from plexica.http.services import services_of
-from plexica_sdk.errors import ValidationError
+from plexica_sdk.http import query_int
 
 __all__ = ["routes"]
 
@@ -22,10 +22,7 @@ MAX_LIMIT = 1000
 
 
 def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")
-    return int(raw)
+    return query_int(request, "limit", default=100, minimum=1, maximum=MAX_LIMIT)
 
 
 async def list_dead_letters(request: Request) -> JSONResponse:
