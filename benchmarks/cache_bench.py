@@ -133,8 +133,7 @@ async def run(argv: list[str]) -> int:
             return 2
         figures += await l2(args.redis, rounds, count)
         figures += await tenants(args.database, args.redis, rounds, count // 2)
-    _paired.finish(figures)
-    return 1 if any("MISSED" in f.note for f in figures) else 0
+    return _paired.finish(figures)  # a missed target is a figure to report, not a failed run
 
 
 if __name__ == "__main__":

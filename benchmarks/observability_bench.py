@@ -15,7 +15,7 @@ resolution, the ``notes:note:read`` check and one tenant query, for a mix of ``G
 ``GET /notes/{id}`` and ``GET /api/core/v1/me``. Every response must be a 200. Each host's
 lifespan runs in a task of its own, so one host's tracing never leaks into another's requests.
 
-Each round alternates chunks of 40 requests between the two sides (see :func:`interleaved`), and a
+Each round alternates chunks of ``--chunk`` requests between the two sides (see :func:`interleaved`), and a
 request's cost is the process's CPU time by default (``--clock wall`` for elapsed time). The
 ratio is throughput relative to ``off`` (off time / subject time): the targets are a metrics
 cost of at most 5 % (ratio >= 0.95x) and a tracing cost of at most 15 % (ratio >= 0.85x).
@@ -252,6 +252,7 @@ async def run(argv: list[str]) -> int:
     parser = _paired.parser(__doc__)
     parser.add_argument("--count", type=int, default=400, help="requests per side and round (--quick: 100)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--chunk", type=int, default=20, help="requests per side before switching sides")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what a request costs (default cpu)")
     args = parser.parse_args(argv)
     global clock
@@ -272,7 +273,13 @@ async def run(argv: list[str]) -> int:
                 ("metrics + tracing", METRICS_TARGET * TRACING_TARGET),
             ):
                 figure = await interleaved(
-                    f"{name} on", hosts[name], off, rounds=rounds, count=count, concurrency=args.concurrency
+                    f"{name} on",
+                    hosts[name],
+                    off,
+                    rounds=rounds,
+                    count=count,
+                    concurrency=args.concurrency,
+                    chunk=args.chunk,
                 )
                 figures.append(_verdict(figure, target))
             spans = await _spans_per_request(hosts["tracing"], args.concurrency)

@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
                 app.state.metrics_port = metrics_port  # the bound port (``metrics.port = 0`` picks one)
                 yield
         if tracing is not None:
-            await asyncio.to_thread(tracing.flush)  # spans of the shutdown reach the exporter
+            await asyncio.to_thread(tracing.close)  # exports the last spans, closes the exporter's session
 
     async def openapi(request: Request) -> JSONResponse:
         """The OpenAPI document of this host."""

@@ -96,9 +96,8 @@ class Tracing:
             sampler=ParentBased(TraceIdRatioBased(settings.sampler_ratio)),
         )
         self.provider.add_span_processor(_TenantAttributes())
-        exporter = _exporter(settings)
-        if exporter is not None:
-            self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self._export = _Export(settings)
+        self.provider.add_span_processor(self._export)
         self.tracer = self.provider.get_tracer("plexica")
         self._tracers: dict[tuple[str, str | None, str | None], trace.Tracer] = {}
         _install_process_instrumentations()
@@ -125,16 +124,17 @@ class Tracing:
 
     @contextlib.contextmanager
     def activate(self) -> Iterator[None]:
-        """Trace the work started inside (the lifespan: relay, consumers, hooks)."""
+        """Trace the work started inside (the lifespan: relay, consumers, hooks); opens the exporter."""
+        self._export.open()
         token = switch.active.set(self)
         try:
             yield
         finally:
             switch.active.reset(token)
 
-    def flush(self) -> None:
-        """Export every finished span now (blocking: call it in a thread). The app may start again."""
-        self.provider.force_flush()
+    def close(self) -> None:
+        """Export what is left and close the exporter (blocking: call it in a thread); ``activate`` reopens it."""
+        self._export.close()
 
     # ------------------------------------------------------------------ spans
 
@@ -222,6 +222,39 @@ class Tracing:
         finally:
             for span in spans:
                 span.end()
+
+
+class _Export(SpanProcessor):
+    """The exporter's batch processor, alive from the lifespan's start to its end (its HTTP session too)."""
+
+    def __init__(self, settings: TracingSettings) -> None:
+        self._settings = settings
+        self._batch: BatchSpanProcessor | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        with self._lock:
+            if self._batch is None:
+                exporter = _exporter(self._settings)
+                self._batch = None if exporter is None else BatchSpanProcessor(exporter)
+
+    def close(self) -> None:
+        with self._lock:
+            batch, self._batch = self._batch, None
+        if batch is not None:
+            batch.shutdown()  # type: ignore[no-untyped-call]  # flushes, then closes the exporter
+
+    def on_end(self, span: ReadableSpan) -> None:
+        batch = self._batch
+        if batch is not None:
+            batch.on_end(span)
+
+    def shutdown(self) -> None:
+        self.close()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        batch = self._batch
+        return True if batch is None else batch.force_flush(timeout_millis)
 
 
 def _exporter(settings: TracingSettings) -> SpanExporter | None:
