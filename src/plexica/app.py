@@ -40,6 +40,7 @@ from plexica.http.route_templates import RouteTemplates
 from plexica.http.routes import (
     dev,
     events,
+    frontend,
     health,
     me,
     objects,
@@ -58,6 +59,7 @@ from plexica.observability.health import HealthChecker, standard_probes
 from plexica.observability.logging import capture_context
 from plexica.observability.tracing import build_tracing, untraced
 from plexica.platform import Platform
+from plexica.plugins.frontend import FrontendCatalog
 from plexica.ratelimit import RateLimitPolicy, create_rate_limiter
 from plexica.settings import Settings, load_settings
 
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
                     *permissions.routes,
                     *events.routes,
                     *plugin_config.routes,
+                    *frontend.routes,
                 ],
                 default=not_found,
             ),
@@ -241,6 +244,12 @@ def core_services(platform: Platform) -> CoreServices:
         dev_issuer=platform.dev_issuer,
         metrics=platform.metrics,
         plugins=platform.plugins.infos,
+        frontend=FrontendCatalog(
+            plugins=lambda: platform.plugins.plugins,
+            installs=platform.tenants,
+            objects_for=platform.plugin_objects,
+            authorize=platform.authorize,
+        ),
         health=health_checker(platform),
     )
 

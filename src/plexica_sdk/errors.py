@@ -218,7 +218,7 @@ class PluginContractError(PluginError, EventError):
     """
 
     def __init__(self, plugin: str, message: str, *, event_type: str | None = None) -> None:
-        super().__init__(f"plugin {plugin!r}: {message}", plugin=plugin)
+        super().__init__(message, plugin=plugin)
         self.event_type = event_type
 
 

@@ -214,11 +214,13 @@ def plexica_resource_attributes(
 
 
 @hookspec
-def plexica_subscriptions() -> Sequence[Subscription]:
+def plexica_subscriptions(plugins: Sequence[str]) -> Sequence[Subscription]:
     """Events the plugin wants; each handler runs in the event's tenant context.
 
     Called once per plugin when the host is built; the bus subscribes every subscription when the
-    host starts. Sync contribution. Failure: start-up stops with ``PluginLoadError``. (A failing
+    host starts. ``plugins`` names every loaded plugin in load order (built-ins included), so a
+    plugin that must see every event (an audit log) subscribes to ``core.*`` and each
+    ``{name}.*``; take the argument only if you need it. Sync contribution. Failure: start-up stops with ``PluginLoadError``. (A failing
     *handler* is retried with backoff, then dead-lettered: see ``docs/events.md``.)
     """
 

@@ -25,6 +25,8 @@ __all__ = [
     "EventHandler",
     "EventTypeDef",
     "FrontendDef",
+    "FrontendModule",
+    "MenuItem",
     "ObjectInfo",
     "PermissionDef",
     "PluginInfo",
@@ -238,12 +240,74 @@ class Subscription:
         return getattr(self.handler, "__qualname__", repr(self.handler))
 
 
+def _frontend_modules(value: Iterable[FrontendModule]) -> tuple[FrontendModule, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class MenuItem:
+    """An entry of the shell's navigation menu that opens a module's route.
+
+    Attributes:
+        label: what the menu shows.
+        icon: an icon name from the shell's icon set; ``None``: no icon.
+        order: where the entry goes among the others (lower first).
+    """
+
+    label: str
+    icon: str | None = None
+    order: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class FrontendModule:
+    """One module a plugin's remote entry exposes, and where the shell shows it.
+
+    Attributes:
+        name: the exposed key, as the remote container names it (``"./NotesList"``).
+        route: the shell path the module renders at (``"/notes"``); ``None``: no page of its own.
+        slot: a named extension point of the shell it fills (``"dashboard.widgets"``).
+        menu: the navigation entry opening ``route``.
+        permission: the permission a caller needs to be offered the module at all.
+    """
+
+    name: str
+    route: str | None = None
+    slot: str | None = None
+    menu: MenuItem | None = None
+    permission: str | None = None
+
+
 @attrs.frozen(kw_only=True)
 class FrontendDef:
-    """Module-federation entry of a plugin's web front end."""
+    """Module-federation entry of a plugin's web front end (served by ``GET /api/core/v1/frontend``).
+
+    ``remote_entry`` is ``objects:{namespace}/{key}`` (an object of the plugin's own storage, served
+    through a presigned URL), an absolute ``https://`` URL (passed through), or a path: one starting
+    with ``/`` is on the host, any other is under the plugin's mount (``/api/plugins/{name}/``);
+    paths get ``?v={plugin version}`` so browsers refetch after an upgrade.
+
+    Attributes:
+        remote_entry: where the remote container is, as above.
+        exposed_modules: exposed keys without shell metadata (kept for older manifests).
+        modules: exposed modules with their route, slot, menu entry and permission.
+        scope: the container's name (module federation's ``name``); ``None``: the plugin's name.
+        remote_type: how the shell loads the entry: an ES module, or a classic script (``var``).
+        permission: the permission a caller needs to be offered any of the plugin's front end.
+    """
 
     remote_entry: str
     exposed_modules: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    modules: tuple[FrontendModule, ...] = attrs.field(default=(), converter=_frontend_modules)
+    scope: str | None = None
+    remote_type: Literal["module", "script"] = "module"
+    permission: str | None = None
+
+    def all_modules(self) -> tuple[FrontendModule, ...]:
+        """``modules``, then each name of ``exposed_modules`` no module already declares."""
+        named = {module.name for module in self.modules}
+        plain = tuple(FrontendModule(name=name) for name in self.exposed_modules if name not in named)
+        return (*self.modules, *plain)
 
 
 @attrs.frozen(kw_only=True)

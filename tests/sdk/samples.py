@@ -10,6 +10,8 @@ from plexica_sdk.types import (
     Event,
     EventTypeDef,
     FrontendDef,
+    FrontendModule,
+    MenuItem,
     ObjectInfo,
     PermissionDef,
     PluginInfo,
@@ -90,6 +92,14 @@ SAMPLES: dict[str, Any] = {
     "storage-namespace": StorageNamespace(name="attachments", max_bytes=1_000_000, content_types=("image/*",)),
     "route-rate-limit": RouteRateLimit(path="/notes/*/export", methods=("POST",), cost=5),
     "frontend-def": FrontendDef(remote_entry="/plugins/notes/remoteEntry.js", exposed_modules=("./App",)),
+    "menu-item": MenuItem(label="Notes", icon="note", order=10),
+    "frontend-module": FrontendModule(
+        name="./Editor",
+        route="/notes/new",
+        slot="notes.toolbar",
+        menu=MenuItem(label="New"),
+        permission="notes:note:write",
+    ),
     "plugin-manifest": PluginManifest(
         name="notes",
         version="1.2.0",

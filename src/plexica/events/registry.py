@@ -122,7 +122,9 @@ class EventTypeRegistry:
             )
         if entry.plugin != plugin:
             raise PluginContractError(
-                plugin, f"may not publish {event_type!r}, which belongs to {entry.plugin!r}", event_type=event_type
+                plugin,
+                f"plugin {plugin!r} may not publish {event_type!r}, which belongs to {entry.plugin!r}",
+                event_type=event_type,
             )
         if (
             entry.validator is not None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, final
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plexica.http.problems import problem_for
+from plexica.http.problems import is_server_error, problem_for
 from plexica.http.scope import request_state
 from plexica.ratelimit.policy import limit_header, policy_header
 from plexica_sdk.errors import BackendUnavailableError, PlexicaError, RateLimitedError
@@ -109,8 +109,8 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send_with_fields)
         except (PlexicaError, HTTPException) as exc:
             # A refusal further in (401, 403, 404...) is answered here, so it carries the fields too;
-            # anything unexpected goes on to the error stage, which logs it.
-            if started:
+            # anything unexpected (a 500 of the error table too) goes on to the error stage, which logs it.
+            if started or is_server_error(exc):
                 raise
             await problem_for(exc, trace_id=state.trace_id)(scope, receive, send_with_fields)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from plexica.observability.health import HealthChecker
     from plexica.observability.metrics import Metrics
     from plexica.permissions import PermissionEngine, PermissionService
+    from plexica.plugins.frontend import FrontendCatalog
     from plexica.tenancy.plugin_config import PluginConfigService
     from plexica.tenancy.service import TenantService
     from plexica.workspaces.service import WorkspaceService
@@ -73,6 +74,8 @@ class CoreServices:
     dev_issuer: DevIssuer | None
     metrics: Metrics
     plugins: Callable[[], Sequence[PluginInfo]]
+    #: The module-federation remotes of ``GET /api/core/v1/frontend``.
+    frontend: FrontendCatalog
     #: The probes of ``/health``; its ``database`` probe is also ``/ready``'s.
     health: HealthChecker
 

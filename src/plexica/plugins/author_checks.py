@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plexica.events.topics import type_matches
-from plexica.permissions.rbac import matches
 from plexica.plugins.builtin.core import CORE_EVENT_TYPES, CORE_PERMISSIONS
 from plexica_sdk import hookspecs
 from plexica_sdk.errors import PluginLoadError
@@ -99,10 +97,11 @@ def check_roles_and_subscriptions(plugins: Iterable[LoadedPlugin]) -> None:
     loaded = list(plugins)
     permissions = {p.key for p in CORE_PERMISSIONS} | {p.key for plugin in loaded for p in plugin.permissions}
     event_types = {e.type for e in CORE_EVENT_TYPES} | {e.type for plugin in loaded for e in plugin.event_types}
+    owners = {"core"} | {plugin.name for plugin in loaded}
     for plugin in loaded:
         for role in plugin.default_roles:
             for pattern in role.permissions:
-                if not any(matches(pattern, key) for key in permissions):
+                if not any(_grants(pattern, key) for key in permissions):
                     raise PluginLoadError(
                         plugin.name,
                         f"default role {role.name!r} grants {pattern!r}, which no plugin defines: "
@@ -110,12 +109,31 @@ def check_roles_and_subscriptions(plugins: Iterable[LoadedPlugin]) -> None:
                     )
         for subscription in plugin.subscriptions:
             pattern = subscription.event_type
-            if not any(type_matches(pattern, declared) for declared in event_types):
+            if not _subscribable(pattern, event_types, owners):
                 raise PluginLoadError(
                     plugin.name,
                     f"subscription {subscription.name or pattern!r} listens to {pattern!r}, which no plugin "
                     f"declares: {_suggest(pattern, event_types, 'declare it in the publishing plugin')}",
                 )
+
+
+def _grants(pattern: str, key: str) -> bool:
+    """``plexica.permissions.rbac.matches``, restated: importing it here would tie plugins to permissions."""
+    wanted = key.split(":")
+    for index, part in enumerate(pattern.split(":")):
+        if part == "*":
+            return True
+        if index >= len(wanted) or part != wanted[index]:
+            return False
+    return len(wanted) == len(pattern.split(":"))
+
+
+def _subscribable(pattern: str, declared: set[str], owners: set[str]) -> bool:
+    """An exact type must be declared; a ``prefix.*`` pattern must cover a declared type or a loaded plugin's."""
+    if not pattern.endswith(".*"):
+        return pattern in declared
+    prefix = pattern[:-1]
+    return pattern.split(".", 1)[0] in owners or any(name.startswith(prefix) for name in declared)
 
 
 def _suggest(name: str, known: Any, otherwise: str) -> str:

@@ -126,9 +126,9 @@ class PluginManager:
 
     # ------------------------------------------------------------------ loading
 
-    def _contribution(self, name: str, hook: str) -> Any:
+    def _contribution(self, name: str, hook: str, **kwargs: Any) -> Any:
         try:
-            return calls.collect(self._pm, hook, [name]).get(name)
+            return calls.collect(self._pm, hook, [name], **kwargs).get(name)
         except (PluginCallError, PlexicaError) as exc:
             raise PluginLoadError(name, str(exc)) from exc
 
@@ -156,7 +156,7 @@ class PluginManager:
             ):
                 raise PluginLoadError(name, f"event type {event_type!r} must be an EventTypeDef starting '{name}.'")
         roles = (*manifest.default_roles, *(self._contribution(name, "plexica_default_roles") or ()))
-        subscriptions = tuple(self._contribution(name, "plexica_subscriptions") or ())
+        subscriptions = tuple(self._contribution(name, "plexica_subscriptions", plugins=self.order) or ())
         for subscription in subscriptions:
             if not isinstance(subscription, Subscription):
                 raise PluginLoadError(name, f"subscription {subscription!r} is not a Subscription")

@@ -48,7 +48,14 @@ SERVICE_VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
     },
 }
 _SERVICE_EXTRAS: Final[Mapping[str, Mapping[str, str]]] = {
-    "kafka": {"PLEXICA_EVENTS__BACKEND": "kafka", "PLEXICA_EVENTS__REPLICATION_FACTOR": "1"},
+    # A one-broker test cluster; consumers that notice a new tenant's topics within a second.
+    "kafka": {
+        "PLEXICA_EVENTS__BACKEND": "kafka",
+        "PLEXICA_EVENTS__REPLICATION_FACTOR": "1",
+        "PLEXICA_EVENTS__KAFKA__SESSION_TIMEOUT_MS": "2000",
+        "PLEXICA_EVENTS__KAFKA__HEARTBEAT_INTERVAL_MS": "300",
+        "PLEXICA_EVENTS__KAFKA__METADATA_MAX_AGE_MS": "1000",
+    },
     "s3": {"PLEXICA_STORAGE__BACKEND": "s3"},
 }
 _TEST_PREFIX: Final = "PLEXICA_TEST_"
@@ -75,6 +82,9 @@ def host_environ(environ: Mapping[str, str], services: Iterable[str]) -> dict[st
         if all(environ.get(var) for var in variables):
             env.update({setting: environ[var] for var, setting in variables.items()})
             env.update(_SERVICE_EXTRAS.get(service, {}))
+    if "PLEXICA_EVENTS__BACKEND" in env:
+        # Tansu, the project's test broker, lacks the idempotent producer; a real Kafka sets this to 1.
+        env["PLEXICA_EVENTS__ENABLE_IDEMPOTENCE"] = "true" if environ.get("TEST_KAFKA_IDEMPOTENCE") == "1" else "false"
     for name, value in environ.items():
         if name.startswith(_TEST_PREFIX) and "__" in name:
             env["PLEXICA_" + name.removeprefix(_TEST_PREFIX)] = value

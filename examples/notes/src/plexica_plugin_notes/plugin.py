@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from plexica_plugin_notes.frontend import FRONTEND, VERSION, WEB, publish_remote_entry
 from plexica_plugin_notes.models import notes
 from plexica_plugin_notes.routes import routes
 from plexica_sdk import (
@@ -18,6 +19,7 @@ from plexica_sdk import (
     PluginManifest,
     RoleDef,
     Subscription,
+    TenantContext,
     hookimpl,
 )
 
@@ -68,7 +70,7 @@ class NotesPlugin:
     def plexica_manifest(self) -> PluginManifest:
         return PluginManifest(
             name="notes",
-            version="1.0.0",
+            version=VERSION,
             description="Per-tenant notes",
             permissions=(
                 PermissionDef(key="notes:note:read", description="Read notes"),
@@ -96,7 +98,26 @@ class NotesPlugin:
             # Each tenant's admin may change these (``plexica plugins config notes --tenant SLUG``);
             # ``host.config()`` returns them with the defaults filled in.
             config_schema=CONFIG_SCHEMA,
+            # The web front end: a remote entry in the ``web`` namespace, presigned for browsers.
+            storage=(WEB,),
+            frontend=FRONTEND,
         )
+
+    @hookimpl
+    async def plexica_tenant_provisioned(self, tenant: TenantContext, host: Host) -> None:
+        await publish_remote_entry(host)
+
+    @hookimpl
+    async def plexica_plugin_installed(self, tenant: TenantContext, version: str, host: Host) -> None:
+        # While the tenant is provisioning its bucket does not exist yet: tenant_provisioned publishes.
+        if tenant.status == "active":
+            await publish_remote_entry(host, version)
+
+    @hookimpl
+    async def plexica_plugin_upgraded(
+        self, tenant: TenantContext, from_version: str, to_version: str, host: Host
+    ) -> None:
+        await publish_remote_entry(host, to_version)
 
     @hookimpl
     def plexica_tenant_migrations(self) -> str:
