@@ -365,9 +365,9 @@ async def test_a_413_raised_in_a_plugin_route_is_a_problem(careless: tuple[Host,
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("DELETE", f"{CORE}/workspaces", "GET, POST"),
-        ("PATCH", "/api/plugins/careless/crash", "GET"),
-        ("PUT", "/api/plugins/notes/notes", "GET, POST"),
+        ("DELETE", f"{CORE}/workspaces", "GET, HEAD, POST"),
+        ("PATCH", "/api/plugins/careless/crash", "GET, HEAD"),
+        ("PUT", "/api/plugins/notes/notes", "GET, HEAD, POST"),
     ],
     ids=["core", "plugin", "notes"],
 )

@@ -51,3 +51,9 @@ def assert_problem(response: httpx2.Response, status: int) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["status"] == status
     return body
+
+
+async def wait_for_subjects(host: RunningHost, tenant: ProvisionedTenant, things: list[dict[str, Any]]) -> None:
+    """Wait until every one of ``things`` is in the trail (deliveries of different subjects may interleave)."""
+    for thing in things:
+        await wait_for_entry(host, tenant, lambda e, wanted=thing["id"]: e["subject"] == wanted)

@@ -8,11 +8,13 @@ URI (``https://plexica.dev/problems/<slug>``) and, when known, the request's ``t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match, Mount, Route
 
 from plexica.errors import (
     PROBLEM_TYPE_BASE,
@@ -98,8 +100,35 @@ def is_server_error(exc: BaseException) -> bool:
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:
-    """Starlette's handler for ``HTTPException`` (routing's 405, a plugin's 413): problem+json, not text."""
+    """Starlette's handler for ``HTTPException`` (routing's 405, a plugin's 413): problem+json, not text.
+
+    A 405's ``Allow`` lists every method of the path: Starlette names only the first route's, and
+    Plexica declares one route per method.
+    """
+    if isinstance(exc, HTTPException) and exc.status_code == 405:
+        app = request.scope.get("app")
+        # Mounts rewrite ``root_path`` as they route; match again from the app's own root.
+        top = {**request.scope, "root_path": request.scope.get("app_root_path", "")}
+        methods = _allowed_methods(getattr(app, "routes", ()), top)
+        if methods:
+            exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(sorted(methods))})
     return problem_for(exc, trace_id=trace_id_of(request.scope))
+
+
+def _allowed_methods(routes: Iterable[BaseRoute], scope: dict[str, Any]) -> set[str]:
+    """The methods of every route whose path matches ``scope``, through mounts and plugin apps."""
+    methods: set[str] = set()
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Route):
+            methods.update(route.methods or ())
+        elif isinstance(route, Mount):
+            inner = route.app
+            nested = getattr(inner, "routes", None) or getattr(getattr(inner, "router", None), "routes", ())
+            methods |= _allowed_methods(nested, {**scope, **child})
+    return methods
 
 
 def _phrase(status: int) -> str:
