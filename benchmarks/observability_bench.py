@@ -36,7 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,13 @@ class Running:
     requests: list[tuple[str, bytes]]
     exporter: Any = None
     stop: asyncio.Event = attrs.Factory(asyncio.Event)
+    _next: Iterator[tuple[str, bytes]] | None = None
+
+    def take(self, count: int) -> list[tuple[str, bytes]]:
+        """The next ``count`` requests of the mix (it carries on where the last chunk stopped)."""
+        if self._next is None:
+            self._next = itertools.cycle(self.requests)
+        return list(itertools.islice(self._next, count))
 
     @property
     def spans(self) -> int:
@@ -115,8 +122,7 @@ clock = CLOCKS["cpu"]
 
 async def measure(host: Running, count: int, concurrency: int, *, keep_spans: bool = False) -> float:
     """Seconds (of :data:`clock`) per request for ``count`` requests, ``concurrency`` in flight; all 200s."""
-    cycle = itertools.cycle(host.requests)
-    queue = [next(cycle) for _ in range(count)]
+    queue = host.take(count)
     failures: list[int] = []
 
     async def worker(share: Sequence[tuple[str, bytes]]) -> None:

@@ -162,7 +162,7 @@ class Platform:
         )
         watch_host(
             self.metrics,
-            db=self.db,
+            count_active_tenants=self.tenants.count_active,
             bus=self.bus,
             outbox=self.outbox,
             relay=self.relay,

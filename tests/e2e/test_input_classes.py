@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
@@ -130,11 +131,11 @@ def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
 class Caller:
     """Sends requests as the super-admin or as a tenant admin of ``acme``; checks no answer is a 5xx."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, tenant: str) -> None:
         self.host = host
         self.headers = {
             "admin": host.auth(host.admin_token()),
-            "tenant": host.auth(host.token("acme", roles=["tenant_admin"])),
+            "tenant": host.auth(host.token(tenant, roles=["tenant_admin"])),
         }
 
     async def send(self, method: str, path: str, who: str, **kwargs: Any) -> httpx2.Response:
@@ -155,8 +156,9 @@ class Caller:
 @pytest.fixture
 async def caller(make_host: MakeHost, backend: dict[str, Any]) -> AsyncIterator[Caller]:
     async with make_host(**backend) as host:
-        await host.platform.tenants.provision("acme")
-        yield Caller(host)
+        tenant = f"in-{uuid.uuid4().hex[:12]}"  # PostgreSQL is shared between tests: a fresh tenant each
+        await host.platform.tenants.provision(tenant)
+        yield Caller(host, tenant)
 
 
 _BOUNDED = settings(

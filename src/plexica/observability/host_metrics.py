@@ -11,12 +11,9 @@ import datetime as dt
 from collections import Counter
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from plexica.tenancy.models import tenants
-
 if TYPE_CHECKING:
-    from plexica.db.engine import Database
+    from collections.abc import Awaitable, Callable
+
     from plexica.events.bus import EventBus
     from plexica.events.outbox import Outbox, OutboxRelay
     from plexica.observability.metrics import Metrics
@@ -31,7 +28,7 @@ ACTIVE_TENANTS = "active_tenants"
 def watch_host(
     metrics: Metrics,
     *,
-    db: Database,
+    count_active_tenants: Callable[[], Awaitable[int]],
     bus: EventBus,
     outbox: Outbox,
     relay: OutboxRelay,
@@ -42,11 +39,7 @@ def watch_host(
     metrics.active_plugins.set(plugins)
 
     async def active_tenants() -> None:
-        async with db.core_connection() as conn:
-            count = await conn.scalar(
-                sa.select(sa.func.count()).select_from(tenants).where(tenants.c.status == "active")
-            )
-        metrics.active_tenants.set(count or 0)
+        metrics.active_tenants.set(await count_active_tenants())
 
     async def outbox_lag() -> None:
         oldest = await outbox.store.oldest_unsent()

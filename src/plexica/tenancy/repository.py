@@ -151,6 +151,11 @@ class TenantRepository:
         """Move ``tenant`` to ``status`` if nobody changed it since it was read (optimistic lock)."""
         return await self._bump(conn, tenant, status=status)
 
+    async def count_active(self, conn: AsyncConnection) -> int:
+        """How many tenants are in state ``active`` (the ``active_tenants`` gauge)."""
+        count = await conn.scalar(sa.select(sa.func.count()).select_from(tenants).where(tenants.c.status == "active"))
+        return int(count or 0)
+
     async def delete_row(self, conn: AsyncConnection, tenant_id: str) -> None:
         await conn.execute(tenant_plugins.delete().where(tenant_plugins.c.tenant_id == tenant_id))
         await conn.execute(tenants.delete().where(tenants.c.id == tenant_id))

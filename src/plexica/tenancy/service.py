@@ -150,6 +150,11 @@ class TenantService:
         async with self.db.core_connection() as conn:
             return await self.repo.list(conn)
 
+    async def count_active(self) -> int:
+        """How many tenants are active now."""
+        async with self.db.core_connection() as conn:
+            return await self.repo.count_active(conn)
+
     async def installed_plugins(self, tenant: TenantInfo) -> dict[str, tuple[str, str]]:
         """``{plugin: (version, status)}`` of the plugins installed for ``tenant``."""
         async with self.db.core_connection() as conn:

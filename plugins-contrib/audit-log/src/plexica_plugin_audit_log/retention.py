@@ -39,7 +39,8 @@ async def maybe_purge(host: Host) -> int | None:
     next due purge tries again.
     """
     interval = float((await host.config())["purge_interval_seconds"])
-    if await host.cache.incr(_THROTTLE_KEY, ttl=interval) != 1:
+    # Keyed by the interval too: a tenant that shortens it gets the new window at once.
+    if await host.cache.incr(f"{_THROTTLE_KEY}:{interval:g}", ttl=interval) != 1:
         return None
     try:
         deleted, _before = await purge_now(host)
