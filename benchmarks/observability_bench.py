@@ -24,7 +24,8 @@ cost of at most 5 % (ratio >= 0.95x) and a tracing cost of at most 15 % (ratio >
 
 Usage::
 
-    .venv/bin/python benchmarks/observability_bench.py [--rounds 7] [--count 400] [--concurrency 8] [--quick]
+    .venv/bin/python benchmarks/observability_bench.py [--rounds 7] [--count 600] [--chunk 5] [--concurrency 1]
+        [--clock cpu|wall] [--quick]
 """
 
 from __future__ import annotations
@@ -258,9 +259,9 @@ def _verdict(figure: Figure, target: float) -> Figure:
 
 async def run(argv: list[str]) -> int:
     parser = _paired.parser(__doc__)
-    parser.add_argument("--count", type=int, default=400, help="requests per side and round (--quick: 100)")
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
-    parser.add_argument("--chunk", type=int, default=20, help="requests per side before switching sides")
+    parser.add_argument("--count", type=int, default=600, help="requests per side and round (--quick: 100)")
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight")
+    parser.add_argument("--chunk", type=int, default=5, help="requests per side before switching sides")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what a request costs (default cpu)")
     args = parser.parse_args(argv)
     global clock

@@ -61,7 +61,7 @@ from plexica.observability.tracing import build_tracing, untraced
 from plexica.platform import Platform
 from plexica.plugins.frontend import FrontendCatalog
 from plexica.ratelimit import RateLimitPolicy, create_rate_limiter
-from plexica.settings import Settings, load_settings
+from plexica.settings import Settings, check_production, load_settings
 
 __all__ = ["create_app"]
 
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         PluginLoadError: a plugin cannot be loaded.
     """
     settings = settings or load_settings()
+    check_production(settings)  # settings built by hand skip load_settings' check
     capture_context()  # log records keep the ids of the request that logged them
     # Before the platform, so the engines it creates are instrumented; None (nothing imported) when off.
     tracing = build_tracing(settings.tracing)

@@ -10,7 +10,6 @@ Anything without a row — a bare ``PlexicaError``, ``SettingsError`` raised mid
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Final
 
@@ -190,18 +189,17 @@ HTTP_STATUS_KINDS: Final[Mapping[int, ProblemKind]] = {
 }
 
 
-@functools.cache
-def _kind_of_class(cls: type[BaseException]) -> ProblemKind:
-    for base in cls.__mro__:
-        kind = PROBLEM_KINDS.get(base)
-        if kind is not None:
-            return kind
-    return INTERNAL
+_resolved: dict[type[BaseException], ProblemKind] = {}
 
 
 def kind_of(exc: BaseException) -> ProblemKind:
     """The row of ``exc``'s class (or its nearest base with one); :data:`INTERNAL` when none has a row."""
-    return _kind_of_class(type(exc))
+    cls = type(exc)
+    kind = _resolved.get(cls)
+    if kind is None:
+        kind = next((PROBLEM_KINDS[base] for base in cls.__mro__ if base in PROBLEM_KINDS), INTERNAL)
+        _resolved[cls] = kind  # one entry per class ever raised: bounded by the code, not the input
+    return kind
 
 
 def kind_for_status(status: int) -> ProblemKind:

@@ -124,7 +124,9 @@ class Platform:
             resource_attributes=self._resource_attributes,
         )
         self.permission_service = PermissionService(self.db, self.permissions)
-        self.dev_issuer = DevIssuer.from_settings(settings) if settings.auth.keycloak is None else None
+        # Production never serves the dev issuer (token mode without Keycloak refuses to start).
+        dev = settings.auth.keycloak is None and settings.is_development
+        self.dev_issuer = DevIssuer.from_settings(settings) if dev else None
         self.http_client = httpx2.AsyncClient(timeout=10.0)
         self.verifier: TokenVerifier = build_token_verifier(settings, self.http_client, self.dev_issuer)
         self.migrator = TenantMigrator(self.db, self.plugins)

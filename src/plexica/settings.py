@@ -27,6 +27,7 @@ from plexica_sdk.errors import SettingsError
 __all__ = [
     "AuthSettings",
     "CacheSettings",
+    "DEV_ISSUER_IN_PRODUCTION",
     "DatabaseSettings",
     "EventSettings",
     "HttpSettings",
@@ -39,6 +40,7 @@ __all__ = [
     "Settings",
     "StorageSettings",
     "TracingSettings",
+    "check_production",
     "load_settings",
 ]
 
@@ -477,6 +479,25 @@ def _format_problem(exc: BaseException, type_: type | None) -> str:
     return format_exception(exc, type_)
 
 
+#: Why production refuses the dev issuer, in the one line ``plexica serve`` prints.
+DEV_ISSUER_IN_PRODUCTION = (
+    "environment = 'production' needs an identity provider: set 'auth.keycloak' (or 'auth.mode' = 'gateway');"
+    " the development token issuer lets anyone who can read data_dir mint any token, super-admin included"
+)
+
+
+def check_production(settings: Settings) -> None:
+    """Refuse settings that are safe only in development: production never trusts the dev token issuer.
+
+    :func:`load_settings` calls it; ``create_app`` calls it again for settings built by hand.
+
+    Raises:
+        SettingsError: production without ``auth.keycloak`` in token mode.
+    """
+    if not settings.is_development and settings.auth.keycloak is None and settings.auth.mode == "token":
+        raise SettingsError([DEV_ISSUER_IN_PRODUCTION])
+
+
 def load_settings(
     path: str | Path | None = None,
     *,
@@ -504,10 +525,12 @@ def load_settings(
     data = _deep_merge(data, _env_overrides(environ))
     data = _deep_merge(data, overrides)
     try:
-        return _converter.structure(data, Settings)
+        settings = _converter.structure(data, Settings)
     except cattrs.BaseValidationError as exc:
         problems = cattrs.transform_error(exc, path="settings", format_exception=_format_problem)
         problems = [_with_suggestions(problem) for problem in problems]
         raise SettingsError(problems, path=str(path) if path else None) from exc
     except (ValueError, TypeError) as exc:
         raise SettingsError([str(exc)], path=str(path) if path else None) from exc
+    check_production(settings)
+    return settings

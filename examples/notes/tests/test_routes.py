@@ -7,19 +7,11 @@ from typing import Any
 import httpx2
 import pytest
 
-from plexica_sdk.testing import ProvisionedTenant, RunningHost
+from plexica_sdk.testing import ProvisionedTenant, RunningHost, assert_problem
 
 pytestmark = pytest.mark.anyio
 
 EDITOR = ("member", "notes-editor")
-
-
-def assert_problem(response: httpx2.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 async def test_created_note_is_listed_read_changed_and_deleted(

@@ -34,9 +34,7 @@ async def wait_for_entry(
             await anyio.sleep(0.05)
 
 
-async def publish_probe(
-    host: RunningHost, tenant: ProvisionedTenant, user: str = "ann", **data: Any
-) -> dict[str, Any]:
+async def publish_probe(host: RunningHost, tenant: ProvisionedTenant, user: str = "ann", **data: Any) -> dict[str, Any]:
     response = await host.client.post(
         host.url("/things", plugin="probe"), json=data, headers=tenant.headers(user, ["member"])
     )

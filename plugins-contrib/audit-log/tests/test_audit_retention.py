@@ -38,13 +38,16 @@ async def ids(host: RunningHost, tenant: ProvisionedTenant) -> set[str]:
 async def test_purge_route_deletes_only_what_is_older_than_the_retention(
     plexica_host: RunningHost, tenant: ProvisionedTenant
 ) -> None:
-    await plexica_host.platform.plugin_config.set(tenant.slug, "audit-log", {"retention_days": 30})
-    old = await backdate(plexica_host, tenant, 40)
-    recent = await backdate(plexica_host, tenant, 20)
+    # Set up under the default retention (365 days, which keeps both), then lower it and purge at once.
     fresh = await publish_probe(plexica_host, tenant)
     await wait_for_entry(plexica_host, tenant, lambda e: e["subject"] == fresh["id"])
+    old = await backdate(plexica_host, tenant, 40)
+    recent = await backdate(plexica_host, tenant, 20)
+    await plexica_host.platform.plugin_config.set(tenant.slug, "audit-log", {"retention_days": 30})
 
-    response = await plexica_host.client.post(plexica_host.url("/purge"), headers=tenant.headers(roles=["tenant_admin"]))
+    response = await plexica_host.client.post(
+        plexica_host.url("/purge"), headers=tenant.headers(roles=["tenant_admin"])
+    )
 
     assert response.status_code == 200, response.text
     assert response.json()["deleted"] >= 1
@@ -57,9 +60,8 @@ async def test_purge_runs_by_itself_on_a_recorded_event_once_due(
     plexica_host: RunningHost, tenant: ProvisionedTenant
 ) -> None:
     await wait_for_entry(plexica_host, tenant, lambda e: e["type"] == "core.tenant.created")
-    await plexica_host.platform.plugin_config.set(tenant.slug, "audit-log", {"retention_days": 7})
     old = await backdate(plexica_host, tenant, 8)
-    assert old in await ids(plexica_host, tenant)  # the hourly purge already ran for this tenant
+    assert old in await ids(plexica_host, tenant)  # kept by the default retention of 365 days
 
     await plexica_host.platform.plugin_config.set(
         tenant.slug, "audit-log", {"retention_days": 7, "purge_interval_seconds": 1}
@@ -73,10 +75,10 @@ async def test_purge_runs_by_itself_on_a_recorded_event_once_due(
 
 
 async def test_purge_is_throttled_per_tenant(plexica_host: RunningHost, tenant: ProvisionedTenant) -> None:
-    await plexica_host.platform.plugin_config.set(tenant.slug, "audit-log", {"retention_days": 7})
-    first = await publish_probe(plexica_host, tenant)  # the default interval is an hour
+    first = await publish_probe(plexica_host, tenant)  # its purge (or an earlier one) opens the hour
     await wait_for_entry(plexica_host, tenant, lambda e: e["subject"] == first["id"])
     old = await backdate(plexica_host, tenant, 8)
+    await plexica_host.platform.plugin_config.set(tenant.slug, "audit-log", {"retention_days": 7})
 
     second = await publish_probe(plexica_host, tenant)
     await wait_for_entry(plexica_host, tenant, lambda e: e["subject"] == second["id"])

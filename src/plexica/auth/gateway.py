@@ -53,7 +53,7 @@ NONCE_HEADER = "X-Gateway-Nonce"
 SIGNATURE_HEADER = "X-Gateway-Signature"
 GATEWAY_MAX_SKEW_SECONDS = 60
 _VERSION = "v1"
-_MAX_VALUE_LENGTH = 256
+_MAX_VALUE_LENGTH = 255  # a user id is stored as the token's ``sub`` is: at most 255 characters
 _MAX_ROLES_LENGTH = 4096
 _NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _ROLE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -156,7 +156,7 @@ class GatewaySigner:
         """
         tenant_text = tenant or ""
         if (tenant is not None and not _valid_value(tenant_text)) or not _valid_value(user):
-            raise ValidationError("tenant and user must be 1-256 printable ASCII characters", field="user")
+            raise ValidationError("tenant and user must be 1-255 printable ASCII characters", field="user")
         roles_text = _roles_text(roles)
         nonce = nonce or secrets.token_urlsafe(16)
         if not _NONCE_RE.fullmatch(nonce):

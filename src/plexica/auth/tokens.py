@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import time
 import types
 import typing
@@ -48,6 +49,10 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 SUPER_ADMIN_ROLE = "super_admin"
 _FAR_FUTURE = 2**53  # any larger integer "exp" would overflow float()
 _ACCESS_TOKEN_TYPES = ("Bearer",)  # Keycloak's payload "typ"; ID and refresh tokens differ
+#: Bounds of the identity claims a profile stores (``users`` columns): ``sub`` is required.
+_TEXT_CLAIM_LIMITS = {"sub": 255, "preferred_username": 255, "email": 320, "name": 255}
+#: Control characters (NUL included) and lone surrogates: no text column can hold them.
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CLAIM_REASONS = {
     "nbf": "token is not valid yet",
     "iat": "token was issued in the future",
@@ -256,3 +261,20 @@ class TokenVerifier:
         typ = claims.get("typ", "Bearer")
         if typ not in _ACCESS_TOKEN_TYPES:
             raise AuthenticationError("not an access token")
+        _check_identity_claims(claims)
+
+
+def _check_identity_claims(claims: Mapping[str, Any]) -> None:
+    """Refuse identity claims no profile could store: a signature proves who issued them, not that they fit.
+
+    A NUL, a control character, a lone surrogate or an over-long value would otherwise reach the
+    database on every request of that user (a 500 on PostgreSQL, ``/me`` included).
+    """
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not 0 < len(sub) <= _TEXT_CLAIM_LIMITS["sub"] or not sub.isprintable():
+        raise AuthenticationError("invalid sub claim")
+    for name, limit in _TEXT_CLAIM_LIMITS.items():
+        value = claims.get(name)
+        # Claims of another type are ignored by principal_from_claims, so never stored.
+        if isinstance(value, str) and (len(value) > limit or _UNSTORABLE.search(value)):
+            raise AuthenticationError(f"invalid {name} claim")

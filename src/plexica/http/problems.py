@@ -109,7 +109,8 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
         app = request.scope.get("app")
         # Mounts rewrite ``root_path`` as they route; match again from the app's own root.
         top = {**request.scope, "root_path": request.scope.get("app_root_path", "")}
-        methods = _allowed_methods(getattr(app, "routes", ()), top)
+        routes: Iterable[BaseRoute] = getattr(app, "routes", None) or ()
+        methods = _allowed_methods(routes, top)
         if methods:
             exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(sorted(methods))})
     return problem_for(exc, trace_id=trace_id_of(request.scope))
@@ -126,7 +127,9 @@ def _allowed_methods(routes: Iterable[BaseRoute], scope: dict[str, Any]) -> set[
             methods.update(route.methods or ())
         elif isinstance(route, Mount):
             inner = route.app
-            nested = getattr(inner, "routes", None) or getattr(getattr(inner, "router", None), "routes", ())
+            nested: Iterable[BaseRoute] = (
+                getattr(inner, "routes", None) or getattr(getattr(inner, "router", None), "routes", None) or ()
+            )
             methods |= _allowed_methods(nested, {**scope, **child})
     return methods
 

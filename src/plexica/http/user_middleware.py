@@ -5,6 +5,9 @@ For each request with a verified token it:
 1. narrows super-admins to the allow-list: a platform token with the ``super_admin`` role whose
    subject is not on ``core.super_admins`` (while that list is not empty) is treated as an
    ordinary caller (see :mod:`plexica.identity.super_admins`);
+   then admits to the addressed tenant only a principal its own issuer vouched for, or a listed
+   super-admin, stripped of its token's roles; any other platform principal gets 404, as for a
+   tenant that does not exist (``docs/identity.md``, "Admission");
 2. admits a tenant's user: creates their profile on their first request, refreshes it when their
    claims change, and refuses a disabled or removed user with 403 even while the token is valid
    (see :meth:`plexica.identity.users.UserService.admit`; cached, so no database write per request);
@@ -24,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from plexica.http.scope import request_state
 from plexica_sdk import context
-from plexica_sdk.errors import AuthenticationError, ConflictError, NotFoundError
+from plexica_sdk.errors import AuthenticationError, ConflictError, NotFoundError, TenantNotFoundError
 from plexica_sdk.types import Principal, TenantContext
 
 if TYPE_CHECKING:
@@ -88,6 +91,15 @@ class UserMiddleware:
 
         if principal.tenant_slug == ctx.slug:
             await self.users.admit(ctx, principal)
+        else:
+            # Not issued for this tenant (a platform principal: a token for another tenant never
+            # gets this far). Only a listed super-admin is admitted, and without its token's roles.
+            if not principal.is_super_admin:
+                raise TenantNotFoundError(ctx.slug)
+            if principal.roles:
+                principal = attrs.evolve(principal, roles=())
+                state.principal = principal
+                ctx = attrs.evolve(ctx, user=principal)
         if ctx.workspace_id is not None:
             await self._check_workspace(scope, ctx, principal)
         if ctx is context.get():

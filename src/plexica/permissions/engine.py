@@ -224,6 +224,11 @@ class PermissionEngine:
     async def _resolve(self, ctx: TenantContext, user: str, *, own: bool) -> Subject:
         model, grants = await (self._load_state(ctx, user) if self._local is None else self._local_state(ctx, user))
         principal = ctx.user if own else None
+        if principal is not None and principal.tenant_slug != ctx.slug:
+            # Not issued for this tenant (a super-admin visiting): its roles count nowhere here, and
+            # the tenant's user of the same id lends it none of their grants.
+            grants = Grants(user_id=user)
+            principal = attrs.evolve(principal, roles=())
         return Subject(
             model,
             user,

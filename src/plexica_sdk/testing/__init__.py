@@ -14,6 +14,7 @@ from plexica_sdk.testing.host import ProvisionedTenant, RunningHost, build_setti
 from plexica_sdk.testing.isolation import CANARY, Call, IsolationError, IsolationKit, IsolationReport
 from plexica_sdk.testing.modes import available_plugin_modes, register_plugin_mode
 from plexica_sdk.testing.policies import PolicyCase, PolicySubject, PolicyTable, policy_table
+from plexica_sdk.testing.problems import assert_problem
 
 __all__ = [
     "CANARY",
@@ -32,6 +33,7 @@ __all__ = [
     "PolicyTable",
     "ProvisionedTenant",
     "RunningHost",
+    "assert_problem",
     "available_plugin_modes",
     "build_settings",
     "host_environ",

@@ -30,8 +30,10 @@ __all__ = [
     "SERVICE_VARIABLES",
     "ProvisionedTenant",
     "RunningHost",
+    "build_settings",
     "host_environ",
     "plugin_name",
+    "process_environ",
     "start_host",
 ]
 
