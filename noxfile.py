@@ -15,6 +15,9 @@ PYTHON = "3.11"
 def install(session: nox.Session, *groups: str, extras: str = "all") -> None:
     session.install("--upgrade", "pip>=25.1")
     args = ["-e", f".[{extras}]", "-e", "examples/notes"]
+    # The contrib plugins too: the root pyproject's testpaths include plugins-contrib/*/tests.
+    for project in sorted(Path("plugins-contrib").glob("*/pyproject.toml")):
+        args += ["-e", str(project.parent)]
     for group in groups:
         args += ["--group", group]
     session.install(*args)
@@ -60,10 +63,12 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def contrib(session: nox.Session) -> None:
     """Test every plugin under plugins-contrib/."""
-    install(session, "tests")
-    for project in sorted(Path("plugins-contrib").glob("*/pyproject.toml")):
-        session.install("-e", str(project.parent))
-        session.run("python", "-m", "pytest", str(project.parent / "tests"))
+    install(session, "tests")  # installs every plugins-contrib/ package
+    projects = sorted(Path("plugins-contrib").glob("*/pyproject.toml"))
+    if not projects:
+        session.error("plugins-contrib/ holds no plugin: nothing to test")
+    for project in projects:
+        session.run("python", "-m", "pytest", str(project.parent / "tests"), *session.posargs)
 
 
 @nox.session(python=PYTHON)

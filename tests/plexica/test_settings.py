@@ -46,7 +46,8 @@ def test_defaults_need_no_server() -> None:
     [("development", True), ("test", True), ("production", False)],
 )
 def test_development_and_test_count_as_development(environment: str, is_development: bool) -> None:
-    assert load_settings(environ={}, environment=environment).is_development is is_development
+    keycloak = {"keycloak": {"url": "http://kc"}}  # production refuses the dev token issuer
+    assert load_settings(environ={}, environment=environment, auth=keycloak).is_development is is_development
 
 
 def test_settings_are_frozen_and_varied_with_evolve() -> None:

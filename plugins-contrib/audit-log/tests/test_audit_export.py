@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from audit_support import wait_for_subjects, entries, publish_probe, wait_for_entry
+from audit_support import entries, publish_probe, wait_for_subjects
+from plexica_plugin_audit_log import routes
 
 from plexica_sdk.testing import ProvisionedTenant, RunningHost
 
@@ -50,19 +51,16 @@ async def test_export_applies_the_filters(plexica_host: RunningHost, tenant: Pro
 
 
 async def test_export_of_more_than_one_batch_keeps_order_and_count(
-    plexica_host: RunningHost, tenant: ProvisionedTenant
+    plexica_host: RunningHost, tenant: ProvisionedTenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from plexica_plugin_audit_log import routes
-
     made = [await publish_probe(plexica_host, tenant, n=n) for n in range(12)]
     await wait_for_subjects(plexica_host, tenant, made)
-    batch, routes._EXPORT_BATCH = routes._EXPORT_BATCH, 5  # several batches of what is there
-    try:
-        response = await plexica_host.client.get(
-            plexica_host.url("/export"), params={"type": "probe.*"}, headers=tenant.headers(roles=["auditor"])
-        )
-    finally:
-        routes._EXPORT_BATCH = batch
+    monkeypatch.setattr(routes, "_EXPORT_BATCH", 5)  # several batches of what is there
+
+    response = await plexica_host.client.get(
+        plexica_host.url("/export"), params={"type": "probe.*"}, headers=tenant.headers(roles=["auditor"])
+    )
+
     exported = [json.loads(line) for line in response.text.splitlines()]
     seqs = [e["seq"] for e in exported]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # across batches: in order, none twice

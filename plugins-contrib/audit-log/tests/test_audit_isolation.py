@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from audit_support import entries, wait_for_entry
-from conftest import PROBE_EVENT
+from audit_support import PROBE_EVENT, entries, wait_for_entry
 
 from plexica_sdk.testing import CANARY, Call, IsolationKit, ProvisionedTenant, RunningHost
 

@@ -6,8 +6,7 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from audit_support import wait_for_subjects, assert_problem, entries, publish_probe, wait_for_entry
-from conftest import PROBE_EVENT
+from audit_support import PROBE_EVENT, assert_problem, entries, publish_probe, wait_for_entry, wait_for_subjects
 from plexica_plugin_audit_log.models import entries as table
 from plexica_plugin_audit_log.plugin import patterns, record
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import httpx2
 
 from plexica.auth.dev_issuer import DevIssuer, DevIssuerKeyError
@@ -12,7 +10,7 @@ from plexica.auth.issuers import IssuerMatch, IssuerStrategy, OrganizationsStrat
 from plexica.auth.jwks import KeySource, OidcKeySource, StaticKeySource
 from plexica.auth.tokens import TokenVerifier, VerifiedToken
 from plexica.errors import ConfigurationError
-from plexica.settings import Settings
+from plexica.settings import Settings, check_production
 
 __all__ = [
     "DevIssuer",
@@ -32,8 +30,6 @@ __all__ = [
     "verify_gateway_headers",
 ]
 
-logger = logging.getLogger(__name__)
-
 
 def build_token_verifier(
     settings: Settings,
@@ -47,14 +43,15 @@ def build_token_verifier(
     keys from each realm's OIDC discovery and JWKS, fetched through ``http_client``.
 
     Raises:
+        SettingsError: production without Keycloak in token mode (see :func:`plexica.settings.check_production`).
         ValueError: Keycloak is configured but no ``http_client`` was given.
     """
     auth = settings.auth
     keycloak = auth.keycloak
     if keycloak is None:
-        if not settings.is_development:
-            # Anyone who can read data_dir can mint any token, super-admin included.
-            logger.warning("production without auth.keycloak: trusting the dev token issuer")
+        # Anyone who can read data_dir can mint any token, super-admin included: never in production
+        # (in gateway mode this verifier is never asked, so its keys vouch for nobody).
+        check_production(settings)
         issuer = dev_issuer or DevIssuer.from_settings(settings)
         strategy: IssuerStrategy = issuer.strategy()  # Keycloak's default realm names
         return TokenVerifier(

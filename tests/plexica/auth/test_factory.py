@@ -18,6 +18,7 @@ from plexica.auth import (
     build_token_verifier,
 )
 from plexica.settings import AuthSettings, KeycloakSettings, Settings
+from plexica_sdk.errors import SettingsError
 
 pytestmark = pytest.mark.anyio
 
@@ -40,10 +41,10 @@ async def test_embedded_mode_verifies_dev_issuer_tokens(tmp_path: Path) -> None:
     assert verified.principal.is_super_admin
 
 
-def test_embedded_mode_in_production_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    build_token_verifier(Settings(data_dir=tmp_path, environment="production"))
-
-    assert "dev token issuer" in caplog.text
+def test_embedded_mode_in_production_refuses_to_build(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="development token issuer"):
+        build_token_verifier(Settings(data_dir=tmp_path, environment="production"))
+    assert not (tmp_path / "dev-issuer-key.json").exists()
 
 
 async def test_embedded_mode_builds_its_own_dev_issuer(tmp_path: Path) -> None:

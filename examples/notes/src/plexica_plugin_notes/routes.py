@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 import plexica_sdk
 from plexica_plugin_notes.models import notes
-from plexica_sdk.errors import ConflictError, NotFoundError
+from plexica_sdk.errors import ConflictError, NotFoundError, ValidationError
 
 READ = "notes:note:read"
 WRITE = "notes:note:write"
@@ -38,17 +38,20 @@ def _note(row: Any) -> dict[str, Any]:
 
 @attrs.frozen(kw_only=True)
 class NoteInput:
-    """The body of ``POST /notes`` and ``PUT /notes/{id}``; unknown fields are refused (422)."""
+    """The body of ``POST /notes`` and ``PUT /notes/{id}``; unknown fields and wrong types are refused (422)."""
 
-    title: str = attrs.field(
-        validator=attrs.validators.and_(attrs.validators.min_len(1), attrs.validators.max_len(200))
-    )
-    body: str = attrs.field(default="", validator=attrs.validators.max_len(100_000))
+    title: str
+    body: str = ""
 
 
 async def _input(request: Request) -> NoteInput:
-    # Size-capped while it streams, depth-bounded, NUL and lone surrogates refused, fields checked: all 4xx.
-    return await plexica_sdk.json_body(request, NoteInput)
+    # Size-capped while it streams, depth-bounded, NUL and lone surrogates refused, types checked: all 4xx.
+    note = await plexica_sdk.json_body(request, NoteInput)
+    if not 1 <= len(note.title) <= 200:
+        raise ValidationError("title must be a string of 1 to 200 characters", field="title")
+    if len(note.body) > 100_000:
+        raise ValidationError("body must be a string of at most 100000 characters", field="body")
+    return note
 
 
 async def list_notes(request: Request) -> JSONResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import sqlalchemy as sa
@@ -89,7 +89,8 @@ async def page(
         if after is not None:
             query = query.where(entries.c.seq > after)
         query = query.order_by(entries.c.seq.asc())
-    return (await session.execute(query.limit(limit))).all()
+    rows: Sequence[Any] = (await session.execute(query.limit(limit))).all()
+    return rows
 
 
 async def purge(session: AsyncSession, before: dt.datetime) -> int:
@@ -98,7 +99,9 @@ async def purge(session: AsyncSession, before: dt.datetime) -> int:
     if connection.dialect.name == "postgresql":
         # The trigger lets a DELETE through only in a transaction that says it is a purge.
         await session.execute(sa.text("SELECT set_config('audit_log.purge', 'on', true)"))
-    result = await session.execute(entries.delete().where(entries.c.occurred_at < utc(before)))
+    result = cast(
+        "sa.CursorResult[Any]", await session.execute(entries.delete().where(entries.c.occurred_at < utc(before)))
+    )
     return int(result.rowcount or 0)
 
 

@@ -26,7 +26,7 @@ READ: Final = "audit-log:entry:read"
 EXPORT: Final = "audit-log:entry:export"
 PURGE: Final = "audit-log:entry:purge"
 
-_EXPORT_BATCH: Final = 500
+_EXPORT_BATCH = 500  # rows a batch of the export reads (patched small by the tests)
 _MAX_FILTER: Final = 255
 
 

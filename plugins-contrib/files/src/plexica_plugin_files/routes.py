@@ -58,9 +58,13 @@ def _printable(_instance: object, attribute: attrs.Attribute[str], value: str) -
 class NewFile:
     """The body of ``POST /files``: what the client is about to upload."""
 
-    name: str = attrs.field(validator=[attrs.validators.min_len(1), attrs.validators.max_len(255), _printable])
-    size: int = attrs.field(validator=[attrs.validators.ge(0), attrs.validators.le(2**53)])
-    content_type: str = attrs.field(validator=[attrs.validators.min_len(3), attrs.validators.max_len(255)])
+    name: str = attrs.field(
+        validator=attrs.validators.and_(attrs.validators.min_len(1), attrs.validators.max_len(255), _printable)
+    )
+    size: int = attrs.field(validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(2**53)))
+    content_type: str = attrs.field(
+        validator=attrs.validators.and_(attrs.validators.min_len(3), attrs.validators.max_len(255))
+    )
 
 
 async def _workspace(host: Host, permission: str) -> str:
@@ -90,20 +94,21 @@ async def create_file(request: Request) -> JSONResponse:
     config = await host.config()
     limits.check(config, new.size, content_type)
     file_id = str(uuid.uuid4())
-    values = {
+    key = key_for(ws, file_id)
+    values: dict[str, Any] = {
         "id": file_id,
         "workspace_id": ws,
         "owner_id": host.tenant.user.id if host.tenant.user else "system",
         "name": new.name,
         "size": new.size,
         "content_type": content_type,
-        "key": key_for(ws, file_id),
+        "key": key,
         "status": "pending",
         "created_at": dt.datetime.now(dt.UTC),
         "uploaded_at": None,
     }
     expires = int(config["url_expires_seconds"])
-    url = await host.objects.presigned_url(values["key"], expires_in=expires, method="PUT")
+    url = await host.objects.presigned_url(key, expires_in=expires, method="PUT")
     async with host.session() as session:
         await session.execute(files.insert().values(**values))
     body = {**_file(_Row(values)), "upload_url": url, "upload_headers": {"Content-Type": content_type}}
