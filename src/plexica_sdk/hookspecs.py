@@ -220,8 +220,9 @@ def plexica_subscriptions(plugins: Sequence[str]) -> Sequence[Subscription]:
     Called once per plugin when the host is built; the bus subscribes every subscription when the
     host starts. ``plugins`` names every loaded plugin in load order (built-ins included), so a
     plugin that must see every event (an audit log) subscribes to ``core.*`` and each
-    ``{name}.*``; take the argument only if you need it. Sync contribution. Failure: start-up stops with ``PluginLoadError``. (A failing
-    *handler* is retried with backoff, then dead-lettered: see ``docs/events.md``.)
+    ``{name}.*``; take the argument only if you need it. Sync contribution. Failure: start-up
+    stops with ``PluginLoadError``. (A failing *handler* is retried with backoff, then
+    dead-lettered: see ``docs/events.md``.)
     """
 
 

@@ -78,6 +78,9 @@ async def upload(
     )
     assert created.status_code == 201, created.text
     body = created.json()
+    # S3 presigns its own absolute URLs; the embedded store's are the host's, app-relative.
+    on_s3 = ws.host.platform.settings.storage.backend == "s3"
+    assert body["upload_url"].startswith("http") is on_s3, body["upload_url"]
     stored = await put_bytes(ws.host, body["upload_url"], data, body["upload_headers"])
     assert stored.status_code in (200, 201), stored.text
     done = await ws.call("POST", f"/files/{body['id']}/complete", user)

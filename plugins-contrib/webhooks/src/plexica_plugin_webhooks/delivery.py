@@ -130,6 +130,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx2.AsyncClient | None = None
+        self._stopping = False
 
     def notify(self, tenant: TenantContext) -> None:
         """Remember ``tenant`` and wake the worker: it has deliveries due now."""
@@ -144,22 +145,25 @@ class DeliveryWorker:
         """Start the loop; ``host`` is the plugin's host-level handle (tenant calls follow the context)."""
         if self._task is not None:
             return
+        self._stopping = False
         self._client = _client(self.settings)
         self._task = asyncio.get_running_loop().create_task(self._run(host), name="webhooks-delivery")
 
     async def stop(self) -> None:
         """Stop the loop (an attempt in flight is cancelled and retried later) and close the client."""
         task, self._task = self._task, None
+        self._stopping = True
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A cancel landing in a session's rollback can surface as a database error instead.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
 
     async def _run(self, host: Host) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             wait = self.settings.poll_interval_seconds
             for ctx in list(self._tenants.values()):
@@ -169,6 +173,8 @@ class DeliveryWorker:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    if self._stopping:
+                        return
                     log.exception("webhooks: delivering for tenant %s failed; retrying later", ctx.slug)
                     continue
                 if due_in is not None:
