@@ -40,13 +40,13 @@ from plexica.plugins import PluginManager, discover
 from plexica.plugins.host import EmbeddedHost, HostServices
 from plexica.settings import Settings
 from plexica.storage import StorageLayout, create_object_store
-from plexica.storage.scoped import PluginObjectStore, capped
+from plexica.storage.scoped import ObjectTooLargeError, PluginObjectStore, capped
 from plexica.tenancy.directory import TenantDirectory
 from plexica.tenancy.plugin_config import PluginConfigService
 from plexica.tenancy.service import TenantService, tenant_context_of
 from plexica.workspaces.service import WorkspaceService
 from plexica_sdk import context
-from plexica_sdk.errors import EventError, PluginLoadError, SettingsError, TenantNotFoundError
+from plexica_sdk.errors import EventError, PayloadTooLargeError, PluginLoadError, SettingsError, TenantNotFoundError
 from plexica_sdk.protocols import Cache, Host, ObjectStore, PluginObjects
 from plexica_sdk.types import Decision, Event, ObjectInfo, TenantContext, TenantInfo
 
@@ -240,28 +240,43 @@ class Platform:
         )
 
     async def upload_presigned(
-        self, bucket: str, key: str, data: AsyncIterable[bytes], content_type: str | None
+        self,
+        bucket: str,
+        key: str,
+        data: AsyncIterable[bytes],
+        content_type: str | None,
+        declared_size: int | None = None,
     ) -> ObjectInfo:
         """Store the body of a verified local presigned PUT, as its owner's ``host.objects.put`` would.
 
         An object of a loaded plugin in an existing tenant goes through that plugin's objects: its
         namespace limits apply and its ``plexica_object_uploaded`` hook runs. Any other object
         (one the host presigned on the raw store) is stored as is, up to ``storage.max_object_bytes``.
+        The limit is enforced while streaming: a ``declared_size`` (``Content-Length``) above it is
+        refused before a byte is read, and a body crossing it stops at the chunk that crosses it.
 
         Raises:
-            ValidationError: the body breaks a limit (nothing is stored).
+            PayloadTooLargeError: the body is larger than its limit (nothing is stored).
+            ValidationError: the body breaks another rule, e.g. its content type (nothing is stored).
         """
         owner = self.storage_layout.owner(bucket, key)
-        if owner is not None and self.plugins.get(owner.plugin) is not None:
-            try:
-                tenant = await self.directory.get(owner.slug)
-            except TenantNotFoundError:
-                pass
-            else:
-                objects = self.plugin_objects(owner.plugin, tenant_context_of(tenant))
-                return await objects.put(owner.key, data, content_type=content_type)
-        limit = self.storage_layout.max_object_bytes
-        return await self.objects.put(bucket, key, capped(data, limit, key), content_type=content_type)
+        try:
+            if owner is not None and self.plugins.get(owner.plugin) is not None:
+                try:
+                    tenant = await self.directory.get(owner.slug)
+                except TenantNotFoundError:
+                    pass
+                else:
+                    objects = self.plugin_objects(owner.plugin, tenant_context_of(tenant))
+                    if isinstance(objects, PluginObjectStore) and declared_size is not None:
+                        _refuse_declared(declared_size, objects.limit_for(owner.key), owner.key)
+                    return await objects.put(owner.key, data, content_type=content_type)
+            limit = self.storage_layout.max_object_bytes
+            if declared_size is not None:
+                _refuse_declared(declared_size, limit, key)
+            return await self.objects.put(bucket, key, capped(data, limit, key), content_type=content_type)
+        except ObjectTooLargeError as exc:
+            raise PayloadTooLargeError(exc.limit) from None
 
     async def authorize(
         self, ctx: TenantContext, permission: str, resource: Mapping[str, Any] | None = None
@@ -387,6 +402,12 @@ def _provided(plugins: PluginManager, hook: str, protocol: type[Any]) -> Any:
         logger.info("backend provided by a plugin", extra={"plugin": name, "hook": hook})
         return backend
     return None
+
+
+def _refuse_declared(size: int, limit: int, key: str) -> None:
+    """A declared body size over the limit: refused before any byte is read."""
+    if size > limit:
+        raise ObjectTooLargeError(key, limit)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
-from conftest import PING_EVENT, Receiver
 from plexica_plugin_webhooks import SIGNATURE_HEADER, InvalidSignatureError, verify_signature
+from webhooks_testkit import PING_EVENT, Receiver
 
 from plexica_sdk.testing import EventLog, ProvisionedTenant, RunningHost
 
@@ -109,7 +110,7 @@ async def test_5xx_and_timeouts_are_retried_until_success(
     assert delivery["attempts"] == len(failures) + 1
     assert {r.headers["plexica-event-id"] for r in got} == {event_id}
     assert [r.headers["plexica-delivery-attempt"] for r in got] == [str(n) for n in range(1, len(got) + 1)]
-    assert all(later.at - earlier.at >= 0.025 for earlier, later in zip(got, got[1:], strict=False))  # backed off
+    assert all(later.at - earlier.at >= 0.025 for earlier, later in itertools.pairwise(got))  # backed off
 
 
 async def test_a_4xx_is_never_retried(

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from plexica.cli.output import echo_json
 from plexica.db.fleet import FleetMigrator, FleetReport, StreamState, TenantResult
+from plexica.db.fleet_lock import LockHolder
 from plexica.http.metrics_endpoint import MetricsExposition, serve_metrics_port
 from plexica.platform import Platform
 from plexica.settings import Settings
@@ -72,6 +73,11 @@ def _revision(value: str | None) -> str:
     default=None,
     help="Keep N ready-made tenant schemas at head for fast sign-up (PostgreSQL; default: as many as now).",
 )
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Exit with an error instead of waiting when another plexica migrate holds the fleet lock.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def migrate(
@@ -83,13 +89,15 @@ def migrate(
     no_replay: bool,
     slugs: tuple[str, ...],
     spares: int | None,
+    no_wait: bool,
     as_json: bool,
 ) -> None:
     """Migrate core, then every tenant's schema and installed plugins to head.
 
     Tenants already at head per the migration ledger are skipped without being opened. A failed
     tenant is rolled back and reported; by default the run stops there, and running the command
-    again continues where it stopped.
+    again continues where it stopped. One run at a time: a second one waits for the fleet lock
+    (PostgreSQL advisory lock, or a lock file next to SQLite's core.db), or fails with --no-wait.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -110,6 +118,9 @@ def migrate(
 
     def on_result(_result: TenantResult) -> None:
         progress.advance(task)
+
+    def on_wait(holder: LockHolder) -> None:
+        click.echo(f"waiting for {holder.describe()}", err=True)
 
     async def migrate(platform: Platform) -> FleetReport:
         metrics = platform.metrics
@@ -135,6 +146,8 @@ def migrate(
                 replay=not no_replay,
                 on_plan=planned,
                 on_result=finished,
+                wait=not no_wait,
+                on_wait=on_wait,
             )
 
     try:

@@ -21,6 +21,7 @@ from typing import Any, Literal, final
 import attrs
 
 from plexica.db.engine import Database
+from plexica.db.fleet_lock import FleetLock, LockHolder
 from plexica.db.ledger import LedgerEntry, read_ledger, record_failure, record_success
 from plexica.db.migrations import TENANT_STREAM, MigrationStream, Transition
 from plexica.db.migrator import MigrationError, TenantMigrator, error_reason
@@ -179,8 +180,14 @@ class FleetMigrator:
         replay: bool = True,
         on_plan: Callable[[int, int], None] | None = None,
         on_result: Callable[[TenantResult], None] | None = None,
+        wait: bool = True,
+        on_wait: Callable[[LockHolder], None] | None = None,
     ) -> FleetReport:
-        """Migrate ``core``, then every pending tenant.
+        """Migrate ``core``, then every pending tenant, holding the fleet lock throughout.
+
+        One run at a time across every process and host (:mod:`plexica.db.fleet_lock`): a second
+        run waits for the first, then plans from the ledger the first left, so it finds nothing
+        or only what changed since.
 
         Args:
             concurrency: tenants migrated at once; capped by the database's connection limit.
@@ -194,10 +201,39 @@ class FleetMigrator:
                 stale spares are replaced. Needs ``templates``; only when nothing failed.
             on_plan: called with (pending, up to date) once the plan is known.
             on_result: called as each pending tenant finishes (or is skipped).
+            wait: wait for a run elsewhere to finish; False raises :class:`FleetLockedError` instead.
+            on_wait: called once with the lock's holder before waiting for it.
 
         Raises:
             BackendUnavailableError: the database is down; tenants finished so far stay migrated.
+            FleetLockedError: another run holds the fleet lock and ``wait`` is False.
         """
+        async with FleetLock(self.db, "migrate").hold(wait=wait, on_wait=on_wait):
+            return await self._run(
+                concurrency=concurrency,
+                canary=canary,
+                keep_going=keep_going,
+                verify=verify,
+                slugs=slugs,
+                spares=spares,
+                replay=replay,
+                on_plan=on_plan,
+                on_result=on_result,
+            )
+
+    async def _run(
+        self,
+        *,
+        concurrency: int,
+        canary: int,
+        keep_going: bool,
+        verify: bool,
+        slugs: Collection[str] | None,
+        spares: int | None,
+        replay: bool,
+        on_plan: Callable[[int, int], None] | None,
+        on_result: Callable[[TenantResult], None] | None,
+    ) -> FleetReport:
         started = time.perf_counter()
         self._captures: dict[Any, Replay] | None = (
             {} if replay and not verify and self.db.dialect == "postgresql" else None

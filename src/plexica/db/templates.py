@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plexica.db.capture import READS, Rollback, rename, run_script, script_batches
 from plexica.db.engine import Database, SqliteDatabase
+from plexica.db.fleet_lock import FleetLock
 from plexica.db.ledger import record_success
 from plexica.db.migrations import MigrationStream, alembic_turn, upgrade
 from plexica.db.spares import SPARE_PREFIX, add_spare, list_spares, remove_spare, take_spare
@@ -177,10 +178,20 @@ class TemplateProvisioner:
     async def keep_spares(
         self, streams: Callable[[], Sequence[MigrationStream]], count: int, *, interval: float = 5.0
     ) -> None:
-        """Refill the spare pool every ``interval`` seconds, forever: run it in the host's task group."""
+        """Refill the spare pool every ``interval`` seconds, forever: run it in the host's task group.
+
+        Each cycle only tries the fleet lock and skips when it is held: by a ``plexica migrate``
+        (which refills itself when done, at heads this host may not have yet) or by another host's
+        refill (one filler at a time keeps the pool at ``count``, not ``count`` per host).
+        """
+        lock = FleetLock(self.db, "spares")
         while True:
             try:
-                await self.refill(streams(), count)
+                async with lock.try_hold() as held:
+                    if held:
+                        await self.refill(streams(), count)
+                    else:
+                        logger.debug("fleet lock held elsewhere; spare refill skipped this cycle")
             except BackendUnavailableError as exc:
                 logger.warning("cannot refill spare schemas", extra={"error": str(exc)})
             await asyncio.sleep(interval)

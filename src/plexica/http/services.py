@@ -70,7 +70,8 @@ class CoreServices:
     dead_letters: DeadLetters
     objects: ObjectStore
     #: Stores a verified local presigned PUT for its owning plugin (limits, ``plexica_object_uploaded``).
-    upload_presigned: Callable[[str, str, AsyncIterable[bytes], str | None], Awaitable[ObjectInfo]]
+    #: ``(bucket, key, body, content type, declared size)`` → the stored object; see ``Platform.upload_presigned``.
+    upload_presigned: Callable[[str, str, AsyncIterable[bytes], str | None, int | None], Awaitable[ObjectInfo]]
     dev_issuer: DevIssuer | None
     metrics: Metrics
     plugins: Callable[[], Sequence[PluginInfo]]

@@ -55,7 +55,7 @@ def hook_reference() -> str:
         doc = inspect.getdoc(spec) or ""
         kind = _kind(name, spec)
         by_family[_family_of(source_lines, lineno)].append(
-            f"### `{name}`\n\n```python\n{name}{signature}\n```\n\n*{kind}*: {_KINDS[kind]}.\n\n{doc}\n"
+            f"### `{name}`\n\n<!-- not-executed: a signature -->\n```python\n{name}{signature}\n```\n\n*{kind}*: {_KINDS[kind]}.\n\n{doc}\n"
         )
     parts = [
         "# Hook reference\n",

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from plexica.storage.layout import StorageLayout
     from plexica_sdk.protocols import ObjectStore
 
-__all__ = ["OnUploaded", "PluginObjectStore", "capped", "content_type_allowed"]
+__all__ = ["ObjectTooLargeError", "OnUploaded", "PluginObjectStore", "capped", "content_type_allowed"]
 
 #: Awaited with the plugin-side ``ObjectInfo`` after every successful put (the host calls the
 #: owning plugin's ``plexica_object_uploaded`` hook from it).
@@ -49,16 +49,28 @@ def content_type_allowed(content_type: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(media, pattern.strip().lower()) for pattern in patterns)
 
 
+class ObjectTooLargeError(ValidationError):
+    """An object is larger than its ``limit`` (``field="size"``); the presigned PUT route answers 413."""
+
+    def __init__(self, key: str, limit: int) -> None:
+        super().__init__(f"object {key[:64]!r} exceeds its limit of {limit} bytes", field="size")
+        self.limit = limit
+
+
 async def capped(data: AsyncIterable[bytes], limit: int, key: str) -> AsyncIterator[bytes]:
     """Pass ``data`` through, raising once more than ``limit`` bytes have gone by.
 
-    The backend sees the exception mid-upload and leaves no object (see ``ObjectStore.put``).
+    The chunk that crosses the limit is never passed on; the backend sees the exception
+    mid-upload and leaves no object (see ``ObjectStore.put``).
+
+    Raises:
+        ObjectTooLargeError: more than ``limit`` bytes.
     """
     total = 0
     async for chunk in data:
         total += len(chunk)
         if total > limit:
-            raise ValidationError(f"object {key[:64]!r} exceeds its limit of {limit} bytes", field="size")
+            raise ObjectTooLargeError(key, limit)
         yield chunk
 
 
@@ -121,11 +133,11 @@ class PluginObjectStore:
             raise ValidationError(
                 f"namespace {namespace.name!r} accepts {allowed}, not {content_type!r}", field="content_type"
             )
-        limit = namespace.max_bytes if namespace.max_bytes is not None else self._layout.max_object_bytes
+        limit = self._limit_of(namespace)
         body: bytes | AsyncIterable[bytes]
         if isinstance(data, bytes | bytearray | memoryview):
             if len(data) > limit:
-                raise ValidationError(f"object {key[:64]!r} exceeds its limit of {limit} bytes", field="size")
+                raise ObjectTooLargeError(key, limit)
             body = data
         else:
             body = capped(data, limit, key)
@@ -133,6 +145,17 @@ class PluginObjectStore:
         if self._on_uploaded is not None:
             await self._on_uploaded(info)
         return info
+
+    def limit_for(self, key: str) -> int:
+        """The most bytes ``key`` may hold: its namespace's ``max_bytes``, else the host's limit.
+
+        Raises:
+            ValidationError: unsafe key or undeclared namespace.
+        """
+        return self._limit_of(self._resolve(key)[0])
+
+    def _limit_of(self, namespace: StorageNamespace) -> int:
+        return namespace.max_bytes if namespace.max_bytes is not None else self._layout.max_object_bytes
 
     async def get(self, key: str) -> bytes:
         """Return the whole object. Raises ``NotFoundError``."""

@@ -38,6 +38,7 @@ DISABLED_EVENT: Final = "webhooks.endpoint.disabled"
 USER_AGENT: Final = "Plexica-Webhooks/1.0"
 _BATCH: Final = 50
 _ERROR_CHARS: Final = 500
+_JITTER: Final = random.SystemRandom()
 
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -53,8 +54,8 @@ def backoff_delay(attempts: int, settings: WebhooksSettings, rng: random.Random 
     Equal jitter (half fixed, half random) spreads the retries of many deliveries that failed
     together, without ever retrying at once.
     """
-    ceiling = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** max(attempts - 1, 0))
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+    ceiling = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2.0 ** max(attempts - 1, 0))
+    return ceiling / 2 + (rng or _JITTER).uniform(0, ceiling / 2)
 
 
 @final
@@ -141,6 +142,10 @@ class DeliveryWorker:
         """Stop looking at ``tenant`` (being deleted, or the plugin uninstalled there)."""
         self._tenants.pop(tenant.tenant_id, None)
 
+    def stopping(self) -> bool:
+        """``stop()`` was called: the loop ends at its next step."""
+        return self._stopping
+
     async def start(self, host: Host) -> None:
         """Start the loop; ``host`` is the plugin's host-level handle (tenant calls follow the context)."""
         if self._task is not None:
@@ -163,7 +168,7 @@ class DeliveryWorker:
             await client.aclose()
 
     async def _run(self, host: Host) -> None:
-        while not self._stopping:
+        while not self.stopping():
             self._wake.clear()
             wait = self.settings.poll_interval_seconds
             for ctx in list(self._tenants.values()):
@@ -173,7 +178,7 @@ class DeliveryWorker:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    if self._stopping:
+                    if self.stopping():
                         return
                     log.exception("webhooks: delivering for tenant %s failed; retrying later", ctx.slug)
                     continue

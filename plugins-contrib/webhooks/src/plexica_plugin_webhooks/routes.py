@@ -133,12 +133,13 @@ def build_routes(worker: DeliveryWorker) -> list[Route]:
         body = await plexica_sdk.json_body(request, EndpointInput)
         await resolve(body.url, settings)  # refused URLs are a 422 naming the reason
         now = dt.datetime.now(dt.UTC)
-        values = {
-            "id": str(uuid.uuid4()),
+        endpoint_id, secret = str(uuid.uuid4()), new_secret()
+        values: dict[str, Any] = {
+            "id": endpoint_id,
             "url": body.url,
             "event_types": list(body.event_types),
             "description": body.description,
-            "secret": new_secret(),
+            "secret": secret,
             "previous_secret": None,
             "previous_secret_expires_at": None,
             "enabled": True,
@@ -156,8 +157,8 @@ def build_routes(worker: DeliveryWorker) -> list[Route]:
                     f"this tenant may register at most {settings.max_endpoints} endpoints", resource="webhook-endpoint"
                 )
             await session.execute(endpoints.insert().values(**values))
-            row = await _get(session, values["id"])
-        return JSONResponse({**_endpoint(row), "secret": values["secret"]}, status_code=201)
+            row = await _get(session, endpoint_id)
+        return JSONResponse({**_endpoint(row), "secret": secret}, status_code=201)
 
     async def get_endpoint(request: Request) -> JSONResponse:
         host = await _manager(request)

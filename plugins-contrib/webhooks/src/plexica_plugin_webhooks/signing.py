@@ -18,7 +18,7 @@ from typing import Final
 __all__ = ["SIGNATURE_HEADER", "InvalidSignatureError", "new_secret", "sign", "signature_header", "verify_signature"]
 
 SIGNATURE_HEADER: Final = "Plexica-Signature"
-_SECRET_PREFIX: Final = "whsec_"
+_SECRET_PREFIX: Final = "whsec_"  # noqa: S105  (a prefix that marks secrets, not a secret)
 
 
 class InvalidSignatureError(ValueError):

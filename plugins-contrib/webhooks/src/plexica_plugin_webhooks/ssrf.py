@@ -85,7 +85,9 @@ def _refusal(address: IPAddress, settings: WebhooksSettings) -> str | None:
         return None
     if address.is_global and not address.is_multicast:
         return None
-    if address.is_loopback:
+    if address.is_unspecified:
+        kind = "the unspecified"
+    elif address.is_loopback:
         kind = "a loopback"
     elif address.is_link_local:
         kind = "a link-local (cloud metadata)"
@@ -93,7 +95,7 @@ def _refusal(address: IPAddress, settings: WebhooksSettings) -> str | None:
         kind = "a private"
     else:
         kind = "a non-public"
-    return f"{address} is {kind} address"
+    return f"{address}, {kind} address"
 
 
 async def resolve(url: str, settings: WebhooksSettings) -> Target:

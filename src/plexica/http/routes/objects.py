@@ -42,11 +42,15 @@ async def put_object(request: Request) -> JSONResponse:
     """Upload an object through a presigned PUT URL, streamed to the store.
 
     A plugin's object is stored through that plugin's ``host.objects`` (namespace limits, then
-    ``plexica_object_uploaded``); anything else up to ``storage.max_object_bytes``.
+    ``plexica_object_uploaded``); anything else up to ``storage.max_object_bytes``. Over the limit
+    is a 413 problem: at once for a ``Content-Length`` above it, else at the chunk that crosses it;
+    either way nothing is stored.
     """
     _store, bucket, key = _verified(request)
     upload = services_of(request).upload_presigned
-    info = await upload(bucket, key, request.stream(), request.headers.get("content-type"))
+    declared = request.headers.get("content-length", "")
+    size = int(declared) if declared.isascii() and declared.isdigit() and len(declared) <= 19 else None
+    info = await upload(bucket, key, request.stream(), request.headers.get("content-type"), size)
     return JSONResponse({"key": key, "size": info.size, "etag": info.etag}, status_code=201)
 
 
