@@ -114,7 +114,7 @@ def _entry(qualname: str, obj: object, module: ModuleType) -> list[str]:
         return [f"### `{qualname}`\n", f"*type alias*: `{_alias(obj)}`\n"]
     if callable(obj):  # a marker object such as hookimpl
         return [f"### `{qualname}`\n", f"*{type(obj).__name__}* instance. {_doc(type(obj)).splitlines()[0]}\n"]
-    value = repr(obj)
+    value = re.sub(r" at 0x[0-9a-f]+", "", repr(obj))
     if isinstance(obj, re.Pattern):
         value = f"re.compile({obj.pattern!r})"
     return [f"### `{qualname}`\n", f"*constant*: `{value}`\n"]

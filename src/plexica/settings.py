@@ -25,9 +25,9 @@ from plexica_sdk.converter import build_converter
 from plexica_sdk.errors import SettingsError
 
 __all__ = [
+    "DEV_ISSUER_IN_PRODUCTION",
     "AuthSettings",
     "CacheSettings",
-    "DEV_ISSUER_IN_PRODUCTION",
     "DatabaseSettings",
     "EventSettings",
     "HttpSettings",

@@ -162,7 +162,11 @@ async def test_metrics_behind_a_bearer_secret(make_host: MakeHost) -> None:
 
 
 async def test_production_does_not_serve_tenant_ids_anonymously(make_host: MakeHost) -> None:
-    production = {"environment": "production", "secret_key": "k" * 32, "auth": {"keycloak": {"url": "http://127.0.0.1:1"}}}
+    production = {
+        "environment": "production",
+        "secret_key": "k" * 32,
+        "auth": {"keycloak": {"url": "http://127.0.0.1:1"}},
+    }
     async with make_host(**production) as host:
         assert (await host.client.get("/metrics")).status_code == 404
     async with make_host(**production, metrics={"token": "t0ken"}) as host:

@@ -130,16 +130,18 @@ async def caller(request: pytest.FixtureRequest, make_host: MakeHost) -> AsyncIt
 
 
 async def test_a_platform_token_with_tenant_roles_is_not_admitted(caller: Caller) -> None:
-    mallory = {"user": "mallory", "roles": ["tenant_admin", "member"]}
+    mallory: dict[str, Any] = {"user": "mallory", "roles": ["tenant_admin", "member"]}
     assert_problem(await caller.send("GET", NOTES, **mallory), 404)
     assert_problem(await caller.send("POST", ROLES, json={"name": "backdoor", "permissions": []}, **mallory), 404)
     assert_problem(await caller.send("GET", ME, **mallory), 404)
 
 
 async def test_a_platform_sub_inherits_nothing_of_the_tenant_user_of_that_name(caller: Caller) -> None:
-    own = await caller.send("POST", ROLES, user="alice", roles=[], tenant="acme", json={"name": "ok", "permissions": []})
+    own = await caller.send(
+        "POST", ROLES, user="alice", roles=[], tenant="acme", json={"name": "ok", "permissions": []}
+    )
     assert own.status_code == 201, own.text  # acme's alice, by her grant
-    platform_alice = {"user": "alice", "roles": []}
+    platform_alice: dict[str, Any] = {"user": "alice", "roles": []}
     assert_problem(await caller.send("GET", NOTES, **platform_alice), 404)
     assert_problem(await caller.send("POST", ROLES, json={"name": "again", "permissions": []}, **platform_alice), 404)
 
@@ -149,7 +151,7 @@ async def test_a_listed_super_admin_is_admitted_without_any_tenant_power(caller:
     await admins.grant("root", granted_by=Principal(id="root", is_super_admin=True))
     await admins.grant("alice", granted_by=Principal(id="root", is_super_admin=True))
     for user in ("root", "alice"):  # alice: a super-admin named like a tenant user gets none of her grants
-        admin = {"user": user, "roles": ["super_admin", "tenant_admin", "member"]}
+        admin: dict[str, Any] = {"user": user, "roles": ["super_admin", "tenant_admin", "member"]}
         me = await caller.send("GET", ME, **admin)
         assert me.status_code == 200, me.text
         assert (me.json()["tenant"], me.json()["is_super_admin"], me.json()["roles"]) == ("acme", True, [])

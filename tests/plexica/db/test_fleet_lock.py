@@ -118,7 +118,10 @@ def test_concurrent_migrates_take_turns_and_no_wait_names_the_holder(
         for process in (holder, *runs):
             if process.poll() is None:
                 process.kill()
-                process.communicate()
+            process.wait(timeout=30)
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
 
     # One run migrated all three tenants; the other waited for it and found them at head.
     assert sorted(r["migrated"] for r in reports) == [0, 3]
