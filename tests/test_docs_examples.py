@@ -7,8 +7,8 @@ apply. By the fence's info string:
 - ``python``: executed; the blocks of a page share one namespace and one event loop, and a block
   may ``await`` at top level. It fails on any exception (write ``assert`` to check a value).
 - ``console``: ``$ command`` lines run; the lines after one, up to the next ``$``, are its
-  expected output (compared like doctest, ``...`` matches anything, whitespace normalised). A
-  command whose output the block does not show must exit 0.
+  expected output (compared like doctest, ``...`` matches anything, whitespace normalised). Every
+  command must exit 0, unless its output ends with a line ``(exit N)``: then it must exit ``N``.
 - ``bash`` / ``sh`` / ``shell``: every line is a command (``# comments`` dropped) that must exit 0.
 - ``toml``: parsed; unless it is a ``pyproject.toml`` fragment (``[project...]``, ``[tool.*]``,
   ``[build-system]``, ``[dependency-groups]``) it must also load with :func:`plexica.load_settings`,
@@ -66,6 +66,7 @@ RUNNABLE_LANGUAGES = frozenset({"python", "console", "toml", "json"}) | SHELL_LA
 PYPROJECT_TABLE = re.compile(r"^\s*\[+\s*(project|tool|build-system|dependency-groups)\b", re.MULTILINE)
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 MARKER = re.compile(r"^\s*<!--\s*(?P<kind>not-executed|file|requires-services)\s*:\s*(?P<value>.*?)\s*-->\s*$")
+EXIT_LINE = re.compile(r"^\(exit (?P<code>\d+)\)\Z", re.MULTILINE)
 OUTPUT_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
@@ -173,14 +174,17 @@ class PageRun:
 
     def _check(self, block: Block, command: str, expected: str) -> None:
         code, output = self._run(block, command)
+        status = EXIT_LINE.search(expected)
+        wanted = int(status["code"]) if status else 0
+        expected = EXIT_LINE.sub("", expected).rstrip("\n")
+        if code != wanted:
+            raise DocBlockError(f"{block.where}: `{command}` exited {code}, not {wanted}:\n{output}")
         if expected:
             checker = doctest.OutputChecker()
             if not checker.check_output(expected + "\n", output, OUTPUT_FLAGS):
                 raise DocBlockError(
                     f"{block.where}: `{command}` printed (exit {code}):\n{output}\nthe page shows:\n{expected}"
                 )
-        elif code != 0:
-            raise DocBlockError(f"{block.where}: `{command}` exited {code}:\n{output}")
 
     def _run(self, block: Block, command: str) -> tuple[int, str]:
         try:
@@ -229,9 +233,7 @@ class PageRun:
 
     def _subprocess(self, argv: list[str]) -> tuple[int, str]:
         environ = dict(self.environ)
-        environ["PYTHONPATH"] = os.pathsep.join([*self.import_paths, environ.get("PYTHONPATH", "")]).rstrip(
-            os.pathsep
-        )
+        environ["PYTHONPATH"] = os.pathsep.join([*self.import_paths, environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         environ["PATH"] = f"{VENV_BIN}{os.pathsep}{environ.get('PATH', '')}"
         done = subprocess.run(  # noqa: S603 - argv built above from an allow-list
             argv, cwd=self.cwd, env=environ, capture_output=True, text=True, timeout=120, check=False
@@ -261,7 +263,7 @@ class PageRun:
             raise DocBlockError(f"{block.where}: not JSON: {exc}") from exc
 
     def write_file(self, block: Block) -> Path:
-        target = (self.cwd / block.marker_value).resolve()
+        target = (self.directory / block.marker_value).resolve()
         if not target.is_relative_to(self.directory):
             raise DocBlockError(f"{block.where}: file {block.marker_value!r} is outside the page's directory")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -396,9 +398,10 @@ def test_the_harness_runs_marked_pages_and_fails_on_each_kind_of_drift(tmp_path:
     drifts = {
         "```python\nimport plexica\nplexica.no_such_name\n```\n": "raised AttributeError",
         "```toml\n[http]\nprot = 9000\n```\n": "did you mean 'port'",
-        "```json\n{\"a\": 1,}\n```\n": "not JSON",
+        '```json\n{"a": 1,}\n```\n': "not JSON",
         "```console\n$ plexica version\n9.9.9\n```\n": "printed",
-        "```console\n$ plexica tenants show nobody\n```\n": "exited 1",
+        "```console\n$ plexica tenants show nobody\n```\n": "exited 1, not 0",
+        "```console\n$ plexica version\n(exit 1)\n```\n": "exited 0, not 1",
         "```bash\ncurl http://example.invalid\n```\n": "cannot run `curl",
         "<!-- not-executed: -->\n```python\npass\n```\n": "needs a reason",
     }

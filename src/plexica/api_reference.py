@@ -70,7 +70,7 @@ def _field_rows(cls: type) -> list[str]:
         if field.default is attrs.NOTHING:
             default = "required"
         elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            default = f"`{field.default.factory.__name__}()`"  # type: ignore[attr-defined]
+            default = f"`{field.default.factory.__name__}()`"
         else:
             default = f"`{field.default!r}`"
         kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
@@ -101,7 +101,7 @@ def _class(qualname: str, cls: type) -> list[str]:
     return out
 
 
-def _entry(qualname: str, obj: object, module: ModuleType) -> list[str]:
+def _entry(qualname: str, obj: Any, module: ModuleType) -> list[str]:
     short = qualname.rsplit(".", 1)[1]
     if inspect.isclass(obj):
         return _class(qualname, obj)

@@ -84,16 +84,18 @@ def _toml(value: Any) -> str:
             return "{}"
         return "{" + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + "}"
     if attrs.has(type(value)):
-        return "{" + ", ".join(f"{key} = {_toml(item)}" for key, item in attrs.asdict(value, recurse=False).items()) + "}"
+        return (
+            "{" + ", ".join(f"{key} = {_toml(item)}" for key, item in attrs.asdict(value, recurse=False).items()) + "}"
+        )
     return f"{value:_}" if isinstance(value, int) and abs(value) >= 10_000 else str(value)
 
 
 def _default(field: attrs.Attribute[Any]) -> str:
-    default = field.default
+    default: Any = field.default
     if default is attrs.NOTHING:
         return "required"
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        default = default.factory()  # type: ignore[attr-defined]
+        default = default.factory()
     return f"`{_toml(default)}`"
 
 

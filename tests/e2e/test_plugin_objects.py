@@ -60,7 +60,10 @@ class FilesPlugin:
 
     @hookimpl
     def plexica_manifest(self) -> PluginManifest:
-        return PluginManifest(name="files", version="1.0.0", storage=(StorageNamespace(name="files"),))
+        # Uploads stream past the host's 1 MiB body limit for plugin routes: the manifest raises it.
+        return PluginManifest(
+            name="files", version="1.0.0", storage=(StorageNamespace(name="files"),), max_body_bytes=8 * MiB
+        )
 
     @hookimpl
     def plexica_storage_namespaces(self) -> Sequence[StorageNamespace]:

@@ -36,6 +36,7 @@ from sqlalchemy import Engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util import greenlet_spawn
 
 from plexica.db.metadata import CORE_SCHEMA
 from plexica.settings import DatabaseSettings
@@ -157,12 +158,7 @@ class Database(abc.ABC):
             TenantContextMissingError: no schema is given and no tenant context is set.
         """
         engine = await self._tenant_engine(self._schema(schema))
-        options = {LAZY_BEGIN: True} if lazy_begin else None
-        async with (
-            self._translate_errors(),
-            AsyncSession(engine, expire_on_commit=False, execution_options=options) as session,
-            session.begin(),
-        ):
+        async with self._translate_errors(), _SessionScope(engine, _LAZY if lazy_begin else None) as session:
             yield session
 
     async def ping(self) -> None:
@@ -184,6 +180,50 @@ class Database(abc.ABC):
             if exc.connection_invalidated or _is_connect_error(exc):
                 raise BackendUnavailableError("database", type(exc.orig).__name__) from exc
             raise
+
+
+_LAZY: Final = {LAZY_BEGIN: True}
+
+
+@final
+class _SessionScope:
+    """``async with AsyncSession(...) as s, s.begin()``, minus the work a committed session does not need.
+
+    SQLAlchemy's context managers spend a greenlet switch on ``begin()`` (which does no IO unless a
+    transaction hook does; Plexica has none) and a task plus a shield on ``close()``, to finish
+    releasing the connection even if the caller is cancelled. After a successful commit the
+    session holds no connection, so its close is pure bookkeeping and runs inline; any other exit
+    (an error, a cancellation, a commit that failed) takes SQLAlchemy's own shielded path.
+    """
+
+    __slots__ = ("_session", "_transaction")
+
+    def __init__(self, engine: AsyncEngine, options: dict[str, Any] | None) -> None:
+        self._session = AsyncSession(engine, expire_on_commit=False, execution_options=options)
+
+    async def __aenter__(self) -> AsyncSession:
+        self._transaction = self._session.sync_session.begin()
+        self._transaction.__enter__()
+        return self._session
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        session = self._session
+        if exc_type is None:
+            try:
+                await greenlet_spawn(self._transaction.__exit__, None, None, None)  # the COMMIT
+            except BaseException as failed:
+                await session.__aexit__(type(failed), failed, failed.__traceback__)
+                raise
+            if not session.sync_session.in_transaction():
+                session.sync_session.close()  # no connection left to release: no IO
+                return
+        else:
+            try:
+                await greenlet_spawn(self._transaction.__exit__, exc_type, exc, tb)  # the ROLLBACK
+            except BaseException as failed:
+                await session.__aexit__(type(failed), failed, failed.__traceback__)
+                raise
+        await session.__aexit__(exc_type, exc, tb)
 
 
 def _is_connect_error(exc: DBAPIError) -> bool:

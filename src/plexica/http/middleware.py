@@ -12,9 +12,9 @@ resetting it afterwards.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -82,11 +82,11 @@ class TraceIdMiddleware:
         headers = Headers(scope=scope)
         incoming = headers.get(TRACE_HEADER, "")
         # With tracing on, the correlation id is the OpenTelemetry trace id: one id to search by.
-        trace_id = current_trace_id() or (incoming if _TRACE_RE.fullmatch(incoming) else uuid.uuid4().hex)
+        trace_id = current_trace_id() or (incoming if _TRACE_RE.fullmatch(incoming) else os.urandom(16).hex())
         state = attach_state(scope, trace_id)
         request_id = headers.get("x-request-id", "")
         if not _TRACE_RE.fullmatch(request_id):
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()
         # This request's own log context, a fresh value in its own task: no line can carry another's ids.
         log_token = request_log.set(RequestLog(request_id, state))
 

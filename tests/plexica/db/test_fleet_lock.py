@@ -142,9 +142,13 @@ def test_unorchestrated_race_both_succeed(database_url: str | None, tmp_path: Pa
     cli = [sys.executable, "-m", "plexica.cli", "--settings", str(settings)]
     old, new = _env(tmp_path, 1), _env(tmp_path, 3)
     for slug in ("acme", "globex"):
-        assert subprocess.run([*cli, "tenants", "create", slug], env=old, capture_output=True, timeout=60).returncode == 0
+        assert (
+            subprocess.run([*cli, "tenants", "create", slug], env=old, capture_output=True, timeout=60).returncode == 0
+        )
     runs = [
-        subprocess.Popen([*cli, "migrate", "--json"], env=new, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*cli, "migrate", "--json"], env=new, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     outputs = [run.communicate(timeout=120) for run in runs]
