@@ -105,9 +105,9 @@ def parse_blocks(page: Path, text: str | None = None) -> list[Block]:
         end = index + 1
         while end < len(lines):
             closing = FENCE.match(lines[end])
-            if closing and closing["fence"][0] == fence[0] and len(closing["fence"]) >= len(fence):
-                if not closing["info"].strip():
-                    break
+            same_fence = closing and closing["fence"][0] == fence[0] and len(closing["fence"]) >= len(fence)
+            if same_fence and closing and not closing["info"].strip():
+                break
             body.append(lines[end])
             end += 1
         marker, value = None, ""
@@ -235,9 +235,7 @@ class PageRun:
         environ = dict(self.environ)
         environ["PYTHONPATH"] = os.pathsep.join([*self.import_paths, environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         environ["PATH"] = f"{VENV_BIN}{os.pathsep}{environ.get('PATH', '')}"
-        done = subprocess.run(  # noqa: S603 - argv built above from an allow-list
-            argv, cwd=self.cwd, env=environ, capture_output=True, text=True, timeout=120, check=False
-        )
+        done = subprocess.run(argv, cwd=self.cwd, env=environ, capture_output=True, text=True, timeout=120, check=False)
         return done.returncode, done.stdout + done.stderr
 
     # -- data -----------------------------------------------------------------------------------
@@ -292,7 +290,7 @@ class _Chdir:
 
 async def run_page(blocks: list[Block], directory: Path) -> list[str]:
     """Run a page's blocks in order; return the skipped ones' descriptions."""
-    directory.mkdir(parents=True, exist_ok=True)
+    await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
     run = PageRun(directory)
     skipped: list[str] = []
     for block in blocks:

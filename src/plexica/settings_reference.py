@@ -84,9 +84,7 @@ def _toml(value: Any) -> str:
             return "{}"
         return "{" + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + "}"
     if attrs.has(type(value)):
-        return (
-            "{" + ", ".join(f"{key} = {_toml(item)}" for key, item in attrs.asdict(value, recurse=False).items()) + "}"
-        )
+        return _toml(attrs.asdict(value, recurse=False))
     return f"{value:_}" if isinstance(value, int) and abs(value) >= 10_000 else str(value)
 
 

@@ -11,9 +11,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def test_docs_api_md_is_generated_from_the_code() -> None:
-    assert DOC.read_text(encoding="utf-8") == api_reference(), (
-        "docs/api.md is stale: run `python -m plexica.api_reference`"
-    )
+    stale = "docs/api.md is stale: run `python -m plexica.api_reference`"
+    assert DOC.read_text(encoding="utf-8") == api_reference(), stale
 
 
 def test_every_public_name_of_the_sdk_modules_has_a_section_and_no_sphinx_directive_is_left() -> None:

@@ -25,6 +25,10 @@ _KINDS = {
 }
 
 
+#: Tells the docs test (tests/test_docs_examples.py) that a signature block is shown, not run.
+_NOT_EXECUTED = "<!-- not-executed: a signature -->\n"
+
+
 def _kind(name: str, spec: object) -> str:
     opts = getattr(spec, "plexica_spec", None) or {}
     if name.endswith("_backend") or (isinstance(opts, dict) and opts.get("firstresult")):
@@ -55,7 +59,7 @@ def hook_reference() -> str:
         doc = inspect.getdoc(spec) or ""
         kind = _kind(name, spec)
         by_family[_family_of(source_lines, lineno)].append(
-            f"### `{name}`\n\n<!-- not-executed: a signature -->\n```python\n{name}{signature}\n```\n\n*{kind}*: {_KINDS[kind]}.\n\n{doc}\n"
+            f"### `{name}`\n\n{_NOT_EXECUTED}```python\n{name}{signature}\n```\n\n*{kind}*: {_KINDS[kind]}.\n\n{doc}\n"
         )
     parts = [
         "# Hook reference\n",
