@@ -339,6 +339,17 @@ def test_every_block_of_the_page_runs(page: Path, page_dir: Path) -> None:
         pytest.skip("needs the services (PLEXICA_REQUIRE_SERVICES=1): " + "; ".join(skipped))
 
 
+def test_no_page_needs_sphinx_to_show_its_content() -> None:
+    """Pages read on GitHub or in an editor too: no autodoc or raw reST, only the index's toctree."""
+    sphinx_only = [
+        block.where
+        for page in doc_pages()
+        for block in parse_blocks(page)
+        if block.language.startswith("{") and block.language != "{toctree}"
+    ]
+    assert sphinx_only == []
+
+
 # -- the harness itself --------------------------------------------------------------------------
 
 SAMPLE = """\
@@ -376,6 +387,11 @@ $ cd conf
 ```yaml
 kind: NotRun
 ```
+
+<!-- requires-services: needs PostgreSQL -->
+```python
+raise RuntimeError("only with the services")
+```
 """
 
 
@@ -389,8 +405,13 @@ def test_the_harness_runs_marked_pages_and_fails_on_each_kind_of_drift(tmp_path:
         ("toml", "file"),
         ("console", None),
         ("yaml", None),
+        ("python", "requires-services"),
     ]
-    assert anyio.run(run_page, blocks, tmp_path) == []
+    if os.environ.get("PLEXICA_REQUIRE_SERVICES") == "1":
+        with pytest.raises(DocBlockError, match="only with the services"):
+            anyio.run(run_page, blocks, tmp_path)
+    else:
+        assert anyio.run(run_page, blocks, tmp_path) == ["docs/sample.md:37 (python): needs PostgreSQL"]
     assert (tmp_path / "conf" / "plexica.toml").is_file()
 
     drifts = {

@@ -50,6 +50,12 @@ def _alias(obj: object) -> str:
     return re.sub(r"\b(typing|collections\.abc|plexica_sdk\.\w+)\.", "", repr(obj))
 
 
+def _annotation(kind: Any) -> str:
+    if isinstance(kind, str):
+        return kind
+    return getattr(kind, "__name__", None) or _alias(kind)
+
+
 def _doc(obj: object) -> str:
     return (inspect.getdoc(obj) or "").strip()
 
@@ -65,6 +71,11 @@ def _own_members(cls: type) -> Iterator[tuple[str, Any]]:
 
 
 def _field_rows(cls: type) -> list[str]:
+    # The source annotations, not ``field.type``: the converter resolves those in place, so the
+    # page would depend on what ran before.
+    annotations: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        annotations.update(vars(klass).get("__annotations__", {}))
     rows = ["| Field | Type | Default |", "| --- | --- | --- |"]
     for field in attrs.fields(cls):
         if field.default is attrs.NOTHING:
@@ -73,8 +84,8 @@ def _field_rows(cls: type) -> list[str]:
             default = f"`{field.default.factory.__name__}()`"
         else:
             default = f"`{field.default!r}`"
-        kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
-        rows.append(f"| `{field.name}` | `{str(kind).replace('|', chr(92) + '|')}` | {default} |")
+        kind = _annotation(annotations.get(field.name, field.type))
+        rows.append(f"| `{field.name}` | `{kind.replace('|', chr(92) + '|')}` | {default} |")
     return rows
 
 

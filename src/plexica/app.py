@@ -101,7 +101,10 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         """The OpenAPI document of this host."""
         from plexica_sdk import __version__
 
-        return JSONResponse(openapi_document(app.routes, title="Plexica", version=__version__))
+        document = openapi_document(
+            app.routes, title="Plexica", version=__version__, gateway=settings.auth.mode == "gateway"
+        )
+        return JSONResponse(document)
 
     routes = [
         *health.routes,

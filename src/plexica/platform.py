@@ -28,6 +28,7 @@ from plexica.db.migrator import TenantMigrator
 from plexica.events import EventBus, create_event_bus, source_for
 from plexica.events.delivery import DeliveryCache
 from plexica.events.outbox import Outbox, OutboxRelay, mark_processed
+from plexica.events.recorder import OutboxRecorder
 from plexica.identity.realm_plugin import build_realm_plugin
 from plexica.identity.super_admins import SuperAdminService
 from plexica.identity.teams import TeamService
@@ -104,6 +105,8 @@ class Platform:
         events = settings.events
         self.outbox = Outbox(self.db, self.bus, self._tenant_schemas, lease_seconds=events.outbox.lease_seconds)
         self.relay = OutboxRelay(self.outbox, self.bus, events, on_published=self.metrics.count_published)
+        # Core services write their events in their own transactions (never straight to the bus).
+        self.core_events = OutboxRecorder(self.outbox, self.bus.registry)
         # Tenants by id, and (tenant, installs) by slug: what every event delivery asks.
         self.delivery_cache: DeliveryCache[Any] = DeliveryCache(
             events.delivery_cache_seconds, events.delivery_cache_size
@@ -137,7 +140,7 @@ class Platform:
             migrator=self.migrator,
             objects=self.objects,
             cache=self.cache,
-            publish=self.publish,
+            events=self.core_events,
             host_for=self.host_for,
             on_change=self._tenants_changed,
             invalidate=self.directory.invalidate,
@@ -146,11 +149,13 @@ class Platform:
             storage=self.storage_layout,
         )
         self.users = UserService(
-            db=self.db, cache=self.cache, publish=self.publish, access=self.permissions, local=self.layered
+            db=self.db, cache=self.cache, events=self.core_events, access=self.permissions, local=self.layered
         )
         self.teams = TeamService(db=self.db, access=self.permissions)
         self.super_admins = SuperAdminService(db=self.db, cache=self.cache)
-        self.workspaces = WorkspaceService(db=self.db, cache=self.cache, publish=self.publish, access=self.permissions)
+        self.workspaces = WorkspaceService(
+            db=self.db, cache=self.cache, events=self.core_events, access=self.permissions
+        )
         self.plugin_config = PluginConfigService(self.db, self.cache, self.plugins)
         self.host_services = HostServices(
             # Plugins' sessions send BEGIN only before their first write (see plexica.db.engine).

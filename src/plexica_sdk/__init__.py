@@ -36,6 +36,7 @@ from plexica_sdk.errors import (
 from plexica_sdk.http import host, json_body, query_int
 from plexica_sdk.markers import hookimpl, hookspec
 from plexica_sdk.protocols import Cache, Host, ObjectStore, PluginObjects
+from plexica_sdk.schema import Header, Query, api
 from plexica_sdk.types import (
     Decision,
     Event,
@@ -68,6 +69,7 @@ __all__ = [
     "EventTypeDef",
     "FrontendDef",
     "FrontendModule",
+    "Header",
     "Host",
     "InvalidTenantSlugError",
     "MenuItem",
@@ -88,6 +90,7 @@ __all__ = [
     "PluginObjects",
     "Policy",
     "Principal",
+    "Query",
     "RateLimitedError",
     "RoleDef",
     "RouteRateLimit",
@@ -102,6 +105,7 @@ __all__ = [
     "TenantSuspendedError",
     "UnsupportedMediaTypeError",
     "ValidationError",
+    "api",
     "converter",
     "current",
     "hookimpl",

@@ -8,11 +8,15 @@ handler travels as its name only.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, get_args, get_origin
 
+import attrs
 import cattrs
+import cattrs.v
 from cattrs.cols import homogenous_tuple_structure_factory
+from cattrs.errors import CattrsError, ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.preconf.json import make_converter
 
 from plexica_sdk.errors import ValidationError
@@ -92,15 +96,69 @@ def structure(data: Any, cls: type[T]) -> T:
     """Build ``cls`` from JSON-ready data.
 
     Raises:
-        ValidationError: the data does not fit ``cls``; ``problems`` has one line per field.
+        ValidationError: the data does not fit ``cls``; ``problems`` has one line per field, each
+            ``"<path>: <what is wrong>"`` with the field's path in the data (``members[2].role``;
+            ``body`` for the whole value), and ``fields`` the paths, line for line.
     """
     try:
         return converter.structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        problems = (
-            cattrs.transform_error(exc, path=cls.__name__)
-            if isinstance(exc, cattrs.BaseValidationError)
-            else [f"{cls.__name__}: {exc}"]
-        )
-        field = problems[0].split(" @ ", 1)[-1] if " @ " in problems[0] else None
-        raise ValidationError("; ".join(problems), field=field, problems=problems) from exc
+        found = _field_errors(exc, "")
+        fields = [path or "body" for path, _ in found]
+        problems = [f"{field}: {message}" for field, (_, message) in zip(fields, found, strict=True)]
+        raise ValidationError("; ".join(problems), field=fields[0], problems=problems, fields=fields) from exc
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _field_errors(exc: BaseException, path: str) -> list[tuple[str, str]]:
+    """``(path, message)`` for every leaf error under ``exc``, paths written as the data is (no class names)."""
+    if isinstance(exc, IterableValidationError):
+        indexed, unplaced = exc.group_exceptions()
+        found = [item for inner, index in indexed for item in _field_errors(inner, f"{path}[{index.index!r}]")]
+        return found + [(path, _describe(inner)) for inner in unplaced]
+    if isinstance(exc, ClassValidationError):
+        with_notes, without = exc.group_exceptions()
+        found = [item for inner, note in with_notes for item in _field_errors(inner, _join(path, note.name))]
+        names = _field_names(exc.cl)
+        for inner in without:
+            if isinstance(inner, ForbiddenExtraKeysError):
+                found.extend((_join(path, key), "unknown field") for key in sorted(inner.extra_fields))
+            else:
+                # An attrs validator ran in __init__, outside cattrs' per-field bookkeeping: find its field.
+                field = _validator_field(inner, names)
+                found.append((_join(path, field) if field else path, _describe(inner)))
+        return found
+    return [(path, _describe(exc))]
+
+
+def _field_names(cls: Any) -> frozenset[str]:
+    return frozenset(field.name for field in attrs.fields(cls)) if attrs.has(cls) else frozenset()
+
+
+_QUOTED_NAME = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)'")
+
+
+def _validator_field(exc: BaseException, names: frozenset[str]) -> str | None:
+    """The field an attrs validator complained about: its ``Attribute`` argument, else the quoted name."""
+    for arg in exc.args[1:]:
+        if isinstance(arg, attrs.Attribute):
+            return arg.name
+    message = str(exc.args[0]) if exc.args else ""
+    return next((name for name in _QUOTED_NAME.findall(message) if name in names), None)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, ValidationError):
+        return str(exc)
+    if isinstance(exc, ValueError | TypeError | CattrsError) and exc.args and isinstance(exc.args[0], str):
+        message = exc.args[0]
+        if " not in literal " in message:
+            value, _, allowed = message.partition(" not in literal ")
+            return f"{value[:64]!r} is not one of {allowed.removeprefix('typing.Literal')}"
+        return message
+    return cattrs.v.format_exception(exc, None)

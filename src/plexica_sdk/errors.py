@@ -74,12 +74,23 @@ class SettingsError(PlexicaError, ValueError):
 
 
 class ValidationError(PlexicaError, ValueError):
-    """Input failed validation; ``field`` names the first offending field (dotted path)."""
+    """Input failed validation; ``field`` names the first offending field (a path: ``members[2].role``).
 
-    def __init__(self, message: str, *, field: str | None = None, problems: Sequence[str] = ()) -> None:
+    ``fields`` names each problem's field, line for line (the first is ``field`` when omitted).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        problems: Sequence[str] = (),
+        fields: Sequence[str | None] = (),
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.problems = list(problems) or [message]
+        self.fields = list(fields) or [field] * len(self.problems)
 
 
 class PayloadTooLargeError(PlexicaError, ValueError):

@@ -161,7 +161,8 @@ class People:
         assert response.status_code == 201, response.text
 
     async def settle(self) -> None:
-        """Wait until every published event reached the recorder."""
+        """Wait until every event written reached the recorder: the outbox relay published it, the bus delivered it."""
+        await self.host.platform.relay.drain(timeout=10)
         join = getattr(self.host.platform.bus, "join", None)
         if join is not None:
             await asyncio.wait_for(join(), timeout=10)

@@ -322,6 +322,11 @@ async def world(keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory) ->
                 AdminUser(username="root", email="root@example.com", password=PASSWORD, temporary=False),
                 ("super_admin",),
             )
+            await platform_admin.ensure_user(  # a platform user holding a tenant role: no tenant admits them
+                platform_realm,
+                AdminUser(username="operator", email="operator@example.com", password=PASSWORD, temporary=False),
+                ("tenant_admin",),
+            )
             await keycloak.add_test_login(acme, "alice")
             await keycloak.add_test_login(acme, "mallory", ("member", "super_admin"))  # the realm's own role
             await keycloak.add_test_login(globex, "bob")
@@ -331,6 +336,7 @@ async def world(keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory) ->
                 "mallory": await keycloak.token(f"tenant-{acme}", "mallory"),
                 "bob": await keycloak.token(f"tenant-{globex}", "bob"),
                 "root": await keycloak.token(platform_realm, "root"),
+                "operator": await keycloak.token(platform_realm, "operator"),
                 "alice-other-api": await keycloak.token(f"tenant-{acme}", "alice", client_id=OTHER_API_CLIENT),
                 # admin-cli exists in every realm but never got the API audience scope
                 "alice-admin-cli": await keycloak.token(f"tenant-{acme}", "alice", client_id="admin-cli"),
@@ -400,6 +406,14 @@ async def test_a_platform_realm_super_admin_may_use_platform_routes(world: World
     response = await world.host.client.get("/api/core/v1/tenants", headers=world.host.auth(world.tokens["root"]))
     assert response.status_code == 200, response.text
     assert {world.acme, world.globex} <= {item["slug"] for item in response.json()["items"]}
+
+
+async def test_a_platform_super_admin_is_admitted_to_a_tenant_without_tenant_power(world: World) -> None:
+    headers = world.host.auth(world.tokens["root"], **{"X-Tenant-ID": world.acme})
+    me = await world.host.client.get("/api/core/v1/me", headers=headers)
+    assert me.status_code == 200, me.text
+    assert (me.json()["tenant"], me.json()["is_super_admin"], me.json()["roles"]) == (world.acme, True, [])
+    assert_problem(await world.host.client.get("/api/core/v1/roles", headers=headers), 403)
 
 
 # --------------------------------------------------------------------------- attacks
@@ -486,7 +500,7 @@ def _tenant_a_token_on_tenant_b_by_host(w: World) -> tuple[str, dict[str, str]]:
     return w.tokens["alice"], {"Host": f"{w.globex}.{HOST_SUFFIX}"}
 
 
-ME, TENANTS = "/api/core/v1/me", "/api/core/v1/tenants"
+ME, TENANTS, ROLES = "/api/core/v1/me", "/api/core/v1/tenants", "/api/core/v1/roles"
 NOT_FOUND, FORBIDDEN = "the resource does not exist", "you are not allowed to do this"
 ATTACKS: list[tuple[str, Callable[[World], tuple[str, dict[str, str]]], str, int, str]] = [
     ("alg-none", _alg_none, ME, 401, "malformed token"),
@@ -507,6 +521,20 @@ ATTACKS: list[tuple[str, Callable[[World], tuple[str, dict[str, str]]], str, int
     ("tenant-a-token-on-tenant-b-by-header", _tenant_a_token_on_tenant_b_by_header, ME, 404, NOT_FOUND),
     ("tenant-a-token-on-tenant-b-by-host", _tenant_a_token_on_tenant_b_by_host, ME, 404, NOT_FOUND),
     ("tenant-realm-super-admin-on-platform-route", lambda w: (w.tokens["mallory"], {}), TENANTS, 403, FORBIDDEN),
+    (
+        "platform-tenant-admin-on-a-tenant-by-header",
+        lambda w: (w.tokens["operator"], {"X-Tenant-ID": w.acme}),
+        ROLES,
+        404,
+        NOT_FOUND,
+    ),
+    (
+        "platform-tenant-admin-on-a-tenant-by-host",
+        lambda w: (w.tokens["operator"], {"Host": f"{w.acme}.{HOST_SUFFIX}"}),
+        ROLES,
+        404,
+        NOT_FOUND,
+    ),
 ]
 
 

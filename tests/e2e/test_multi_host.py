@@ -114,9 +114,10 @@ async def fleet(
 ) -> AsyncIterator[Fleet]:
     async with fresh_postgres_database(postgres_url) as database_url:
         env = _environment(tmp_path, database_url, redis_url, kafka_bootstrap)
-        _cli(env, "tenants", "create", "acme")
-        _cli(env, "plugins", "config", "notes", "--tenant", "acme", "--set", "max_notes=100000")
-        token = _cli(env, "token", "--tenant", "acme", "--user", "alice", "--role", "notes-editor")
+        admin = {k: v for k, v in env.items() if not k.startswith("PLEXICA_EVENTS__")}
+        _cli(admin, "tenants", "create", "acme")
+        _cli(admin, "plugins", "config", "notes", "--tenant", "acme", "--set", "max_notes=100000")
+        token = _cli(admin, "token", "--tenant", "acme", "--user", "alice", "--role", "notes-editor")
         with contextlib.ExitStack() as stack:
             hosts = [_start(env, tmp_path / f"host-{n}.log", stack) for n in range(HOSTS)]
             await _ready(hosts)
@@ -299,7 +300,7 @@ async def test_three_hosts_share_one_database_cache_and_broker(
             async with gate:
                 response = await client.get(f"{host.base}{NOTES}/{note}", headers=headers)
             ok = response.status_code == 200 and response.json()["title"] == load.created[note]
-            return None if ok else f"{host.base} {note}: {response.status_code}"
+            return None if ok else f"{host.base} {note}: {response.status_code} {response.text[:300]}"
 
         missing = await asyncio.gather(*(read_back(h, note) for h in fleet.hosts for note in list(load.created)))
         assert [m for m in missing if m] == []

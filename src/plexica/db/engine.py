@@ -146,10 +146,9 @@ class Database(abc.ABC):
         ):
             yield session
 
-    @contextlib.asynccontextmanager
-    async def tenant_session(
+    def tenant_session(
         self, schema: str | None = None, *, lazy_begin: bool = False
-    ) -> AsyncIterator[AsyncSession]:
+    ) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """An ORM session bound to a tenant schema (default: the current tenant's), committed on success.
 
         ``lazy_begin``: send BEGIN only before the first statement that may write (module docstring).
@@ -157,9 +156,8 @@ class Database(abc.ABC):
         Raises:
             TenantContextMissingError: no schema is given and no tenant context is set.
         """
-        engine = await self._tenant_engine(self._schema(schema))
-        async with self._translate_errors(), _SessionScope(engine, _LAZY if lazy_begin else None) as session:
-            yield session
+        # The request path's one session: a plain class, not a generator-based context manager (see _SessionScope).
+        return _SessionScope(self, self._schema(schema), _LAZY if lazy_begin else None)
 
     async def ping(self) -> None:
         """Raise :class:`BackendUnavailableError` unless the database answers."""
@@ -174,12 +172,20 @@ class Database(abc.ABC):
     async def _translate_errors(self) -> AsyncIterator[None]:
         try:
             yield
-        except (OSError, ConnectionError) as exc:
-            raise BackendUnavailableError("database", type(exc).__name__) from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated or _is_connect_error(exc):
-                raise BackendUnavailableError("database", type(exc.orig).__name__) from exc
-            raise
+        except (OSError, ConnectionError, DBAPIError) as exc:
+            unavailable = _unavailable(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+
+
+def _unavailable(exc: BaseException) -> BackendUnavailableError | None:
+    """The 503 for an error that means the database cannot be reached, else ``None``."""
+    if isinstance(exc, (OSError, ConnectionError)):
+        return BackendUnavailableError("database", type(exc).__name__)
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_connect_error(exc)):
+        return BackendUnavailableError("database", type(exc.orig).__name__)
+    return None
 
 
 _LAZY: Final = {LAZY_BEGIN: True}
@@ -187,42 +193,49 @@ _LAZY: Final = {LAZY_BEGIN: True}
 
 @final
 class _SessionScope:
-    """``async with AsyncSession(...) as s, s.begin()``, minus the work a committed session does not need.
+    """``tenant_session``: ``async with AsyncSession(...) as s, s.begin()`` without the work a commit does not need.
 
-    SQLAlchemy's context managers spend a greenlet switch on ``begin()`` (which does no IO unless a
-    transaction hook does; Plexica has none) and a task plus a shield on ``close()``, to finish
+    SQLAlchemy's context managers spend a greenlet switch on ``begin()`` (no IO unless a transaction
+    hook does some; Plexica has none) and a task plus a shield on ``close()``, which must finish
     releasing the connection even if the caller is cancelled. After a successful commit the
-    session holds no connection, so its close is pure bookkeeping and runs inline; any other exit
-    (an error, a cancellation, a commit that failed) takes SQLAlchemy's own shielded path.
+    session holds no connection, so its close is bookkeeping and runs inline; any other exit (an
+    error, a cancellation, a failed commit) takes SQLAlchemy's own shielded path. Errors that mean
+    the database is unreachable become ``BackendUnavailableError``, as in ``_translate_errors``.
     """
 
-    __slots__ = ("_session", "_transaction")
+    __slots__ = ("_database", "_options", "_schema", "_session", "_transaction")
 
-    def __init__(self, engine: AsyncEngine, options: dict[str, Any] | None) -> None:
-        self._session = AsyncSession(engine, expire_on_commit=False, execution_options=options)
+    def __init__(self, database: Database, schema: str, options: dict[str, Any] | None) -> None:
+        self._database, self._schema, self._options = database, schema, options
 
     async def __aenter__(self) -> AsyncSession:
+        engine = await self._database._tenant_engine(self._schema)
+        self._session = AsyncSession(engine, expire_on_commit=False, execution_options=self._options)
         self._transaction = self._session.sync_session.begin()
         self._transaction.__enter__()
         return self._session
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            await self._end(exc_type, exc, tb)
+        except (OSError, ConnectionError, DBAPIError) as failed:
+            unavailable = _unavailable(failed)
+            if unavailable is None:
+                raise
+            raise unavailable from failed
+        if exc is not None and (unavailable := _unavailable(exc)) is not None:
+            raise unavailable from exc
+
+    async def _end(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         session = self._session
-        if exc_type is None:
-            try:
-                await greenlet_spawn(self._transaction.__exit__, None, None, None)  # the COMMIT
-            except BaseException as failed:
-                await session.__aexit__(type(failed), failed, failed.__traceback__)
-                raise
-            if not session.sync_session.in_transaction():
-                session.sync_session.close()  # no connection left to release: no IO
-                return
-        else:
-            try:
-                await greenlet_spawn(self._transaction.__exit__, exc_type, exc, tb)  # the ROLLBACK
-            except BaseException as failed:
-                await session.__aexit__(type(failed), failed, failed.__traceback__)
-                raise
+        try:
+            await greenlet_spawn(self._transaction.__exit__, exc_type, exc, tb)  # COMMIT, or ROLLBACK on error
+        except BaseException as failed:
+            await session.__aexit__(type(failed), failed, failed.__traceback__)
+            raise
+        if exc_type is None and not session.sync_session.in_transaction():
+            session.sync_session.close()  # no connection left to release: no IO, nothing to shield
+            return
         await session.__aexit__(exc_type, exc, tb)
 
 

@@ -1,5 +1,9 @@
 """Where outbox rows live and how a relay claims them: ``core.outbox`` on PostgreSQL, per-tenant on SQLite.
 
+A tenant transaction writes its rows next to its own data (:meth:`OutboxStore.table`); a ``core``
+transaction (the tenant lifecycle: ``core.tenant.*``) writes ``core.outbox`` on both databases,
+since a tenant being provisioned or deleted may have no schema to hold them.
+
 Both stores answer the same three questions for :class:`plexica.events.outbox.OutboxRelay`: which
 *lanes* may have unsent rows, how to claim a lane's next rows so that no other relay publishes them
 (or anything after them with the same key) at the same time, and how to prune.
@@ -8,17 +12,19 @@ Both stores answer the same three questions for :class:`plexica.events.outbox.Ou
   ``FOR UPDATE SKIP LOCKED`` and keeps them locked, in one transaction, while it publishes and
   marks their oldest rows; every row with a given key is in one shard, so two relays never
   publish one key's rows concurrently, and never the same row twice.
-* SQLite: one lane per tenant file. A row cannot stay locked there without blocking the tenant's
-  writers, so a round leases the lane's oldest rows (``claimed_by``/``claimed_until``) in one short
-  ``BEGIN IMMEDIATE`` transaction, and refuses while another relay's lease on the lane is live.
+* SQLite: one lane per tenant file, plus the ``core`` lane for ``core.db``'s own outbox
+  (``core_0005``). A row cannot stay locked there without blocking the file's writers, so a round
+  leases the lane's oldest rows (``claimed_by``/``claimed_until``) in one short ``BEGIN IMMEDIATE``
+  transaction, and refuses while another relay's lease on the lane is live.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, final
 
 import attrs
@@ -217,7 +223,7 @@ class PostgresOutboxStore(OutboxStore):
 
 @final
 class SqliteOutboxStore(OutboxStore):
-    """An ``outbox`` table in each tenant's file, claimed by lease.
+    """An ``outbox`` table in each tenant's file and one in ``core.db``, claimed by lease.
 
     Args:
         lease_seconds: how long a claim keeps other relays off the lane; longer than a publish can take.
@@ -233,26 +239,43 @@ class SqliteOutboxStore(OutboxStore):
     def lane_of(self, schema: str) -> str:
         return schema
 
+    @staticmethod
+    def _table(lane: str) -> sa.Table:
+        return core_outbox if lane == CORE_LANE else tenant_outbox
+
+    @contextlib.asynccontextmanager
+    async def _connect(self, lane: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction on ``lane``'s file: ``core.db`` for the core lane, else the tenant's."""
+        if lane == CORE_LANE:
+            async with self._db.core_connection() as conn:
+                yield conn
+        else:
+            async with self._db.tenant_connection(lane) as conn:
+                yield conn
+
+    async def _lanes(self) -> list[str]:
+        """The core lane, then every existing tenant file."""
+        return [CORE_LANE] + [schema for schema in await self._schemas() if await self._db.schema_exists(schema)]
+
     async def pending_lanes(self) -> set[str]:
         lanes = set()
-        c = tenant_outbox.c
-        for schema in await self._schemas():
-            if not await self._db.schema_exists(schema):
-                continue
+        for lane in await self._lanes():
+            c = self._table(lane).c
             try:
-                async with self._db.tenant_connection(schema) as conn:
+                async with self._connect(lane) as conn:
                     if await conn.scalar(sa.select(sa.literal(1)).where(c.sent_at.is_(None)).limit(1)):
-                        lanes.add(schema)
-            except sa.exc.DBAPIError as exc:  # not migrated to tenant_0005 yet: it has no outbox
-                log.debug("outbox sweep skipped %s: %s", schema, type(exc.orig).__name__)
+                        lanes.add(lane)
+            except sa.exc.DBAPIError as exc:  # not migrated to tenant_0005 (core_0005) yet: it has no outbox
+                log.debug("outbox sweep skipped %s: %s", lane, type(exc.orig).__name__)
         return lanes
 
     async def relay(self, lane: str, limit: int, owner: str, publish: Publish) -> int | None:
-        if not await self._db.schema_exists(lane):  # the tenant was deleted, its outbox with it
+        if lane != CORE_LANE and not await self._db.schema_exists(lane):  # the tenant was deleted, its outbox with it
             return None
-        c = tenant_outbox.c
+        table = self._table(lane)
+        c = table.c
         now = utcnow()
-        async with self._db.tenant_connection(lane) as conn:  # BEGIN IMMEDIATE: one claimer at a time
+        async with self._connect(lane) as conn:  # BEGIN IMMEDIATE: one claimer at a time
             held = sa.and_(c.sent_at.is_(None), c.claimed_by.is_not(None), c.claimed_by != owner, c.claimed_until > now)
             if await conn.scalar(sa.select(sa.literal(1)).where(held).limit(1)):
                 return None
@@ -263,7 +286,7 @@ class SqliteOutboxStore(OutboxStore):
             if not rows:
                 return 0
             await conn.execute(
-                tenant_outbox.update()
+                table.update()
                 .where(c.seq.in_([row.seq for row in rows]))
                 .values(claimed_by=owner, claimed_until=now + self._lease)
             )
@@ -271,36 +294,34 @@ class SqliteOutboxStore(OutboxStore):
             outcome = await publish(rows)
         except BaseException as exc:  # cancelled mid-publish: give the lease back
             outcome = Outcome(error=f"{type(exc).__name__}: interrupted")
-            async with self._db.tenant_connection(lane) as conn:
-                await _mark(conn, tenant_outbox, rows, outcome)
+            async with self._connect(lane) as conn:
+                await _mark(conn, table, rows, outcome)
             raise
-        async with self._db.tenant_connection(lane) as conn:
-            await _mark(conn, tenant_outbox, rows, outcome)
+        async with self._connect(lane) as conn:
+            await _mark(conn, table, rows, outcome)
         return len(rows)
 
     async def prune_outbox(self, before: dt.datetime) -> int:
         removed = 0
-        for schema in await self._schemas():
-            if not await self._db.schema_exists(schema):
-                continue
+        for lane in await self._lanes():
+            table = self._table(lane)
             try:
-                async with self._db.tenant_connection(schema) as conn:
-                    result = await conn.execute(tenant_outbox.delete().where(tenant_outbox.c.sent_at < before))
+                async with self._connect(lane) as conn:
+                    result = await conn.execute(table.delete().where(table.c.sent_at < before))
                 removed += result.rowcount
             except sa.exc.DBAPIError as exc:
-                log.debug("pruning the outbox of %s failed: %s", schema, type(exc.orig).__name__)
+                log.debug("pruning the outbox of %s failed: %s", lane, type(exc.orig).__name__)
         return removed
 
     async def oldest_unsent(self) -> dt.datetime | None:
         """Opens every tenant's file: the metrics call it behind their refresh interval."""
-        c, oldest = tenant_outbox.c, None
-        for schema in await self._schemas():
-            if not await self._db.schema_exists(schema):
-                continue
+        oldest = None
+        for lane in await self._lanes():
+            c = self._table(lane).c
             try:
-                async with self._db.tenant_connection(schema) as conn:
+                async with self._connect(lane) as conn:
                     found = _aware(await conn.scalar(sa.select(sa.func.min(c.created_at)).where(c.sent_at.is_(None))))
-            except sa.exc.DBAPIError:  # not migrated to tenant_0005 yet: it has no outbox
+            except sa.exc.DBAPIError:  # not migrated to tenant_0005 (core_0005) yet: it has no outbox
                 continue
             if found is not None and (oldest is None or found < oldest):
                 oldest = found

@@ -9,6 +9,11 @@ polling. With the broker down the rows wait, in order, and go out once it is bac
 at-least-once: a crash between publishing and marking publishes those rows again, which handlers
 absorb with ``Host.mark_processed``. Where rows live and how relays claim them is in
 :mod:`plexica.events._outbox_store`.
+
+``Outbox.write_in`` is the same for a Core ``AsyncConnection`` (what the core services use,
+through :class:`plexica.events.recorder.OutboxRecorder`): the rows are inserted at once in the
+connection's transaction, and the relays are woken when the connection goes back to its pool,
+which is after its COMMIT (or ROLLBACK: a wake for nothing costs one empty claim).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import uuid
+import weakref
 import zlib
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -28,11 +34,13 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.pool import Pool
 
 from plexica.db.engine import Database
 from plexica.events._outbox_store import (
+    CORE_LANE,
     Claimed,
     OutboxStore,
     Outcome,
@@ -43,7 +51,7 @@ from plexica.events._outbox_store import (
 )
 from plexica.events.bus import EventBus
 from plexica.events.dlq import describe_error
-from plexica.events.models import SHARDS, processed_events
+from plexica.events.models import SHARDS, core_outbox, processed_events
 from plexica.observability.tracing import relay_spans
 from plexica.settings import EventSettings
 from plexica_sdk.errors import BackendUnavailableError, EventError
@@ -54,6 +62,7 @@ __all__ = ["Outbox", "OutboxRelay", "from_envelope", "mark_processed", "to_envel
 log = logging.getLogger(__name__)
 
 _PENDING: Final = "plexica.outbox.pending"  # session.info key: this transaction's ``_Pending``
+_WAKE: Final = "plexica.outbox.wake"  # a pooled connection's info: lanes to wake once it is checked in
 
 
 def to_envelope(event: Event) -> str:
@@ -105,6 +114,14 @@ def _bound_schema(session: AsyncSession) -> str | None:
     return None if not translate else translate.get(None)
 
 
+def _connection_schema(conn: AsyncConnection) -> str | None:
+    """The tenant schema ``conn`` is bound to; ``None`` for a ``core`` connection."""
+    translate = (
+        conn.sync_connection.get_execution_options().get("schema_translate_map") if conn.sync_connection else None
+    )
+    return None if not translate else translate.get(None)
+
+
 def _check_session(session: object, ctx: TenantContext) -> AsyncSession:
     if not isinstance(session, AsyncSession):
         raise EventError(f"session must be the AsyncSession of host.session(), not {type(session).__name__}")
@@ -132,6 +149,7 @@ class Outbox:
             else SqliteOutboxStore(db, schemas, lease_seconds=lease_seconds)
         )
         self._relays: list[OutboxRelay] = []
+        self._pools: weakref.WeakSet[Pool] = weakref.WeakSet()  # pools whose check-ins wake the relays
 
     def attach(self, relay: OutboxRelay) -> None:
         """Wake ``relay`` when a transaction that wrote rows commits in this process."""
@@ -147,11 +165,42 @@ class Outbox:
             EventError: the session is not a session of ``ctx``'s schema, or an event's data is not JSON.
         """
         session = _check_session(session, ctx)
+        rows = self._rows(ctx, events)
+        if not rows:
+            return
+        self._pending(session).add(self.store.lane_of(ctx.schema), rows, session.sync_session.get_nested_transaction())
+
+    async def write_in(self, conn: AsyncConnection, ctx: TenantContext | None, events: Sequence[Event]) -> None:
+        """Insert ``events`` into the outbox now, in ``conn``'s open transaction.
+
+        A tenant connection (bound to ``ctx``'s schema) writes where that tenant's rows live; a
+        ``core`` connection writes ``core.outbox`` (events of a tenant being provisioned or
+        deleted, or of none). They commit or roll back with ``conn``'s transaction; the relays
+        are woken when ``conn`` is released.
+
+        Raises:
+            EventError: a tenant connection of another schema than ``ctx``'s (or without ``ctx``),
+                an event of another tenant, or data that is not JSON.
+        """
+        schema = _connection_schema(conn)
+        if schema is None:
+            table, lane = core_outbox, CORE_LANE
+        elif ctx is None or ctx.schema != schema:
+            raise EventError(f"the connection is bound to schema {schema!r}, not to the event's tenant")
+        else:
+            table, lane = self.store.table(), self.store.lane_of(schema)
+        rows = self._rows(ctx, events)
+        if not rows:
+            return
+        await conn.execute(table.insert(), rows)
+        self._wake_on_release(conn, lane)
+
+    def _rows(self, ctx: TenantContext | None, events: Sequence[Event]) -> list[dict[str, Any]]:
         now = utcnow()
         topics = self._bus.topics
         rows = []
         for event in events:
-            if event.tenantid != ctx.tenant_id:
+            if ctx is not None and event.tenantid != ctx.tenant_id:
                 raise EventError(f"event {event.id} is not for tenant {ctx.slug!r}", event_type=event.type)
             key = topics.default_key(event)
             rows.append(
@@ -166,9 +215,23 @@ class Outbox:
                     "attempts": 0,
                 }
             )
-        if not rows:
-            return
-        self._pending(session).add(self.store.lane_of(ctx.schema), rows, session.sync_session.get_nested_transaction())
+        return rows
+
+    def _wake_on_release(self, conn: AsyncConnection, lane: str) -> None:
+        # Core connections have no after-commit event, but the pool's check-in comes after the
+        # COMMIT (or ROLLBACK) is done; a relay woken any earlier could miss the row on PostgreSQL.
+        lanes: set[str] = conn.info.setdefault(_WAKE, set())
+        lanes.add(lane)
+        pool = conn.sync_engine.pool
+        if pool not in self._pools:
+            self._pools.add(pool)
+            sa_event.listen(pool, "checkin", self._checked_in)
+
+    def _checked_in(self, _dbapi_connection: object, record: Any) -> None:
+        lanes: set[str] | None = record.info.pop(_WAKE, None) if record is not None else None
+        if lanes:
+            for relay in self._relays:
+                relay.wake(lanes)
 
     def _pending(self, session: AsyncSession) -> _Pending:
         sync = session.sync_session

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "json_body",
+    "patch_body",
     "require_permission",
     "require_principal",
     "require_super_admin",
@@ -81,3 +82,15 @@ async def json_body(request: Request, cls: type[T]) -> T:
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object", field="body")
     return structure(data, cls)
+
+
+async def patch_body(request: Request, cls: type[Any]) -> dict[str, Any]:
+    """The fields a ``PATCH`` body sends, checked against ``cls``: only those present, with their typed values.
+
+    An absent field is unchanged, which a structured instance cannot tell from its default.
+    """
+    data: Any = await read_json(request, max_bytes=MAX_BODY_BYTES)
+    if not isinstance(data, dict):
+        raise ValidationError("request body must be a JSON object", field="body")
+    typed = structure(data, cls)
+    return {name: getattr(typed, name) for name in data}

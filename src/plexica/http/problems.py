@@ -84,7 +84,8 @@ def problem_for(exc: BaseException, *, trace_id: str | None = None) -> ProblemRe
         case AuthenticationError() if kind.status == 401:
             return _render(kind, detail, trace_id, headers={"WWW-Authenticate": 'Bearer realm="plexica"'})
         case ValidationError() if kind.status == 422:
-            errors = [{"field": exc.field, "message": line} for line in exc.problems]
+            fields = getattr(exc, "fields", None) or [exc.field] * len(exc.problems)
+            errors = [{"field": field, "message": line} for field, line in zip(fields, exc.problems, strict=False)]
             return _render(kind, detail, trace_id, errors=errors)
         case RateLimitedError() if kind.status == 429:
             retry_after = str(max(1, math.ceil(exc.retry_after)))

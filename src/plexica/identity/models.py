@@ -8,17 +8,15 @@ from ``core_0002``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 import attrs
 import sqlalchemy as sa
 
 from plexica.db.metadata import core_metadata, tenant_metadata
-from plexica_sdk.types import TenantContext
 
 __all__ = [
     "USER_STATUSES",
-    "EventPublisher",
     "SuperAdmin",
     "Team",
     "TeamMember",
@@ -124,14 +122,3 @@ class SuperAdmin:
     user_id: str
     username: str | None
     created_at: dt.datetime
-
-
-class EventPublisher(Protocol):
-    """Publishes a plugin's event for a tenant (``Platform.publish``).
-
-    ``subject`` is the entity the event is about; the bus orders events of one subject.
-    """
-
-    async def __call__(
-        self, plugin: str, event_type: str, data: Any, ctx: TenantContext | None, *, subject: str | None = None
-    ) -> object: ...

@@ -5,7 +5,8 @@ about each person (who they are, whether they may still come in). :meth:`UserSer
 on every authenticated tenant request, from :class:`~plexica.http.user_middleware.UserMiddleware`:
 
 - the first request of a user creates their profile from the token's claims (id = ``sub``) and
-  publishes ``core.user.created``; a changed name or e-mail updates it (``core.user.updated``);
+  records ``core.user.created`` in the same transaction; a changed name or e-mail updates it
+  (``core.user.updated``);
 - a ``disabled`` or ``removed`` user is refused with 403 even while their token is valid;
 - the verdict is cached (:class:`~plexica.identity.stamps.StampedCache`, one ``MGET``) and, with
   a :class:`~plexica.cache.layered.LayeredCache`, kept in process for its L1 bound, so a steady
@@ -30,8 +31,9 @@ import attrs
 
 from plexica.cache.layered import LayeredCache
 from plexica.db.engine import Database
+from plexica.events.recorder import EventRecorder
 from plexica.identity.access import AccessInvalidator
-from plexica.identity.models import USER_STATUSES, EventPublisher, UserProfile
+from plexica.identity.models import USER_STATUSES, UserProfile
 from plexica.identity.paging import Page, decode_cursor, encode_cursor
 from plexica.identity.repository import UserRepository, now
 from plexica.identity.stamps import StampedCache
@@ -96,14 +98,14 @@ class UserService:
         *,
         db: Database,
         cache: Cache,
-        publish: EventPublisher,
+        events: EventRecorder,
         access: AccessInvalidator | None = None,
         local: LayeredCache | None = None,
     ) -> None:
         self.db = db
         self.local = local
         self.access = access
-        self.publish = publish
+        self.events = events  # every core.user.* event is written in its change's transaction
         self.stamps = StampedCache(cache, ttl=ADMISSION_TTL)
         self.repo = UserRepository()
         self.workspaces = WorkspaceRepository()
@@ -167,11 +169,11 @@ class UserService:
                     )
                 elif (at - profile.last_seen_at).total_seconds() > SEEN_RESOLUTION:
                     await self.repo.touch(conn, principal.id, at)
+            if event is not None:  # created, or claims changed: the profile is active
+                await self.events.record(conn, event[0], event[1], ctx, subject=principal.id)
         status = profile.status if profile is not None else "active"
         verdict = admitted if status == "active" else status.encode()
         await self.stamps.write(key, cached.generation, verdict)
-        if event is not None and status == "active":
-            await self.publish("core", event[0], event[1], ctx, subject=principal.id)
         return verdict
 
     # ------------------------------------------------------------------ reads
@@ -239,15 +241,15 @@ class UserService:
                 raise ConflictError(f"user is {profile.status}", resource="user")
             await self.repo.set_status(conn, user_id, status, at)
             updated = await self.repo.get(conn, user_id)
-        assert updated is not None
+            assert updated is not None
+            await self.events.record(
+                conn,
+                "core.user.updated",
+                {"user_id": user_id, "username": updated.username, "status": status, "changes": ["status"]},
+                ctx,
+                subject=user_id,
+            )
         await self._invalidate(ctx, user_id)
-        await self.publish(
-            "core",
-            "core.user.updated",
-            {"user_id": user_id, "username": updated.username, "status": status, "changes": ["status"]},
-            ctx,
-            subject=user_id,
-        )
         return updated
 
     async def remove(self, ctx: TenantContext, user_id: str, *, actor_id: str) -> Removal:
@@ -272,19 +274,19 @@ class UserService:
             left_teams = await self.repo.drop_team_memberships(conn, user_id)
             left_workspaces = await self.workspaces.drop_user(conn, user_id)
             removed = await self.repo.get(conn, user_id)
-        assert removed is not None
-        await self._invalidate(ctx, user_id, workspaces=[ws for ws, _ in left_workspaces])
-        for workspace_id, role in left_workspaces:
-            await self.publish(
-                "core",
-                "core.workspace.member.removed",
-                {"workspace_id": workspace_id, "user_id": user_id, "role": role},
-                attrs.evolve(ctx, workspace_id=workspace_id),
-                subject=workspace_id,
+            assert removed is not None
+            for workspace_id, role in left_workspaces:
+                await self.events.record(
+                    conn,
+                    "core.workspace.member.removed",
+                    {"workspace_id": workspace_id, "user_id": user_id, "role": role},
+                    attrs.evolve(ctx, workspace_id=workspace_id),
+                    subject=workspace_id,
+                )
+            await self.events.record(
+                conn, "core.user.removed", {"user_id": user_id, "username": removed.username}, ctx, subject=user_id
             )
-        await self.publish(
-            "core", "core.user.removed", {"user_id": user_id, "username": removed.username}, ctx, subject=user_id
-        )
+        await self._invalidate(ctx, user_id, workspaces=[ws for ws, _ in left_workspaces])
         return Removal(user=removed, teams=tuple(left_teams), workspaces=tuple(left_workspaces))
 
     async def _invalidate(self, ctx: TenantContext, user_id: str, *, workspaces: Sequence[str] = ()) -> None:

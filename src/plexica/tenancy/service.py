@@ -10,6 +10,11 @@ done, and every step is idempotent. Two ways it can stop half-way:
   :meth:`TenantService.provision` again claims it and resumes after the last recorded step.
 
 Schemas are cloned from a template at head (:mod:`plexica.db.templates`), not migrated.
+
+Every ``core.tenant.*`` event is written to ``core.outbox`` in the ``core`` transaction of the
+registry change it reports (``created`` with the activation, ``suspended``/``resumed`` with the
+status change, ``deleted`` with the final status), never in the tenant's schema, which does not
+exist yet or is gone; the outbox relay publishes it once that commits.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from plexica.db.ledger import forget
 from plexica.db.migrations import TENANT_STREAM, MigrationStream
 from plexica.db.migrator import TenantMigrator
 from plexica.db.templates import TemplateProvisioner
+from plexica.events.recorder import EventRecorder
 from plexica.plugins.manager import LoadedPlugin, PluginManager
 from plexica.storage.layout import StorageLayout
 from plexica.tenancy.naming import cache_prefix, schema_name, validate_slug
@@ -36,7 +42,7 @@ from plexica_sdk.errors import ConflictError, NotFoundError, TenantNotFoundError
 from plexica_sdk.protocols import Cache, Host, ObjectStore
 from plexica_sdk.types import TenantContext, TenantInfo
 
-__all__ = ["STEPS", "EventPublisher", "PluginChange", "TenantService", "tenant_context_of"]
+__all__ = ["STEPS", "PluginChange", "TenantService", "tenant_context_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +57,6 @@ class PluginAccess(Protocol):
     async def on_plugin_uninstalled(self, ctx: TenantContext, plugin: str) -> None: ...
 
     def forget(self, ctx: TenantContext) -> None: ...
-
-
-class EventPublisher(Protocol):
-    """Publishes a plugin's event for a tenant (``ctx`` None: a global event)."""
-
-    async def __call__(self, plugin: str, event_type: str, data: Any, ctx: TenantContext | None) -> object: ...
 
 
 def tenant_context_of(tenant: TenantInfo, **extra: Any) -> TenantContext:
@@ -93,7 +93,7 @@ class TenantService:
         invalidate: awaited with the slug after each such change, before the change's hooks and
             events (the host drops the tenant's cached registry entry in every process). If it
             raises, the change stays committed and the error propagates.
-        prepare_events: awaited before ``core.tenant.created`` is published, e.g. to create the
+        prepare_events: awaited before ``core.tenant.created`` is written, e.g. to create the
             new tenant's topics.
         storage: where tenants' objects live (``storage.layout``); the ``bucket`` step and
             :meth:`delete` create and remove the tenant's bucket or prefix through it.
@@ -107,7 +107,7 @@ class TenantService:
         migrator: TenantMigrator,
         objects: ObjectStore,
         cache: Cache,
-        publish: EventPublisher,
+        events: EventRecorder,
         host_for: Callable[[str, TenantContext], Host],
         templates: TemplateProvisioner | None = None,
         checkpoint: Callable[[str], Awaitable[None]] | None = None,
@@ -123,7 +123,7 @@ class TenantService:
         self.objects = objects
         self.storage = storage or StorageLayout()
         self.cache = cache
-        self.publish = publish
+        self.events = events
         self.host_for = host_for
         self.templates = templates or TemplateProvisioner(db)
         self.checkpoint = checkpoint
@@ -193,7 +193,7 @@ class TenantService:
                     await self._run_step(step, tenant, resumed=resumed)
                     await self._checkpoint(f"{step}:done")
                     done.append(step)
-                    tenant = await self._advance(tenant, done, activate=step == STEPS[-1])
+                    tenant = await self._advance(tenant, done, activate=step == STEPS[-1], announce=step == "event")
                     await self._checkpoint(f"{step}:recorded")
             if tenant.status != "active":
                 tenant = await self._advance(tenant, done, activate=True)
@@ -209,10 +209,19 @@ class TenantService:
         if self.checkpoint is not None:
             await self.checkpoint(name)
 
-    async def _advance(self, tenant: TenantInfo, done: Sequence[str], *, activate: bool) -> TenantInfo:
-        """Record the steps ``done`` (and maybe activate), failing if another worker claimed the tenant."""
+    async def _advance(
+        self, tenant: TenantInfo, done: Sequence[str], *, activate: bool, announce: bool = False
+    ) -> TenantInfo:
+        """Record the steps ``done`` (and maybe activate), failing if another worker claimed the tenant.
+
+        ``announce``: the ``event`` step is done: ``core.tenant.created`` commits with its record,
+        so a crash before the record writes no event and the resumed provisioning writes it once.
+        """
         try:
             async with self.db.core_connection() as conn:
+                if announce:
+                    ctx = tenant_context_of(tenant)
+                    await self.events.record(conn, "core.tenant.created", self._payload(tenant), ctx)
                 tenant = await self.repo.record_steps(conn, tenant, done, status="active" if activate else None)
         except ConflictError as exc:
             raise _TakenOver(str(exc), resource="tenant") from exc
@@ -241,10 +250,8 @@ class TenantService:
             await self.storage.create_tenant(self.objects, tenant.slug)
         elif step == "hooks":
             await self._call(ctx, "plexica_tenant_provisioned", None)
-        elif step == "event":
-            if self.prepare_events is not None:
-                await self.prepare_events(tenant)
-            await self.publish("core", "core.tenant.created", self._payload(tenant), ctx)
+        elif step == "event" and self.prepare_events is not None:  # the event: written by ``_advance``
+            await self.prepare_events(tenant)
 
     async def _has_tables(self, tenant: TenantInfo) -> bool:
         if not await self.db.schema_exists(tenant.schema):
@@ -286,11 +293,11 @@ class TenantService:
             raise ConflictError(f"tenant {slug!r} is {tenant.status}, not {source}", resource="tenant")
         async with self.db.core_connection() as conn:
             tenant = await self.repo.set_status(conn, tenant, target)
+            ctx = tenant_context_of(tenant)
+            await self.events.record(conn, event_type, self._payload(tenant), ctx)
         await self._changed(tenant.slug)
-        ctx = tenant_context_of(tenant)
         with context.use(ctx):
             await self.plugins.each(hook, tenant=ctx, per_plugin=self._hosts(ctx))
-        await self.publish("core", event_type, self._payload(tenant), ctx)
         return tenant
 
     async def delete(self, slug: str) -> TenantInfo:
@@ -312,10 +319,10 @@ class TenantService:
         async with self.db.core_connection() as conn:
             await forget(conn, tenant.schema)
             tenant = await self.repo.set_status(conn, tenant, "deleted")
+            await self.events.record(conn, "core.tenant.deleted", self._payload(tenant), None)
         if self.access is not None:
             self.access.forget(tenant_context_of(tenant))
         await self._changed(tenant.slug)
-        await self.publish("core", "core.tenant.deleted", self._payload(tenant), None)
         return tenant
 
     # ------------------------------------------------------------ plugin installs

@@ -6,6 +6,9 @@ it did not exist. A visible workspace's changes need its ``admin`` role (or ``ma
 ``PermissionDeniedError`` (403). Roles rank ``admin > member > viewer``; roles do not inherit down
 the tree. Archived workspaces are read-only until restored.
 
+Events: each change's ``core.workspace.*`` events are written with the change, in its transaction
+(:class:`~plexica.events.recorder.EventRecorder`), and published by the outbox relay after it commits.
+
 Concurrency: changes of the tree's shape (create under a parent, move, archive, restore) take
 the tenant's tree lock; member changes lock the workspace's row first, so "is this the last
 admin?" is answered by one transaction at a time. On SQLite, writers are serialized anyway.
@@ -22,8 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plexica.db.engine import Database
+from plexica.events.recorder import EventRecorder
 from plexica.identity.access import AccessInvalidator
-from plexica.identity.models import EventPublisher
 from plexica.identity.paging import Page, decode_cursor, encode_cursor
 from plexica.identity.repository import UserRepository, now
 from plexica.identity.stamps import StampedCache
@@ -54,11 +57,11 @@ class WorkspaceService:
     """Workspaces and their members, in the given tenant's schema."""
 
     def __init__(
-        self, *, db: Database, cache: Cache, publish: EventPublisher, access: AccessInvalidator | None = None
+        self, *, db: Database, cache: Cache, events: EventRecorder, access: AccessInvalidator | None = None
     ) -> None:
         self.db = db
         self.access = access
-        self.publish = publish
+        self.events = events
         self.stamps = StampedCache(cache, ttl=MEMBERSHIP_TTL)
         self.repo = WorkspaceRepository()
         self.users = UserRepository()
@@ -122,17 +125,18 @@ class WorkspaceService:
                 )
                 await self.repo.add_member(conn, workspace_id, actor.user_id, "admin", at)
                 workspace = await self.repo.get(conn, workspace_id, user_id=actor.user_id)
+                assert workspace is not None
+                await self._record(conn, ctx, "core.workspace.created", workspace.id, payload(workspace))
+                await self._record(
+                    conn,
+                    ctx,
+                    "core.workspace.member.added",
+                    workspace.id,
+                    {"workspace_id": workspace.id, "user_id": actor.user_id, "role": "admin"},
+                )
         except IntegrityError as exc:  # a concurrent create took the slug first
             raise ConflictError(f"workspace slug {slug!r} is taken", resource="workspace") from exc
-        assert workspace is not None
         await self._invalidate_member(ctx, workspace_id, actor.user_id)
-        await self._publish(ctx, "core.workspace.created", workspace.id, payload(workspace))
-        await self._publish(
-            ctx,
-            "core.workspace.member.added",
-            workspace.id,
-            {"workspace_id": workspace.id, "user_id": actor.user_id, "role": "admin"},
-        )
         return workspace
 
     async def get(self, ctx: TenantContext, actor: Actor, workspace_id: str) -> Workspace:
@@ -214,10 +218,12 @@ class WorkspaceService:
                 if not await self.repo.update(conn, workspace_id, workspace.version, values, now()):
                     raise ConflictError("the workspace changed meanwhile; reload and retry", resource="workspace")
                 updated = await self.repo.get(conn, workspace_id, user_id=actor.user_id)
+                assert updated is not None
+                await self._record(
+                    conn, ctx, "core.workspace.updated", updated.id, payload(updated, changes=sorted(values))
+                )
         except IntegrityError as exc:
             raise ConflictError(f"workspace slug {values.get('slug')!r} is taken", resource="workspace") from exc
-        assert updated is not None
-        await self._publish(ctx, "core.workspace.updated", updated.id, payload(updated, changes=sorted(values)))
         return updated
 
     async def archive(
@@ -239,12 +245,16 @@ class WorkspaceService:
                 return workspace
             archived = await self.repo.archive_subtree(conn, workspace.path, now())
             workspace = visible(await self.repo.get(conn, workspace_id, user_id=actor.user_id), actor)
+            for archived_id in archived:
+                await self._record(
+                    conn,
+                    ctx,
+                    "core.workspace.archived",
+                    archived_id,
+                    {"workspace_id": archived_id, "root_id": workspace.id},
+                )
         for archived_id in archived:
             await self._invalidate_workspace(ctx, archived_id)
-        for archived_id in archived:
-            await self._publish(
-                ctx, "core.workspace.archived", archived_id, {"workspace_id": archived_id, "root_id": workspace.id}
-            )
         return workspace
 
     async def restore(
@@ -270,12 +280,16 @@ class WorkspaceService:
                     raise ConflictError("the parent workspace is archived; restore it first", resource="workspace")
             restored = await self.repo.restore_subtree(conn, workspace.path, workspace.archived_at, now())
             workspace = visible(await self.repo.get(conn, workspace_id, user_id=actor.user_id), actor)
+            for restored_id in restored:
+                await self._record(
+                    conn,
+                    ctx,
+                    "core.workspace.restored",
+                    restored_id,
+                    {"workspace_id": restored_id, "root_id": workspace.id},
+                )
         for restored_id in restored:
             await self._invalidate_workspace(ctx, restored_id)
-        for restored_id in restored:
-            await self._publish(
-                ctx, "core.workspace.restored", restored_id, {"workspace_id": restored_id, "root_id": workspace.id}
-            )
         return workspace
 
     async def move(
@@ -320,9 +334,11 @@ class WorkspaceService:
             moved = await self.repo.subtree_ids(conn, workspace.path)
             await self.repo.move_subtree(conn, workspace, parent_id, new_path, now())
             workspace = visible(await self.repo.get(conn, workspace_id, user_id=actor.user_id), actor)
+            await self._record(
+                conn, ctx, "core.workspace.updated", workspace.id, payload(workspace, changes=["parent_id"])
+            )
         for moved_id in moved:
             await self._invalidate_workspace(ctx, moved_id)
-        await self._publish(ctx, "core.workspace.updated", workspace.id, payload(workspace, changes=["parent_id"]))
         return workspace
 
     async def _parent(self, conn: AsyncConnection, parent_id: str, actor: Actor) -> Workspace:
@@ -369,14 +385,15 @@ class WorkspaceService:
             if not await self.repo.add_member(conn, workspace_id, user_id, role, at):
                 raise ConflictError("the user is already a member; change their role instead", resource="member")
             member = await self.repo.member(conn, workspace_id, user_id)
-        assert member is not None
+            assert member is not None
+            await self._record(
+                conn,
+                ctx,
+                "core.workspace.member.added",
+                workspace_id,
+                {"workspace_id": workspace_id, "user_id": user_id, "role": role},
+            )
         await self._invalidate_member(ctx, workspace_id, user_id)
-        await self._publish(
-            ctx,
-            "core.workspace.member.added",
-            workspace_id,
-            {"workspace_id": workspace_id, "user_id": user_id, "role": role},
-        )
         return member
 
     async def set_role(self, ctx: TenantContext, actor: Actor, workspace_id: str, user_id: str, role: Any) -> Member:
@@ -400,14 +417,15 @@ class WorkspaceService:
                 raise ConflictError("a workspace keeps at least one admin", resource="member")
             await self.repo.set_role(conn, workspace_id, user_id, role, now())
             updated = await self.repo.member(conn, workspace_id, user_id)
-        assert updated is not None
+            assert updated is not None
+            await self._record(
+                conn,
+                ctx,
+                "core.workspace.member.role-updated",
+                workspace_id,
+                {"workspace_id": workspace_id, "user_id": user_id, "role": role, "previous_role": member.role},
+            )
         await self._invalidate_member(ctx, workspace_id, user_id)
-        await self._publish(
-            ctx,
-            "core.workspace.member.role-updated",
-            workspace_id,
-            {"workspace_id": workspace_id, "user_id": user_id, "role": role, "previous_role": member.role},
-        )
         return updated
 
     async def remove_member(self, ctx: TenantContext, actor: Actor, workspace_id: str, user_id: str) -> None:
@@ -430,13 +448,14 @@ class WorkspaceService:
             if member.role == "admin" and await self.repo.admin_count(conn, workspace_id) <= 1:
                 raise ConflictError("a workspace keeps at least one admin", resource="member")
             await self.repo.remove_member(conn, workspace_id, user_id)
+            await self._record(
+                conn,
+                ctx,
+                "core.workspace.member.removed",
+                workspace_id,
+                {"workspace_id": workspace_id, "user_id": user_id, "role": member.role},
+            )
         await self._invalidate_member(ctx, workspace_id, user_id)
-        await self._publish(
-            ctx,
-            "core.workspace.member.removed",
-            workspace_id,
-            {"workspace_id": workspace_id, "user_id": user_id, "role": member.role},
-        )
 
     async def _lock_for_members(
         self, conn: AsyncConnection, workspace_id: str, actor: Actor, permission: str, *, leaving: bool = False
@@ -484,8 +503,10 @@ class WorkspaceService:
         key, generation_key = membership_cache_keys(ctx, workspace_id, "")
         await self.stamps.invalidate(generation_key, prefix=key)
 
-    async def _publish(self, ctx: TenantContext, event_type: str, workspace_id: str, data: Mapping[str, Any]) -> None:
-        # The workspace is the subject: its events stay in order on the bus.
-        await self.publish(
-            "core", event_type, dict(data), attrs.evolve(ctx, workspace_id=workspace_id), subject=workspace_id
+    async def _record(
+        self, conn: AsyncConnection, ctx: TenantContext, event_type: str, workspace_id: str, data: Mapping[str, Any]
+    ) -> None:
+        # In the change's transaction; the workspace is the subject: its events stay in order on the bus.
+        await self.events.record(
+            conn, event_type, dict(data), attrs.evolve(ctx, workspace_id=workspace_id), subject=workspace_id
         )

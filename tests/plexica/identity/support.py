@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plexica.cache import MemoryCache
 from plexica.db.engine import Database, PostgresDatabase, SqliteDatabase
 from plexica.db.metadata import CORE_SCHEMA
 from plexica.db.migrations import CORE_STREAM, TENANT_STREAM, upgrade
+from plexica.events.envelope import source_for
 from plexica.identity.super_admins import SuperAdminService
 from plexica.identity.teams import TeamService
 from plexica.identity.users import UserService
 from plexica.settings import DatabaseSettings
 from plexica.workspaces.service import WorkspaceService
-from plexica_sdk.types import Principal, TenantContext
+from plexica_sdk.types import Event, Principal, TenantContext
 from tests.plexica.db.support import fresh_postgres_database
 
 __all__ = ["Published", "World", "principal", "world"]
@@ -32,16 +35,26 @@ __all__ = ["Published", "World", "principal", "world"]
 
 @attrs.define
 class Published:
-    """Records what the services publish, as ``(event type, data, workspace id)``."""
+    """An ``EventRecorder`` keeping what the services record, as ``(event type, data, workspace id)``.
+
+    Only events of transactions that committed are kept, as the outbox would.
+    """
 
     events: list[tuple[str, dict[str, Any], str | None]] = attrs.Factory(list)
 
-    async def __call__(
-        self, plugin: str, event_type: str, data: Any, ctx: TenantContext | None, *, subject: str | None = None
-    ) -> object:
-        assert plugin == "core" and subject is not None
-        self.events.append((event_type, dict(data), ctx.workspace_id if ctx else None))
-        return None
+    async def record(
+        self,
+        conn: AsyncConnection,
+        event_type: str,
+        data: Mapping[str, Any],
+        ctx: TenantContext | None,
+        *,
+        subject: str | None = None,
+    ) -> Event:
+        assert subject is not None and conn.in_transaction()
+        entry = (event_type, dict(data), ctx.workspace_id if ctx else None)
+        sa.event.listen(conn.sync_connection, "commit", lambda _conn: self.events.append(entry), once=True)
+        return Event(type=event_type, source=source_for("core"), data=dict(data), subject=subject)
 
     def of(self, event_type: str) -> list[dict[str, Any]]:
         return [data for kind, data, _ in self.events if kind == event_type]
@@ -106,9 +119,9 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: s
             ctx=TenantContext(tenant_id="t-1", slug="acme", schema=schema),
             cache=cache,
             published=published,
-            users=UserService(db=db, cache=cache, publish=published),
+            users=UserService(db=db, cache=cache, events=published),
             teams=TeamService(db=db),
             super_admins=SuperAdminService(db=db, cache=cache),
-            workspaces=WorkspaceService(db=db, cache=cache, publish=published),
+            workspaces=WorkspaceService(db=db, cache=cache, events=published),
         )
         await db.drop_schema(schema)

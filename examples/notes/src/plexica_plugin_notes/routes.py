@@ -54,13 +54,17 @@ async def _input(request: Request) -> NoteInput:
     return note
 
 
+#: Built once, so each request reuses the statement and its memoized cache key; only ``limit`` varies.
+_NEWEST = sa.select(notes).order_by(notes.c.created_at.desc()).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
 async def list_notes(request: Request) -> JSONResponse:
     """List the tenant's notes, newest first."""
     host = plexica_sdk.host(request)
     await host.require(READ)
     limit = plexica_sdk.query_int(request, "limit", default=50, minimum=1, maximum=200)
     async with host.session() as session:
-        rows = (await session.execute(sa.select(notes).order_by(notes.c.created_at.desc()).limit(limit))).all()
+        rows = (await session.execute(_NEWEST, {"limit": limit})).all()
     return JSONResponse({"items": [_note(row) for row in rows]})
 
 

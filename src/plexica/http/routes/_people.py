@@ -8,13 +8,20 @@ from typing import Any
 import attrs
 from starlette.requests import Request
 
-from plexica.http.guards import json_body, require_permission
+from plexica.http.guards import require_permission
 from plexica.http.services import services_of
 from plexica.identity.paging import Page, parse_limit
 from plexica_sdk.errors import PermissionDeniedError
+from plexica_sdk.schema import Query
 from plexica_sdk.types import Principal, TenantContext
 
-__all__ = ["allowed", "as_json", "body_object", "iso", "page_json", "paging", "tenant_user"]
+__all__ = ["PAGING", "allowed", "as_json", "iso", "page_json", "paging", "tenant_user"]
+
+#: The query parameters of every paginated list.
+PAGING = (
+    Query(name="cursor", description="from the previous page's next_cursor"),
+    Query(name="limit", schema={"type": "integer", "minimum": 1, "maximum": 200}, description="1-200, default 50"),
+)
 
 
 async def tenant_user(request: Request, permission: str) -> tuple[TenantContext, Principal]:
@@ -33,12 +40,6 @@ async def allowed(request: Request, ctx: TenantContext, permission: str) -> bool
     """Whether the caller holds ``permission`` (never raises for a denial)."""
     decision = await services_of(request).authorizer.authorize(ctx, permission)
     return decision.allowed
-
-
-async def body_object(request: Request) -> dict[str, Any]:
-    """The JSON object the request sent (422 for anything else)."""
-    data: dict[str, Any] = await json_body(request, dict)
-    return data
 
 
 def paging(request: Request) -> tuple[str | None, int]:

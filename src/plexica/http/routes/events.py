@@ -13,8 +13,10 @@ from starlette.routing import Route
 
 from plexica.events.dlq import describe
 from plexica.http.guards import require_super_admin
+from plexica.http.schemas.platform import DeadLetterFull, DeadLetterList
 from plexica.http.services import services_of
 from plexica_sdk.http import query_int
+from plexica_sdk.schema import Query, api
 
 __all__ = ["routes"]
 
@@ -25,6 +27,10 @@ def _limit(request: Request) -> int:
     return query_int(request, "limit", default=100, minimum=1, maximum=MAX_LIMIT)
 
 
+@api(
+    response=DeadLetterList,
+    query=(Query(name="limit", schema={"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),),
+)
 async def list_dead_letters(request: Request) -> JSONResponse:
     """Dead letters not yet replayed or dismissed, oldest first (super-admin)."""
     require_super_admin(request)
@@ -32,6 +38,7 @@ async def list_dead_letters(request: Request) -> JSONResponse:
     return JSONResponse({"items": [describe(letter) for letter in letters]})
 
 
+@api(response=DeadLetterFull)
 async def get_dead_letter(request: Request) -> JSONResponse:
     """One dead letter, with its event and headers (super-admin)."""
     require_super_admin(request)
@@ -39,6 +46,7 @@ async def get_dead_letter(request: Request) -> JSONResponse:
     return JSONResponse(describe(letter, full=True))
 
 
+@api(status=204, errors=(409,))
 async def replay_dead_letter(request: Request) -> Response:
     """Publish a dead letter's event again to its original topic, for the failed subscription (super-admin)."""
     require_super_admin(request)
@@ -46,6 +54,7 @@ async def replay_dead_letter(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@api(status=204, errors=(409,))
 async def dismiss_dead_letter(request: Request) -> Response:
     """Drop a dead letter without replaying it (super-admin)."""
     require_super_admin(request)

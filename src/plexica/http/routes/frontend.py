@@ -13,8 +13,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from plexica.http.guards import require_tenant
+from plexica.http.schemas.platform import FrontendManifest
 from plexica.http.services import services_of
 from plexica_sdk.converter import unstructure
+from plexica_sdk.schema import Header, api
 
 __all__ = ["CACHE_CONTROL", "routes"]
 
@@ -22,6 +24,12 @@ __all__ = ["CACHE_CONTROL", "routes"]
 CACHE_CONTROL = "private, max-age=60"
 
 
+@api(
+    response=FrontendManifest,
+    headers=(Header(name="If-None-Match", description="an ETag of an earlier answer: 304 when unchanged"),),
+    errors=(304,),
+    response_headers=("ETag",),
+)
 async def get_frontend(request: Request) -> Response:
     """The caller's remotes: plugin, version, scope, remote entry URL and the modules they may use."""
     ctx = require_tenant(request)

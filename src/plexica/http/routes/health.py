@@ -12,15 +12,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from plexica.http.schemas.platform import Health, Ready
 from plexica.http.scope import request_state
 from plexica.http.services import services_of
 from plexica_sdk.errors import BackendUnavailableError
+from plexica_sdk.schema import Header, api
 
 __all__ = ["routes"]
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
+@api(
+    response=Health,
+    public=True,
+    headers=(Header(name="X-Health-Token", description="shows the checks and plugins to operators"),),
+)
 async def health(request: Request) -> JSONResponse:
     """Every dependency's status and latency (details only for those allowed to see them)."""
     services = services_of(request)
@@ -36,6 +43,7 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if report.healthy else 503, headers=_NO_STORE)
 
 
+@api(response=Ready, public=True)
 async def ready(request: Request) -> JSONResponse:
     """Readiness: the database answers within the health timeout.
 

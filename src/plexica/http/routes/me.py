@@ -7,13 +7,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from plexica.http.guards import require_permission, require_principal
+from plexica.http.schemas.platform import Me, PluginList
 from plexica.http.services import services_of
 from plexica_sdk import context
 from plexica_sdk.converter import unstructure
+from plexica_sdk.schema import api
 
 __all__ = ["routes"]
 
 
+@api(response=Me)
 async def me(request: Request) -> JSONResponse:
     """Who the token says the caller is, and in which tenant."""
     principal = require_principal(request)
@@ -30,6 +33,7 @@ async def me(request: Request) -> JSONResponse:
     )
 
 
+@api(response=PluginList)
 async def list_plugins(request: Request) -> JSONResponse:
     """The plugins of this host; inside a tenant, with whether each is installed there."""
     services = services_of(request)

@@ -15,10 +15,27 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from plexica.http.guards import json_body, require_permission, require_tenant
+from plexica.http.schemas.permissions import (
+    CheckResult,
+    ExplanationOut,
+    GrantInput,
+    GrantList,
+    PermissionQuestion,
+    PolicyInput,
+    PolicyList,
+    PolicyOut,
+    PolicyUpdate,
+    RoleInput,
+    RoleList,
+    RoleUpdate,
+)
 from plexica.http.services import services_of
 from plexica.permissions import Explanation, is_permission_key, policy_from_json, policy_to_json
 from plexica.permissions.repository import GrantRow, PolicyRow
+from plexica.permissions.service import RoleInfo
+from plexica_sdk.converter import unstructure
 from plexica_sdk.errors import NotFoundError, ValidationError
+from plexica_sdk.schema import Query, api
 from plexica_sdk.types import TenantContext
 
 __all__ = ["routes"]
@@ -56,24 +73,15 @@ def _explanation_json(explanation: Explanation) -> dict[str, Any]:
     }
 
 
-def _optional_str(body: dict[str, Any], field: str) -> str | None:
-    value = body.get(field)
-    if value is not None and not isinstance(value, str):
-        raise ValidationError(f"{field} must be a string", field=field)
-    return value
-
-
 async def _question(request: Request) -> tuple[TenantContext, str, dict[str, Any] | None, str | None]:
     """``(ctx, permission, resource, user_id)`` of a check or explain request."""
     ctx = require_tenant(request)
-    body = await json_body(request, dict)
-    permission = body.get("permission")
-    if not isinstance(permission, str) or not is_permission_key(permission):
+    body = await json_body(request, PermissionQuestion)
+    permission = body.permission
+    if not is_permission_key(permission):
         raise ValidationError("permission must be a key such as notes:note:read", field="permission")
-    resource = body.get("resource")
-    if resource is not None and not isinstance(resource, dict):
-        raise ValidationError("resource must be an object of attributes", field="resource")
-    user_id = _optional_str(body, "user_id")
+    resource = dict(body.resource) if body.resource is not None else None
+    user_id = body.user_id
     if user_id is not None and (ctx.user is None or user_id != ctx.user.id):
         await require_permission(request, INSPECT)
     else:
@@ -81,6 +89,7 @@ async def _question(request: Request) -> tuple[TenantContext, str, dict[str, Any
     return ctx, permission, resource, user_id
 
 
+@api(request=PermissionQuestion, response=CheckResult)
 async def check(request: Request) -> JSONResponse:
     """Whether the caller (or, for inspectors, ``user_id``) holds ``permission`` on ``resource``."""
     ctx, permission, resource, user_id = await _question(request)
@@ -92,6 +101,7 @@ async def check(request: Request) -> JSONResponse:
     return JSONResponse({"permission": permission, "allowed": decision.allowed})
 
 
+@api(request=PermissionQuestion, response=ExplanationOut)
 async def explain(request: Request) -> JSONResponse:
     """The decision with its working: roles in effect, the deciding grant or policy, every policy."""
     ctx, permission, resource, user_id = await _question(request)
@@ -102,45 +112,47 @@ async def explain(request: Request) -> JSONResponse:
 # -------------------------------------------------------------------- roles
 
 
+@api(response=RoleList)
 async def list_roles(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:read")
     roles = await services_of(request).permission_service.list_roles(ctx)
     return JSONResponse({"items": [attrs.asdict(role) for role in roles]})
 
 
+@api(response=RoleInfo)
 async def get_role(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:read")
     role = await services_of(request).permission_service.get_role(ctx, request.path_params["name"])
     return JSONResponse(attrs.asdict(role))
 
 
+@api(request=RoleInput, response=RoleInfo, status=201, errors=(409,), response_headers=("Location",))
 async def create_role(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:write")
-    body = await json_body(request, dict)
-    role = await services_of(request).permission_service.create_role(
-        ctx, body.get("name", ""), body.get("permissions", []), body.get("description", "")
-    )
+    body = await json_body(request, RoleInput)
+    role = await services_of(request).permission_service.create_role(ctx, body.name, body.permissions, body.description)
     return JSONResponse(attrs.asdict(role), status_code=201, headers={"Location": f"{request.url.path}/{role.name}"})
 
 
+@api(request=RoleUpdate, response=RoleInfo, errors=(409,))
 async def update_role(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:write")
-    body = await json_body(request, dict)
+    body = await json_body(request, RoleUpdate)
     name = request.path_params["name"]
-    if body.get("name", name) != name:
+    if body.name not in (None, name):
         raise ValidationError("the name in the body must match the role's", field="name")
-    role = await services_of(request).permission_service.update_role(
-        ctx, name, body.get("permissions", []), body.get("description", "")
-    )
+    role = await services_of(request).permission_service.update_role(ctx, name, body.permissions, body.description)
     return JSONResponse(attrs.asdict(role))
 
 
+@api(status=204, errors=(409,))
 async def delete_role(request: Request) -> Response:
     ctx = await require_permission(request, "core:role:write")
     await services_of(request).permission_service.delete_role(ctx, request.path_params["name"])
     return Response(status_code=204)
 
 
+@api(response=GrantList, query=(Query(name="user_id"), Query(name="team_id")))
 async def list_grants(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:read")
     query = request.query_params
@@ -150,20 +162,22 @@ async def list_grants(request: Request) -> JSONResponse:
     return JSONResponse({"items": [_grant_json(grant) for grant in grants]})
 
 
+@api(request=GrantInput, response=GrantRow, status=201, errors=(409,))
 async def grant_role(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:role:grant")
-    body = await json_body(request, dict)
+    body = await json_body(request, GrantInput)
     grant = await services_of(request).permission_service.grant(
         ctx,
         request.path_params["name"],
-        user_id=_optional_str(body, "user_id"),
-        team_id=_optional_str(body, "team_id"),
-        workspace_id=_optional_str(body, "workspace_id"),
+        user_id=body.user_id,
+        team_id=body.team_id,
+        workspace_id=body.workspace_id,
         granted_by=ctx.user.id if ctx.user else None,
     )
     return JSONResponse(_grant_json(grant), status_code=201)
 
 
+@api(status=204)
 async def revoke_grant(request: Request) -> Response:
     ctx = await require_permission(request, "core:role:grant")
     service = services_of(request).permission_service
@@ -177,35 +191,41 @@ async def revoke_grant(request: Request) -> Response:
 # ----------------------------------------------------------------- policies
 
 
+@api(response=PolicyList)
 async def list_policies(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:policy:read")
     rows = await services_of(request).permission_service.list_policies(ctx)
     return JSONResponse({"items": [_policy_json(row) for row in rows]})
 
 
+@api(response=PolicyOut)
 async def get_policy(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:policy:read")
     row = await services_of(request).permission_service.get_policy(ctx, request.path_params["id"])
     return JSONResponse(_policy_json(row))
 
 
+@api(request=PolicyInput, response=PolicyOut, status=201, errors=(409,), response_headers=("Location",))
 async def create_policy(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:policy:write")
-    policy = policy_from_json(await json_body(request, dict))
+    policy = policy_from_json(unstructure(await json_body(request, PolicyInput)))
     row = await services_of(request).permission_service.create_policy(ctx, policy)
     return JSONResponse(_policy_json(row), status_code=201, headers={"Location": f"{request.url.path}/{policy.id}"})
 
 
+@api(request=PolicyUpdate, response=PolicyOut, errors=(409,))
 async def update_policy(request: Request) -> JSONResponse:
     ctx = await require_permission(request, "core:policy:write")
-    body = await json_body(request, dict)
-    body.setdefault("id", request.path_params["id"])
+    body = unstructure(await json_body(request, PolicyUpdate))
+    if body["id"] is None:
+        body["id"] = request.path_params["id"]
     row = await services_of(request).permission_service.update_policy(
         ctx, request.path_params["id"], policy_from_json(body)
     )
     return JSONResponse(_policy_json(row))
 
 
+@api(status=204, errors=(409,))
 async def delete_policy(request: Request) -> Response:
     ctx = await require_permission(request, "core:policy:write")
     await services_of(request).permission_service.delete_policy(ctx, request.path_params["id"])

@@ -15,7 +15,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from plexica.http.guards import json_body, require_permission
+from plexica.http.schemas.platform import PluginConfig
 from plexica.http.services import services_of
+from plexica_sdk.schema import api
 
 __all__ = ["CONFIGURE", "routes"]
 
@@ -26,6 +28,7 @@ def _body(plugin: str, config: dict[str, Any], schema: Any) -> JSONResponse:
     return JSONResponse({"plugin": plugin, "config": config, "schema": dict(schema)})
 
 
+@api(response=PluginConfig)
 async def get_config(request: Request) -> JSONResponse:
     """The plugin's configuration in the caller's tenant, schema defaults filled in, and its schema."""
     ctx = await require_permission(request, CONFIGURE)
@@ -33,6 +36,7 @@ async def get_config(request: Request) -> JSONResponse:
     return _body(name, await service.get(ctx, name), service.schema(name))
 
 
+@api(request=dict[str, Any], response=PluginConfig)
 async def put_config(request: Request) -> JSONResponse:
     """Replace the plugin's configuration in the caller's tenant (the body is the whole object)."""
     ctx = await require_permission(request, CONFIGURE)
@@ -41,6 +45,7 @@ async def put_config(request: Request) -> JSONResponse:
     return _body(name, await service.set(ctx.slug, name, config), service.schema(name))
 
 
+@api(request=dict[str, Any], response=PluginConfig)
 async def patch_config(request: Request) -> JSONResponse:
     """Merge a JSON Merge Patch into the plugin's configuration (``null`` resets a key to its default)."""
     ctx = await require_permission(request, CONFIGURE)

@@ -4,32 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from plexica.http.guards import json_body, require_principal, require_super_admin
+from plexica.http.schemas.tenants import CreateTenant, TenantInfo, TenantList
 from plexica.http.services import services_of
 from plexica.tenancy.naming import validate_slug
 from plexica_sdk import context
 from plexica_sdk.converter import unstructure
 from plexica_sdk.errors import NotFoundError
+from plexica_sdk.schema import api
 
 __all__ = ["routes"]
-
-
-@attrs.frozen(kw_only=True)
-class CreateTenant:
-    slug: str
-    name: str | None = None
-    plan: str = "standard"
 
 
 def _tenant_json(tenant: Any) -> dict[str, Any]:
     return unstructure(tenant)  # type: ignore[no-any-return]
 
 
+@api(request=CreateTenant, response=TenantInfo, status=201, errors=(409,), response_headers=("Location",))
 async def create_tenant(request: Request) -> JSONResponse:
     """Provision a tenant (super-admin)."""
     require_super_admin(request)
@@ -41,6 +36,7 @@ async def create_tenant(request: Request) -> JSONResponse:
     )
 
 
+@api(response=TenantList)
 async def list_tenants(request: Request) -> JSONResponse:
     """List tenants (super-admin)."""
     require_super_admin(request)
@@ -48,6 +44,7 @@ async def list_tenants(request: Request) -> JSONResponse:
     return JSONResponse({"items": [_tenant_json(t) for t in tenants]})
 
 
+@api(response=TenantInfo)
 async def get_tenant(request: Request) -> JSONResponse:
     """One tenant: super-admins see any; a tenant's users see only their own."""
     principal = require_principal(request)
@@ -59,18 +56,21 @@ async def get_tenant(request: Request) -> JSONResponse:
     return JSONResponse(_tenant_json(await services_of(request).tenants.get(slug)))
 
 
+@api(response=TenantInfo, errors=(409,))
 async def suspend_tenant(request: Request) -> JSONResponse:
     """Suspend a tenant: its users are refused at once (super-admin)."""
     require_super_admin(request)
     return JSONResponse(_tenant_json(await services_of(request).tenants.suspend(request.path_params["slug"])))
 
 
+@api(response=TenantInfo, errors=(409,))
 async def resume_tenant(request: Request) -> JSONResponse:
     """Resume a suspended tenant (super-admin)."""
     require_super_admin(request)
     return JSONResponse(_tenant_json(await services_of(request).tenants.resume(request.path_params["slug"])))
 
 
+@api(status=204, errors=(409,))
 async def delete_tenant(request: Request) -> Response:
     """Delete a tenant and all its data (super-admin)."""
     require_super_admin(request)

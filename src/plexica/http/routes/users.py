@@ -13,10 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plexica.http.guards import require_super_admin
-from plexica.http.routes._people import as_json, body_object, iso, page_json, paging, tenant_user
+from plexica.http.guards import json_body, require_super_admin
+from plexica.http.routes._people import PAGING, as_json, iso, page_json, paging, tenant_user
+from plexica.http.schemas.people import GrantSuperAdmin, SuperAdminList, UserPage
 from plexica.http.services import services_of
 from plexica.identity.models import SuperAdmin, UserProfile
+from plexica_sdk.schema import Query, api
 
 __all__ = ["routes"]
 
@@ -42,6 +44,10 @@ def _super_admin_json(entry: SuperAdmin) -> dict[str, Any]:
     return as_json(entry)
 
 
+_STATUS = Query(name="status", schema={"enum": ["active", "disabled", "removed"]}, description="only users in it")
+
+
+@api(response=UserPage, query=(*PAGING, _STATUS))
 async def list_users(request: Request) -> JSONResponse:
     """The tenant's users by username, paginated; ``status`` filters (``active``, ``disabled``, ``removed``)."""
     ctx, _ = await tenant_user(request, READ)
@@ -52,11 +58,13 @@ async def list_users(request: Request) -> JSONResponse:
     return JSONResponse(page_json(page, _user_json))
 
 
+@api(response=UserProfile)
 async def get_user(request: Request) -> JSONResponse:
     ctx, _ = await tenant_user(request, READ)
     return JSONResponse(_user_json(await services_of(request).users.get(ctx, request.path_params["user_id"])))
 
 
+@api(response=UserProfile, errors=(409,))
 async def disable_user(request: Request) -> JSONResponse:
     """Refuse a user from their next request on; memberships stay."""
     ctx, principal = await tenant_user(request, MANAGE)
@@ -64,6 +72,7 @@ async def disable_user(request: Request) -> JSONResponse:
     return JSONResponse(_user_json(user))
 
 
+@api(response=UserProfile, errors=(409,))
 async def enable_user(request: Request) -> JSONResponse:
     """Let a disabled or removed user in again (a removed one has no memberships left)."""
     ctx, principal = await tenant_user(request, MANAGE)
@@ -71,6 +80,7 @@ async def enable_user(request: Request) -> JSONResponse:
     return JSONResponse(_user_json(user))
 
 
+@api(status=204, errors=(409,))
 async def remove_user(request: Request) -> Response:
     """Remove a user: disabled at once, every team and workspace membership dropped."""
     ctx, principal = await tenant_user(request, MANAGE)
@@ -78,24 +88,25 @@ async def remove_user(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@api(response=SuperAdminList)
 async def list_super_admins(request: Request) -> JSONResponse:
     require_super_admin(request)
     entries = await services_of(request).super_admins.list()
     return JSONResponse({"items": [_super_admin_json(entry) for entry in entries]})
 
 
+@api(request=GrantSuperAdmin, response=SuperAdmin, status=201, errors=(409,), response_headers=("Location",))
 async def grant_super_admin(request: Request) -> JSONResponse:
     """Put a platform-realm user on the allow-list (the first entry must be the caller)."""
     principal = require_super_admin(request)
-    body = await body_object(request)
-    entry = await services_of(request).super_admins.grant(
-        body.get("user_id"), username=body.get("username"), granted_by=principal
-    )
+    body = await json_body(request, GrantSuperAdmin)
+    entry = await services_of(request).super_admins.grant(body.user_id, username=body.username, granted_by=principal)
     return JSONResponse(
         _super_admin_json(entry), status_code=201, headers={"Location": f"{request.url.path}/{entry.user_id}"}
     )
 
 
+@api(status=204, errors=(409,))
 async def revoke_super_admin(request: Request) -> Response:
     """Take a user off the allow-list (never the last one)."""
     principal = require_super_admin(request)

@@ -17,11 +17,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from plexica.http.guards import json_body, patch_body
 from plexica.http.problems import PreconditionRequiredError
-from plexica.http.routes._people import allowed, body_object, iso, page_json, paging, tenant_user
+from plexica.http.routes._people import PAGING, allowed, page_json, paging, tenant_user
+from plexica.http.schemas.workspaces import (
+    AddMember,
+    CreateWorkspace,
+    MemberPage,
+    MoveWorkspace,
+    UpdateMember,
+    UpdateWorkspace,
+    WorkspaceOut,
+    WorkspacePage,
+)
 from plexica.http.services import services_of
 from plexica.workspaces.models import Actor, Member, Workspace
+from plexica_sdk.converter import unstructure
 from plexica_sdk.errors import ValidationError
+from plexica_sdk.schema import Header, Query, api
 from plexica_sdk.types import TenantContext
 
 __all__ = ["routes"]
@@ -57,34 +70,39 @@ def _if_match(request: Request, *, required: bool) -> int | None:
     return int(value)
 
 
+_IF_MATCH_SCHEMA = {"type": "string", "pattern": r'^(\*|(W/)?"?[0-9]{1,9}"?)$'}
+IF_MATCH = Header(name="If-Match", schema=_IF_MATCH_SCHEMA, required=True, description='the ETag: "3", or *')
+IF_MATCH_OPTIONAL = Header(name="If-Match", schema=_IF_MATCH_SCHEMA, description='the ETag: "3", or *')
+_LIST_QUERY = (
+    *PAGING,
+    Query(name="parent_id", description="a workspace id, or root"),
+    Query(name="status", schema={"enum": ["active", "archived", "all"]}, description="default active"),
+    Query(name="mine", schema={"type": "string"}, description="true: only the caller's"),
+)
+
+
 def _workspace_json(workspace: Workspace) -> dict[str, Any]:
-    return {
-        "id": workspace.id,
-        "name": workspace.name,
-        "slug": workspace.slug,
-        "description": workspace.description,
-        "parent_id": workspace.parent_id,
-        "ancestor_ids": list(workspace.ancestor_ids),
-        "depth": workspace.depth,
-        "status": workspace.status,
-        "version": workspace.version,
-        "role": workspace.role,
-        "created_by": workspace.created_by,
-        "created_at": iso(workspace.created_at),
-        "updated_at": iso(workspace.updated_at),
-        "archived_at": iso(workspace.archived_at),
-    }
+    out = WorkspaceOut(
+        id=workspace.id,
+        name=workspace.name,
+        slug=workspace.slug,
+        description=workspace.description,
+        parent_id=workspace.parent_id,
+        ancestor_ids=tuple(workspace.ancestor_ids),
+        depth=workspace.depth,
+        status=workspace.status,
+        version=workspace.version,
+        role=workspace.role,
+        created_by=workspace.created_by,
+        created_at=workspace.created_at,
+        updated_at=workspace.updated_at,
+        archived_at=workspace.archived_at,
+    )
+    return unstructure(out)  # type: ignore[no-any-return]
 
 
 def _member_json(member: Member) -> dict[str, Any]:
-    return {
-        "workspace_id": member.workspace_id,
-        "user_id": member.user_id,
-        "username": member.username,
-        "role": member.role,
-        "created_at": iso(member.created_at),
-        "updated_at": iso(member.updated_at),
-    }
+    return unstructure(member)  # type: ignore[no-any-return]
 
 
 def _respond(workspace: Workspace, status_code: int = 200, **headers: str) -> JSONResponse:
@@ -93,21 +111,18 @@ def _respond(workspace: Workspace, status_code: int = 200, **headers: str) -> JS
     )
 
 
+@api(request=CreateWorkspace, response=WorkspaceOut, status=201, errors=(409,), response_headers=("ETag", "Location"))
 async def create_workspace(request: Request) -> JSONResponse:
     """Create a workspace (a root, or under ``parent_id``); the caller becomes its admin."""
     ctx, actor = await _actor(request, CREATE)
-    body = await body_object(request)
+    body = await json_body(request, CreateWorkspace)
     workspace = await services_of(request).workspaces.create(
-        ctx,
-        actor,
-        name=body.get("name"),
-        slug=body.get("slug"),
-        description=body.get("description"),
-        parent_id=body.get("parent_id"),
+        ctx, actor, name=body.name, slug=body.slug, description=body.description, parent_id=body.parent_id
     )
     return _respond(workspace, 201, Location=f"{request.url.path}/{workspace.id}")
 
 
+@api(response=WorkspacePage, query=_LIST_QUERY)
 async def list_workspaces(request: Request) -> JSONResponse:
     """The caller's workspaces by name (every workspace with ``core:workspace:manage``), paginated.
 
@@ -129,23 +144,26 @@ async def list_workspaces(request: Request) -> JSONResponse:
     return JSONResponse(page_json(page, _workspace_json))
 
 
+@api(response=WorkspaceOut, response_headers=("ETag",))
 async def get_workspace(request: Request) -> JSONResponse:
     """One workspace (404 unless the caller is a member or holds ``core:workspace:manage``)."""
     ctx, actor = await _actor(request)
     return _respond(await services_of(request).workspaces.get(ctx, actor, request.path_params["workspace_id"]))
 
 
+@api(request=UpdateWorkspace, response=WorkspaceOut, headers=(IF_MATCH,), errors=(409, 428), response_headers=("ETag",))
 async def update_workspace(request: Request) -> JSONResponse:
     """Change name, slug or description (workspace admins; ``If-Match`` required)."""
     ctx, actor = await _actor(request)
     version = _if_match(request, required=True)
-    changes = await body_object(request)
+    changes = await patch_body(request, UpdateWorkspace)
     workspace = await services_of(request).workspaces.update(
         ctx, actor, request.path_params["workspace_id"], changes, version=version
     )
     return _respond(workspace)
 
 
+@api(response=WorkspaceOut, headers=(IF_MATCH_OPTIONAL,), errors=(409,), response_headers=("ETag",))
 async def archive_workspace(request: Request) -> JSONResponse:
     """Archive a workspace and all its descendants (workspace admins)."""
     ctx, actor = await _actor(request)
@@ -155,6 +173,7 @@ async def archive_workspace(request: Request) -> JSONResponse:
     return _respond(workspace)
 
 
+@api(response=WorkspaceOut, headers=(IF_MATCH_OPTIONAL,), errors=(409,), response_headers=("ETag",))
 async def restore_workspace(request: Request) -> JSONResponse:
     """Restore an archived workspace and the descendants archived with it (workspace admins)."""
     ctx, actor = await _actor(request)
@@ -164,18 +183,24 @@ async def restore_workspace(request: Request) -> JSONResponse:
     return _respond(workspace)
 
 
+@api(
+    request=MoveWorkspace,
+    response=WorkspaceOut,
+    headers=(IF_MATCH_OPTIONAL,),
+    errors=(409,),
+    response_headers=("ETag",),
+)
 async def move_workspace(request: Request) -> JSONResponse:
     """Move a workspace with its subtree under ``parent_id`` (``null``: make it a root)."""
     ctx, actor = await _actor(request)
-    body = await body_object(request)
-    if "parent_id" not in body:
-        raise ValidationError("parent_id is required (null makes a root)", field="parent_id")
+    body = await json_body(request, MoveWorkspace)
     workspace = await services_of(request).workspaces.move(
-        ctx, actor, request.path_params["workspace_id"], body["parent_id"], version=_if_match(request, required=False)
+        ctx, actor, request.path_params["workspace_id"], body.parent_id, version=_if_match(request, required=False)
     )
     return _respond(workspace)
 
 
+@api(response=MemberPage, query=PAGING)
 async def list_members(request: Request) -> JSONResponse:
     """A workspace's members by user id, paginated."""
     ctx, actor = await _actor(request)
@@ -186,28 +211,31 @@ async def list_members(request: Request) -> JSONResponse:
     return JSONResponse(page_json(page, _member_json))
 
 
+@api(request=AddMember, response=Member, status=201, errors=(409,), response_headers=("Location",))
 async def add_member(request: Request) -> JSONResponse:
     """Add a user with a role (``admin``, ``member``, ``viewer``; default ``member``)."""
     ctx, actor = await _actor(request)
-    body = await body_object(request)
+    body = await json_body(request, AddMember)
     member = await services_of(request).workspaces.add_member(
-        ctx, actor, request.path_params["workspace_id"], body.get("user_id"), body.get("role", "member")
+        ctx, actor, request.path_params["workspace_id"], body.user_id, body.role
     )
     return JSONResponse(
         _member_json(member), status_code=201, headers={"Location": f"{request.url.path}/{member.user_id}"}
     )
 
 
+@api(request=UpdateMember, response=Member, errors=(409,))
 async def update_member(request: Request) -> JSONResponse:
     """Change a member's role; the last admin cannot be demoted (409)."""
     ctx, actor = await _actor(request)
-    body = await body_object(request)
+    body = await json_body(request, UpdateMember)
     member = await services_of(request).workspaces.set_role(
-        ctx, actor, request.path_params["workspace_id"], request.path_params["user_id"], body.get("role")
+        ctx, actor, request.path_params["workspace_id"], request.path_params["user_id"], body.role
     )
     return JSONResponse(_member_json(member))
 
 
+@api(status=204, errors=(409,))
 async def remove_member(request: Request) -> Response:
     """Remove a member (or leave); the last admin cannot be removed (409)."""
     ctx, actor = await _actor(request)
