@@ -27,7 +27,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,12 +70,10 @@ class _TenantAttributes(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         tenant_id, slug, user_id = context_ids()
-        if tenant_id is not None:
-            span.set_attribute("tenant.id", tenant_id)
-        if slug is not None:
-            span.set_attribute("tenant.slug", slug)
-        if user_id is not None:
-            span.set_attribute("user.id", user_id)
+        if tenant_id is None and user_id is None:
+            return
+        found = {"tenant.id": tenant_id, "tenant.slug": slug, "user.id": user_id}
+        span.set_attributes({key: value for key, value in found.items() if value is not None})  # one lock, not three
 
     def on_end(self, span: ReadableSpan) -> None:
         return None
@@ -93,7 +91,10 @@ class Tracing:
         self.settings = settings
         self.provider = TracerProvider(
             resource=Resource.create({"service.name": settings.service_name}),
-            sampler=ParentBased(TraceIdRatioBased(settings.sampler_ratio)),
+            # Always-on skips the ratio sampler's per-span trace-id arithmetic.
+            sampler=ParentBased(
+                ALWAYS_ON if settings.sampler_ratio >= 1.0 else TraceIdRatioBased(settings.sampler_ratio)
+            ),
         )
         self.provider.add_span_processor(_TenantAttributes())
         self._export = _Export(settings)
@@ -394,11 +395,10 @@ def _instrument_sqlalchemy(provider: trace.TracerProvider) -> None:
     # The host's engines are created lazily (one per SQLite tenant file), so each is instrumented
     # by the contrib EngineTracer on its first connection rather than by wrapping create_engine.
     import sqlalchemy as sa
-    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
     from opentelemetry.instrumentation.sqlalchemy.version import __version__ as sa_instr_version
 
     tracer = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", sa_instr_version)
-    usage = NoOpMeterProvider().get_meter("plexica").create_up_down_counter("db.client.connections.usage")
+    engine_tracer = _lean_engine_tracer()
     seen: weakref.WeakSet[sa.engine.Engine] = weakref.WeakSet()
     lock = threading.Lock()
 
@@ -411,6 +411,68 @@ def _instrument_sqlalchemy(provider: trace.TracerProvider) -> None:
         with lock:
             if engine not in seen:
                 seen.add(engine)
-                EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]
+                engine_tracer(tracer, engine)
 
     sa.event.listen(sa.engine.Engine, "engine_connect", on_connect)
+
+
+def _lean_engine_tracer() -> Any:
+    """The contrib ``EngineTracer``, minus the per-statement work that tells an operator nothing.
+
+    The benchmark (``benchmarks/observability_bench.py``) found the query span the largest cost of
+    tracing a request. The contrib tracer recomputes the engine's connection attributes for every
+    statement, sets each attribute under the span's lock after the span started, makes the span
+    current only for the SQL commenter (off here), and keeps four pool listeners feeding a
+    connection-usage counter that goes to a no-op meter (the host's own metrics count queries).
+    This subclass keeps its span (name, kind, ``db.*`` attributes from the same semantic-convention
+    helpers, end and error handling) and does that work once per engine, passing every attribute
+    at span creation.
+    """
+    from opentelemetry.instrumentation._semconv import _set_db_operation, _set_db_statement, _set_db_system
+    from opentelemetry.instrumentation.sqlalchemy import engine as contrib
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    usage = NoOpMeterProvider().get_meter("plexica").create_up_down_counter("db.client.connections.usage")
+
+    class LeanEngineTracer(contrib.EngineTracer):
+        def __init__(self, tracer: trace.Tracer, engine: Any) -> None:
+            self._static: dict[str, Any] | None = None
+            self._db_name: str | None = None
+            super().__init__(tracer, engine, usage)  # type: ignore[no-untyped-call]
+
+        @classmethod
+        def _register_event_listener(cls, target: Any, identifier: str, func: Any, *args: Any, **kw: Any) -> None:
+            if identifier not in _POOL_EVENTS:
+                super()._register_event_listener(target, identifier, func, *args, **kw)  # type: ignore[no-untyped-call]
+
+        def _connection_attributes(self, conn: Any, cursor: Any) -> dict[str, Any]:
+            db_mode, http_mode = self._sem_conv_opt_in_mode_db, self._sem_conv_opt_in_mode_http
+            found: dict[str, Any]
+            found, from_url = contrib._get_attributes_from_url(conn.engine.url, db_mode, http_mode)  # type: ignore[no-untyped-call]
+            if not from_url:
+                found = contrib._get_attributes_from_cursor_or_conn(  # type: ignore[no-untyped-call]
+                    self.vendor, conn, cursor, found, db_mode, http_mode
+                )
+            _set_db_system(found, self.vendor, db_mode)
+            self._db_name = contrib._get_db_name_from_cursor_or_conn(self.vendor, conn, cursor)  # type: ignore[no-untyped-call]
+            return found
+
+        def _before_cur_exec(
+            self, conn: Any, cursor: Any, statement: Any, params: Any, context: Any, _executemany: bool
+        ) -> tuple[Any, Any]:
+            if not is_instrumentation_enabled():
+                return statement, params
+            static = self._static
+            if static is None:  # an engine's URL, database and server do not change between statements
+                static = self._static = self._connection_attributes(conn, cursor)
+            attributes = dict(static)
+            name: str = self._operation_name(self._db_name, statement)  # type: ignore[no-untyped-call]
+            _set_db_statement(attributes, statement, self._sem_conv_opt_in_mode_db)
+            _set_db_operation(attributes, name, self._sem_conv_opt_in_mode_db)
+            context._otel_span = self.tracer.start_span(name, kind=trace.SpanKind.CLIENT, attributes=attributes)
+            return statement, params
+
+    return LeanEngineTracer
+
+
+_POOL_EVENTS: Final = frozenset({"connect", "close", "checkin", "checkout"})

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 import plexica_sdk
 from plexica_plugin_notes.models import notes
-from plexica_sdk.errors import ConflictError, NotFoundError, ValidationError
+from plexica_sdk.errors import ConflictError, NotFoundError
 
 READ = "notes:note:read"
 WRITE = "notes:note:write"
@@ -38,26 +38,47 @@ def _note(row: Any) -> dict[str, Any]:
 
 @attrs.frozen(kw_only=True)
 class NoteInput:
-    """The body of ``POST /notes`` and ``PUT /notes/{id}``; unknown fields and wrong types are refused (422)."""
+    """The body of ``POST /notes`` and ``PUT /notes/{id}``.
 
+    Unknown fields, wrong types and lengths out of range are refused (422 naming the field).
+    """
+
+    title: str = attrs.field(validator=[attrs.validators.min_len(1), attrs.validators.max_len(200)])
+    body: str = attrs.field(default="", validator=attrs.validators.max_len(100_000))
+
+
+@attrs.frozen(kw_only=True)
+class Note:
+    """A note as the API answers it."""
+
+    id: str
     title: str
-    body: str = ""
+    body: str
+    author_id: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
+class NoteList:
+    items: tuple[Note, ...]
+
+
+_LIMIT = plexica_sdk.Query(
+    name="limit", schema={"type": "integer", "minimum": 1, "maximum": 200}, description="default 50"
+)
 
 
 async def _input(request: Request) -> NoteInput:
-    # Size-capped while it streams, depth-bounded, NUL and lone surrogates refused, types checked: all 4xx.
-    note = await plexica_sdk.json_body(request, NoteInput)
-    if not 1 <= len(note.title) <= 200:
-        raise ValidationError("title must be a string of 1 to 200 characters", field="title")
-    if len(note.body) > 100_000:
-        raise ValidationError("body must be a string of at most 100000 characters", field="body")
-    return note
+    # Size-capped while it streams, depth-bounded, NUL and lone surrogates refused, types and lengths checked: all 4xx.
+    return await plexica_sdk.json_body(request, NoteInput)
 
 
 #: Built once, so each request reuses the statement and its memoized cache key; only ``limit`` varies.
 _NEWEST = sa.select(notes).order_by(notes.c.created_at.desc()).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
+@plexica_sdk.api(response=NoteList, query=(_LIMIT,))
 async def list_notes(request: Request) -> JSONResponse:
     """List the tenant's notes, newest first."""
     host = plexica_sdk.host(request)
@@ -68,6 +89,7 @@ async def list_notes(request: Request) -> JSONResponse:
     return JSONResponse({"items": [_note(row) for row in rows]})
 
 
+@plexica_sdk.api(request=NoteInput, response=Note, status=201, errors=(409,))
 async def create_note(request: Request) -> JSONResponse:
     """Create a note and publish ``notes.note.created``."""
     host = plexica_sdk.host(request)
@@ -98,6 +120,7 @@ async def create_note(request: Request) -> JSONResponse:
     return JSONResponse(_note(_Row(values)), status_code=201)
 
 
+@plexica_sdk.api(response=Note)
 async def get_note(request: Request) -> JSONResponse:
     """One note of the tenant."""
     host = plexica_sdk.host(request)
@@ -109,6 +132,7 @@ async def get_note(request: Request) -> JSONResponse:
     return JSONResponse(_note(row))
 
 
+@plexica_sdk.api(request=NoteInput, response=Note)
 async def update_note(request: Request) -> JSONResponse:
     """Replace a note's title and body."""
     host = plexica_sdk.host(request)
@@ -126,6 +150,7 @@ async def update_note(request: Request) -> JSONResponse:
     return JSONResponse(_note(row))
 
 
+@plexica_sdk.api(status=204)
 async def delete_note(request: Request) -> Response:
     """Delete a note."""
     host = plexica_sdk.host(request)

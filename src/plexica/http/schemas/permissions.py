@@ -28,10 +28,8 @@ __all__ = [
     "RoleUpdate",
 ]
 
-_KEYS = attrs.validators.and_(
-    attrs.validators.max_len(500),
-    attrs.validators.deep_iterable(attrs.validators.and_(attrs.validators.min_len(1), attrs.validators.max_len(255))),
-)
+_KEY: Any = attrs.validators.and_(attrs.validators.min_len(1), attrs.validators.max_len(255))
+_KEYS: Any = attrs.validators.and_(attrs.validators.max_len(500), attrs.validators.deep_iterable(_KEY))
 
 
 @attrs.frozen(kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import attrs
 
@@ -22,7 +23,7 @@ __all__ = [
 ]
 
 Role = WorkspaceRole
-_SLUG = attrs.validators.max_len(63)
+_SLUG: Any = attrs.validators.max_len(63)
 
 
 @attrs.frozen(kw_only=True)

@@ -1,0 +1,211 @@
+"""Wire protocol v1 between a host and a remote plugin: paths, headers, hook calls and errors.
+
+Both sides import this module, so a value or an error looks the same on either end of the wire:
+
+* hook calls: ``POST /.plexica/rpc`` with ``{"hook": name, "args": {...}}``; arguments and the
+  ``{"result": ...}`` are JSON made by the one cattrs converter, typed by the hook's spec in
+  :mod:`plexica_sdk.hookspecs`. ``tenant`` and ``host`` are never sent: the plugin takes the tenant
+  from the signed context token and builds its own host handle.
+* errors: RFC 9457 problem+json carrying the SDK error class (``error``) and its attributes
+  (``attributes``); :func:`decode_problem` re-creates the same exception class host-side.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Awaitable, Mapping
+from typing import Any, Final, Union, get_args, get_origin
+
+from plexica_sdk import errors as sdk_errors
+from plexica_sdk import hookspecs
+from plexica_sdk.converter import converter
+from plexica_sdk.errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    PlexicaError,
+    PluginCallError,
+    RateLimitedError,
+    TenantSuspendedError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
+from plexica_sdk.protocols import Cache, Host, ObjectStore
+
+__all__ = [
+    "CONTEXT_HEADER",
+    "HEALTH_PATH",
+    "MANIFEST_PATH",
+    "PROBLEM_JSON",
+    "PROTOCOL_HEADER",
+    "PROTOCOL_VERSION",
+    "RPC_HOOKS",
+    "RPC_PATH",
+    "decode_problem",
+    "decode_result",
+    "encode_problem",
+    "hook_argument_types",
+]
+
+PROTOCOL_VERSION: Final = 1
+#: Sent on every response of a remote plugin, and on every host call: the wire protocol version.
+PROTOCOL_HEADER: Final = "Plexica-Protocol"
+#: Carries the host-signed context token (``Authorization: Bearer`` is accepted too).
+CONTEXT_HEADER: Final = "Plexica-Context"
+MANIFEST_PATH: Final = "/.plexica/manifest"
+HEALTH_PATH: Final = "/.plexica/health"
+RPC_PATH: Final = "/.plexica/rpc"
+PROBLEM_JSON: Final = "application/problem+json"
+PROBLEM_TYPE_BASE: Final = "https://plexica.dev/problems/remote/"
+
+#: Arguments the host never sends: the plugin derives them from the verified context.
+LOCAL_ARGUMENTS: Final = frozenset({"tenant", "host"})
+#: Hooks that cannot cross a process boundary: routes are served natively, providers return live
+#: objects, and a migrations path names a directory on the plugin's own disk.
+_NOT_REMOTE: Final = frozenset(
+    {"plexica_routes", "plexica_cache_backend", "plexica_object_store_backend", "plexica_tenant_migrations"}
+)
+_SPECS: Final = {
+    name: fn
+    for name, fn in vars(hookspecs).items()
+    if name.startswith("plexica_") and inspect.isfunction(fn) and fn.__module__ == hookspecs.__name__
+}
+#: The hooks a host may call over ``POST /.plexica/rpc``.
+RPC_HOOKS: Final = frozenset(_SPECS) - _NOT_REMOTE
+
+_LOCALNS: Final = {"Host": Host, "Cache": Cache, "ObjectStore": ObjectStore}
+
+# The HTTP status of each SDK error, by nearest class in the method resolution order.
+_STATUS: Final[Mapping[type[PlexicaError], int]] = {
+    AuthenticationError: 401,
+    TenantSuspendedError: 403,
+    PermissionDeniedError: 403,
+    NotFoundError: 404,
+    ConflictError: 409,
+    PayloadTooLargeError: 413,
+    UnsupportedMediaTypeError: 415,
+    ValidationError: 422,
+    RateLimitedError: 429,
+    BackendUnavailableError: 503,
+}
+#: Every SDK error class, by name: the only classes :func:`decode_problem` creates.
+_ERRORS: Final[Mapping[str, type[PlexicaError]]] = {
+    name: cls
+    for name in sdk_errors.__all__
+    if isinstance(cls := getattr(sdk_errors, name), type) and issubclass(cls, PlexicaError)
+}
+_SCALARS: Final = (str, int, float, bool, type(None))
+
+
+def _hints(hook: str) -> dict[str, Any]:
+    spec = _SPECS.get(hook)
+    if spec is None or hook not in RPC_HOOKS:
+        raise NotFoundError(f"no remote hook {hook[:80]!r}", resource="hook")
+    return typing.get_type_hints(spec, localns=_LOCALNS)
+
+
+def hook_argument_types(hook: str) -> dict[str, Any]:
+    """The wire arguments of ``hook`` and their types (``tenant`` and ``host`` excluded).
+
+    Raises:
+        NotFoundError: ``hook`` is not a hook that may be called remotely.
+    """
+    return {name: kind for name, kind in _hints(hook).items() if name != "return" and name not in LOCAL_ARGUMENTS}
+
+
+def _without_awaitable(kind: Any) -> Any:
+    """``Awaitable[X] | X | None`` → ``X | None``: what a result is once awaited."""
+    if get_origin(kind) in (Union, types.UnionType):
+        members = [arg for arg in get_args(kind) if get_origin(arg) is not Awaitable]
+        result: Any = members[0]
+        for member in members[1:]:
+            result = result | member
+        return result
+    return kind
+
+
+def decode_result(hook: str, data: Any) -> Any:
+    """Structure the JSON ``result`` of ``hook`` into its spec's type.
+
+    Raises:
+        NotFoundError: not a remote hook.
+        ValidationError: the result does not match the hook's return type.
+    """
+    kind = _without_awaitable(_hints(hook)["return"])
+    if kind is type(None):
+        if data is not None:
+            raise ValidationError(f"{hook} returns nothing, got {type(data).__name__}", field="result")
+        return None
+    return converter.structure(data, kind)
+
+
+def _attributes(exc: PlexicaError) -> dict[str, Any]:
+    """The exception's public attributes that JSON can carry (scalars and lists of scalars)."""
+    carried: dict[str, Any] = {}
+    for name, value in vars(exc).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, _SCALARS) or (
+            isinstance(value, list | tuple) and all(isinstance(item, _SCALARS) for item in value)
+        ):
+            carried[name] = list(value) if isinstance(value, tuple) else value
+    return carried
+
+
+def _status(exc: PlexicaError) -> int:
+    for cls in type(exc).__mro__:
+        status = _STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+def encode_problem(exc: BaseException, *, plugin: str, hook: str | None = None) -> tuple[int, dict[str, Any]]:
+    """The status and problem+json body that carry ``exc`` back to the host.
+
+    An SDK error travels as its class name and attributes. Anything else is the plugin's bug: it
+    travels as a :class:`PluginCallError` naming only the exception class, never its message
+    (which may hold data of the tenant's).
+    """
+    if not isinstance(exc, PlexicaError) or type(exc).__name__ not in _ERRORS:
+        exc = PluginCallError(plugin, hook or "a route", f"raised {type(exc).__name__}")
+    status = _status(exc)
+    name = type(exc).__name__
+    body = {
+        "type": PROBLEM_TYPE_BASE + name,
+        "title": name,
+        "status": status,
+        "detail": str(exc),
+        "error": name,
+        "attributes": _attributes(exc),
+        "protocol": PROTOCOL_VERSION,
+    }
+    return status, body
+
+
+def decode_problem(status: int, body: Any, *, plugin: str) -> PlexicaError:
+    """The SDK exception a remote plugin's problem response stands for, to raise host-side.
+
+    The same class with the same message and attributes when the body names an SDK error class;
+    otherwise (another class name, a body that is no problem) a :class:`PluginCallError` saying
+    the plugin answered badly. Never an arbitrary class: only :mod:`plexica_sdk.errors` ones.
+    """
+    if not isinstance(body, Mapping) or not isinstance(body.get("error"), str):
+        return PluginCallError(plugin, "a remote call", f"answered HTTP {status} without a Plexica problem")
+    cls = _ERRORS.get(body["error"])
+    if cls is None:
+        return PluginCallError(plugin, "a remote call", f"answered an unknown error {body['error'][:80]!r}")
+    detail = body.get("detail")
+    attributes = body.get("attributes")
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, detail if isinstance(detail, str) else cls.__name__)
+    if isinstance(attributes, Mapping):
+        for name, value in attributes.items():
+            if isinstance(name, str) and not name.startswith("_"):
+                setattr(exc, name, value)
+    return exc
