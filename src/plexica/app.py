@@ -46,6 +46,7 @@ from plexica.http.routes import (
     objects,
     permissions,
     plugin_config,
+    remote,
     teams,
     tenants,
     users,
@@ -61,6 +62,7 @@ from plexica.observability.tracing import build_tracing, untraced
 from plexica.platform import Platform
 from plexica.plugins.frontend import FrontendCatalog
 from plexica.ratelimit import RateLimitPolicy, create_rate_limiter
+from plexica.remote import load_signer
 from plexica.settings import Settings, check_production, load_settings
 
 __all__ = ["create_app"]
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
     routes = [
         *health.routes,
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+        *remote.jwks_routes(load_signer(settings)),  # remote plugins verify context tokens with it
         Mount(
             "/api/core/v1",
             app=Router(

@@ -37,6 +37,7 @@ __all__ = [
     "OutboxSettings",
     "RateLimitPlan",
     "RateLimitSettings",
+    "RemoteSettings",
     "Settings",
     "StorageSettings",
     "TracingSettings",
@@ -217,8 +218,9 @@ class AuthSettings:
     gateway_key: str | None = attrs.field(default=None, repr=False)
     #: How far a gateway signature's timestamp may be from this host's clock.
     gateway_max_skew_seconds: int = attrs.field(default=60, validator=attrs.validators.ge(1))
-    #: Paths served without a signature in gateway mode: the probes, which bypass the gateway.
-    gateway_exempt_paths: tuple[str, ...] = ("/health", "/ready")
+    #: Paths served without a signature in gateway mode: the probes and the remote plugins' JWKS,
+    #: which bypass the gateway.
+    gateway_exempt_paths: tuple[str, ...] = ("/health", "/ready", "/.well-known/plexica/jwks.json")
     jwks_refresh_min_seconds: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
 
 
@@ -335,6 +337,22 @@ class MetricsSettings:
 
 
 @attrs.frozen(kw_only=True)
+class RemoteSettings:
+    """Remote plugins (docs/remote.md): the keys that sign the context tokens sent to them.
+
+    ``signing_keys``: private Ed25519 JWKs (``plexica.remote.generate_signing_key``), the current
+    one first; keep the previous one listed during a rotation. Empty: a generated key under
+    ``data_dir`` in development; production then calls no remote plugin.
+    """
+
+    signing_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
+    #: The ``iss`` of context tokens; plugins may pin it.
+    issuer: str = "plexica"
+    #: Lifetime of each context token; wire protocol v1 allows at most 60 s.
+    token_ttl_seconds: int = attrs.field(default=30, validator=[attrs.validators.ge(1), attrs.validators.le(60)])
+
+
+@attrs.frozen(kw_only=True)
 class TracingSettings:
     """OpenTelemetry tracing (``[tracing]``, see ``docs/tracing.md``); off by default, and free when off.
 
@@ -374,6 +392,7 @@ class Settings:
     metrics: MetricsSettings = attrs.Factory(MetricsSettings)
     rate_limit: RateLimitSettings = attrs.Factory(RateLimitSettings)
     tracing: TracingSettings = attrs.Factory(TracingSettings)
+    remote: RemoteSettings = attrs.Factory(RemoteSettings)
 
     @property
     def is_development(self) -> bool:

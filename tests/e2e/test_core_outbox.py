@@ -34,7 +34,7 @@ from plexica.platform import Platform
 from plexica.settings import Settings
 from plexica.tenancy.repository import TenantRepository
 from plexica.tenancy.service import tenant_context_of
-from plexica.workspaces.models import Actor
+from plexica.workspaces.models import Actor, workspaces
 from plexica_sdk.types import Event, Principal, TenantContext
 from tests.e2e.conftest import Host
 from tests.e2e.core_outbox_child import CoreRecorder, settings_for
@@ -133,7 +133,8 @@ async def test_a_broker_outage_fails_no_core_write_and_loses_no_core_event(
     delivered = {e.id: e for e in recorder.events if e.id in waiting}
     assert {e.type for e in delivered.values()} == expected
     made = next(e for e in delivered.values() if e.type == "core.workspace.created")
-    assert made.data["id"] == workspace and made.subject == workspace and made.workspaceid == workspace
+    assert made.data["workspace_id"] == workspace and made.subject == workspace and made.workspaceid == workspace
+    assert made.data["name"] == "Outage"
     assert made.userid == "alice" and made.tenantid == tenant.id
     print(f"\nPOST /workspaces with the broker down answered 201 in {took * 1000:.0f} ms")
 
@@ -257,4 +258,4 @@ async def test_a_rolled_back_change_writes_no_event(database_url: str | None, tm
         assert not {e.id for e in recorder.events} & {e.id for e in failing.written}
         assert sorted(e.type for e in recorder.events) == ["core.tenant.created", "core.user.created"]
         async with platform.db.tenant_connection(tenant.schema) as conn:  # the workspace went with its event
-            assert not (await conn.execute(sa.text("SELECT id FROM workspaces"))).all()
+            assert not (await conn.execute(sa.select(workspaces.c.id))).all()

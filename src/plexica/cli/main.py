@@ -20,6 +20,7 @@ from plexica.cli.output import echo_json, print_table
 from plexica.cli.permissions import permissions
 from plexica.cli.plugins_admin import config, install, uninstall, upgrade
 from plexica.cli.realms import realms
+from plexica.cli.remote import serve_plugin
 from plexica.cli.scaffold import plugin
 from plexica.platform import Platform
 from plexica.settings import Settings, load_settings
@@ -254,6 +255,7 @@ def token(
 
 cli.add_command(realms)
 cli.add_command(plugin)
+plugin.add_command(serve_plugin)
 cli.add_command(migrate)
 cli.add_command(permissions)
 cli.add_command(events)

@@ -92,6 +92,9 @@ class PermissionEngine:
         clock: monotonic seconds; now: wall-clock time for ``environment.*``.
     """
 
+    #: Remembered policy-free decisions (see ``_remembered``); the memory is emptied when full.
+    _MAX_DECISIONS = 10_000
+
     def __init__(
         self,
         *,
@@ -138,6 +141,8 @@ class PermissionEngine:
         self._models: OrderedDict[str, _Loaded] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._scopes: dict[int, _Scope] = {}
+        # (tenant, user, token roles, workspace, permission) -> (the L1 state it was decided on, decision)
+        self._decisions: dict[tuple[str, str, tuple[str, ...], str | None, str], tuple[object, Decision]] = {}
 
     # ---------------------------------------------------------------- checks
 
@@ -154,6 +159,12 @@ class PermissionEngine:
         if hit is not None and self._clock() - hit[1] < self.scope_ttl:
             subject = hit[0]
         else:
+            if resource is None and self._local is not None and user.tenant_slug == ctx.slug:
+                remembered = await self._remembered(ctx, user.id, user.roles, permission)
+                if remembered is not None:
+                    if not remembered.allowed:
+                        self._log(ctx, user.id, permission, remembered)
+                    return remembered
             subject = await self.subject(ctx)
         if resource is not None and self._resource_attributes is not None:
             try:
@@ -253,7 +264,37 @@ class PermissionEngine:
             await self.cache.put(ctx.slug, user, stamp, grants)
         return model, grants
 
+    async def _remembered(
+        self, ctx: TenantContext, user: str, roles: tuple[str, ...], permission: str
+    ) -> Decision | None:
+        """A check no policy applies to, decided once per L1 state of the user (``None``: decide in full).
+
+        Such a decision depends only on the model, the user's grants, the token's roles and the
+        workspace, never on the request's environment or resource, so it holds for as long as the
+        user's L1 state is the same object: an invalidation or a reload replaces that object.
+        This spares the first check of every request building a subject.
+        """
+        state = await self._local_entry(ctx, user)
+        model = state[1]
+        deny, allow = model.applicable(permission)
+        if deny or allow:  # ABAC reads the environment (time, client address): decided per request
+            return None
+        key = (ctx.slug, user, roles, ctx.workspace_id, permission)
+        found = self._decisions.get(key)
+        if found is not None and found[0] is state:
+            return found[1]
+        subject = Subject(model, user, token_roles=roles, grants=state[2], workspace_id=ctx.workspace_id)
+        decision = subject.authorize(permission)
+        if len(self._decisions) >= self._MAX_DECISIONS:
+            self._decisions.clear()
+        self._decisions[key] = (state, decision)
+        return decision
+
     async def _local_state(self, ctx: TenantContext, user: str) -> tuple[TenantModel, Grants]:
+        state = await self._local_entry(ctx, user)
+        return state[1], state[2]
+
+    async def _local_entry(self, ctx: TenantContext, user: str) -> tuple[object, TenantModel, Grants]:
         """The user's state from the process L1, tagged with the tenant's L1 epoch.
 
         The epoch is a token that a tenant-wide invalidation replaces, so one broadcast key drops
@@ -271,7 +312,7 @@ class PermissionEngine:
         if state[0] is not epoch:  # loaded before the tenant's last invalidation
             local.forget(key)
             state = await local.get_local(key, load)
-        return state[1], state[2]
+        return state
 
     async def _load_grants(self, ctx: TenantContext, user: str) -> Grants:
         async with self.db.tenant_session(ctx.schema) as session:

@@ -28,7 +28,7 @@ __all__ = [
 #: Ed25519 (RFC 9864's fully specified name for EdDSA over Ed25519); the only algorithm either side accepts.
 ALGORITHM: Final = "Ed25519"
 #: The JOSE ``typ`` of a context token, so no other JWT signed by a host key can pass for one.
-TOKEN_TYPE: Final = "plexica-context+jwt"
+TOKEN_TYPE: Final = "plexica-context+jwt"  # noqa: S105 - a media type, not a secret
 #: The longest lifetime (``exp - iat``) a verifier accepts.
 MAX_TTL_SECONDS: Final = 60
 

@@ -40,6 +40,7 @@ from plexica_sdk.protocols import Cache, Host, ObjectStore
 __all__ = [
     "CONTEXT_HEADER",
     "HEALTH_PATH",
+    "JWKS_PATH",
     "MANIFEST_PATH",
     "PROBLEM_JSON",
     "PROTOCOL_HEADER",
@@ -59,6 +60,8 @@ PROTOCOL_HEADER: Final = "Plexica-Protocol"
 CONTEXT_HEADER: Final = "Plexica-Context"
 MANIFEST_PATH: Final = "/.plexica/manifest"
 HEALTH_PATH: Final = "/.plexica/health"
+#: Where the host publishes the public keys of its context tokens (a JWK set).
+JWKS_PATH: Final = "/.well-known/plexica/jwks.json"
 RPC_PATH: Final = "/.plexica/rpc"
 PROBLEM_JSON: Final = "application/problem+json"
 PROBLEM_TYPE_BASE: Final = "https://plexica.dev/problems/remote/"
