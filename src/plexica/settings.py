@@ -345,6 +345,7 @@ class RemoteSettings:
     ``data_dir`` in development; production then calls no remote plugin.
     """
 
+    #: Private Ed25519 JWKs (JSON text), the current signing key first.
     signing_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
     #: The ``iss`` of context tokens; plugins may pin it.
     issuer: str = "plexica"

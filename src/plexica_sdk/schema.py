@@ -44,6 +44,23 @@ class Query:
     description: str = ""
     required: bool = False
 
+    @classmethod
+    def integer(
+        cls, name: str, *, minimum: int | None = None, maximum: int | None = None, description: str = ""
+    ) -> Query:
+        """What :func:`plexica_sdk.query_int` reads: a whole number in range, or empty for the default."""
+        number: dict[str, Any] = {"type": "integer"}
+        if minimum is not None:
+            number["minimum"] = minimum
+        if maximum is not None:
+            number["maximum"] = maximum
+        return cls(name=name, schema={"anyOf": [number, {"type": "string", "maxLength": 0}]}, description=description)
+
+    @classmethod
+    def choice(cls, name: str, options: Sequence[str], *, description: str = "") -> Query:
+        """One of ``options``, or empty for the default."""
+        return cls(name=name, schema={"enum": [*options, ""]}, description=description)
+
 
 @attrs.frozen(kw_only=True)
 class Header:

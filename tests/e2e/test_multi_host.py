@@ -269,7 +269,8 @@ async def test_three_hosts_share_one_database_cache_and_broker(
 ) -> None:
     load = Load()
     limits = httpx2.Limits(max_connections=CONCURRENCY + 10, max_keepalive_connections=CONCURRENCY + 10)
-    async with httpx2.AsyncClient(timeout=30, limits=limits) as client:
+    # Generous: on a shared CI machine a request may queue for seconds; latency is printed, not asserted.
+    async with httpx2.AsyncClient(timeout=120, limits=limits) as client:
         until = time.monotonic() + WARMUP_SECONDS
         await asyncio.gather(*(_worker(n, client, fleet, load, until) for n in range(CONCURRENCY)))
         for host in fleet.hosts:

@@ -18,7 +18,7 @@ themselves, and the last entry cannot be revoked, so the list never silently fal
 from __future__ import annotations
 
 import logging
-from typing import Any, final
+from typing import final
 
 from plexica.db.engine import Database
 from plexica.identity.models import SuperAdmin
@@ -71,7 +71,7 @@ class SuperAdminService:
             return True
         return principal.id.encode() in value.split(b"\n")
 
-    async def grant(self, user_id: Any, *, username: Any = None, granted_by: Principal) -> SuperAdmin:
+    async def grant(self, user_id: str, *, username: str | None = None, granted_by: Principal) -> SuperAdmin:
         """Put a platform-realm user on the allow-list (they still need the realm's role).
 
         Raises:

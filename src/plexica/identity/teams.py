@@ -78,7 +78,9 @@ class TeamService:
             raise _not_found()
         return team
 
-    async def create(self, ctx: TenantContext, *, name: Any, description: Any = None, created_by: str | None) -> Team:
+    async def create(
+        self, ctx: TenantContext, *, name: str, description: str | None = None, created_by: str | None
+    ) -> Team:
         """Raises ``ValidationError`` for bad input, ``ConflictError`` when the name is taken."""
         name, description = _name(name), _description(description)
         team_id = str(uuid.uuid4())
@@ -143,7 +145,7 @@ class TeamService:
         items = items[:limit]
         return Page(items=tuple(items), next_cursor=encode_cursor(items[-1].user_id) if more and items else None)
 
-    async def add_member(self, ctx: TenantContext, team_id: str, user_id: Any) -> None:
+    async def add_member(self, ctx: TenantContext, team_id: str, user_id: str) -> None:
         """Add an active user to a team.
 
         Raises:

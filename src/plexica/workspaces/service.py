@@ -73,10 +73,10 @@ class WorkspaceService:
         ctx: TenantContext,
         actor: Actor,
         *,
-        name: Any,
-        slug: Any = None,
-        description: Any = None,
-        parent_id: Any = None,
+        name: str,
+        slug: str | None = None,
+        description: str | None = None,
+        parent_id: str | None = None,
     ) -> Workspace:
         """Create a workspace (under ``parent_id``, or as a root); its creator becomes its admin.
 
@@ -88,8 +88,6 @@ class WorkspaceService:
         name = check_name(name)
         slug = check_slug(slug) if slug is not None else slug_from(name)
         description = check_description(description)
-        if parent_id is not None and not isinstance(parent_id, str):
-            raise ValidationError("parent_id must be a workspace id", field="parent_id")
         if not actor.can_create:
             raise PermissionDeniedError("core:workspace:create", "cannot create workspaces")
         workspace_id = str(uuid.uuid4())
@@ -293,7 +291,7 @@ class WorkspaceService:
         return workspace
 
     async def move(
-        self, ctx: TenantContext, actor: Actor, workspace_id: str, parent_id: Any, *, version: int | None = None
+        self, ctx: TenantContext, actor: Actor, workspace_id: str, parent_id: str | None, *, version: int | None = None
     ) -> Workspace:
         """Put a workspace, with its subtree, under another parent (``None``: make it a root).
 
@@ -305,8 +303,6 @@ class WorkspaceService:
             NotFoundError / PermissionDeniedError: not visible / not allowed.
             ConflictError: a stale ``version``, or the workspace or the new parent is archived.
         """
-        if parent_id is not None and not isinstance(parent_id, str):
-            raise ValidationError("parent_id must be a workspace id or null", field="parent_id")
         async with self.db.tenant_connection(ctx.schema) as conn:
             await self.repo.lock_tree(conn, ctx.schema)
             workspace = admin(
@@ -365,7 +361,7 @@ class WorkspaceService:
         items = items[:limit]
         return Page(items=tuple(items), next_cursor=encode_cursor(items[-1].user_id) if more and items else None)
 
-    async def add_member(self, ctx: TenantContext, actor: Actor, workspace_id: str, user_id: Any, role: Any) -> Member:
+    async def add_member(self, ctx: TenantContext, actor: Actor, workspace_id: str, user_id: str, role: str) -> Member:
         """Add an active user of the tenant to a workspace (admins only).
 
         Raises:
@@ -396,7 +392,7 @@ class WorkspaceService:
         await self._invalidate_member(ctx, workspace_id, user_id)
         return member
 
-    async def set_role(self, ctx: TenantContext, actor: Actor, workspace_id: str, user_id: str, role: Any) -> Member:
+    async def set_role(self, ctx: TenantContext, actor: Actor, workspace_id: str, user_id: str, role: str) -> Member:
         """Change a member's role (admins only); the last admin cannot be demoted.
 
         Raises:

@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plexica_sdk import context
-from plexica_sdk.converter import converter
+from plexica_sdk.converter import converter, structure
 from plexica_sdk.errors import (
     AuthenticationError,
     NotFoundError,
@@ -210,18 +210,19 @@ def create_app(
         unknown = sorted(set(raw_args) - set(types))
         if unknown:
             raise ValidationError(f"{hook} takes no argument {unknown[0]!r}", field=f"args.{unknown[0]}")
+        # Every argument sent is checked, also those this implementation does not take.
+        given = {argument: structure(value, types[argument]) for argument, value in raw_args.items()}
         implementation = getattr(plugin, hook)
-        wanted = inspect.signature(implementation).parameters
         kwargs: dict[str, Any] = {}
-        for argument in wanted:
+        for argument in inspect.signature(implementation).parameters:
             if argument == "tenant":
                 kwargs["tenant"] = remote.tenant_context()
             elif argument == "host":
                 if host_factory is None:
                     raise PluginCallError(name, hook, "it needs host callbacks and this server has none")
                 kwargs["host"] = host_factory(remote)
-            elif argument in raw_args:
-                kwargs[argument] = converter.structure(raw_args[argument], types[argument])
+            elif argument in given:
+                kwargs[argument] = given[argument]
             elif argument in types:
                 raise ValidationError(f"{hook} needs argument {argument!r}", field=f"args.{argument}")
         with context.use(remote.tenant) if remote.tenant is not None else contextlib.nullcontext():

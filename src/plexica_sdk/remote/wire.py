@@ -20,7 +20,7 @@ from typing import Any, Final, Union, get_args, get_origin
 
 from plexica_sdk import errors as sdk_errors
 from plexica_sdk import hookspecs
-from plexica_sdk.converter import converter
+from plexica_sdk.converter import structure
 from plexica_sdk.errors import (
     AuthenticationError,
     BackendUnavailableError,
@@ -144,7 +144,7 @@ def decode_result(hook: str, data: Any) -> Any:
         if data is not None:
             raise ValidationError(f"{hook} returns nothing, got {type(data).__name__}", field="result")
         return None
-    return converter.structure(data, kind)
+    return structure(data, kind)
 
 
 def _attributes(exc: PlexicaError) -> dict[str, Any]:

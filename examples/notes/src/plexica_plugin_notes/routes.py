@@ -64,9 +64,7 @@ class NoteList:
     items: tuple[Note, ...]
 
 
-_LIMIT = plexica_sdk.Query(
-    name="limit", schema={"type": "integer", "minimum": 1, "maximum": 200}, description="default 50"
-)
+_LIMIT = plexica_sdk.Query.integer("limit", minimum=1, maximum=200, description="default 50")
 
 
 async def _input(request: Request) -> NoteInput:

@@ -20,7 +20,7 @@ __all__ = ["PAGING", "allowed", "as_json", "iso", "page_json", "paging", "tenant
 #: The query parameters of every paginated list.
 PAGING = (
     Query(name="cursor", description="from the previous page's next_cursor"),
-    Query(name="limit", schema={"type": "integer", "minimum": 1, "maximum": 200}, description="1-200, default 50"),
+    Query.integer("limit", minimum=1, maximum=200, description="1-200, default 50"),
 )
 
 

@@ -29,7 +29,7 @@ def _limit(request: Request) -> int:
 
 @api(
     response=DeadLetterList,
-    query=(Query(name="limit", schema={"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),),
+    query=(Query.integer("limit", minimum=1, maximum=MAX_LIMIT),),
 )
 async def list_dead_letters(request: Request) -> JSONResponse:
     """Dead letters not yet replayed or dismissed, oldest first (super-admin)."""

@@ -44,7 +44,7 @@ def _super_admin_json(entry: SuperAdmin) -> dict[str, Any]:
     return as_json(entry)
 
 
-_STATUS = Query(name="status", schema={"enum": ["active", "disabled", "removed"]}, description="only users in it")
+_STATUS = Query.choice("status", ["active", "disabled", "removed"], description="only users in it")
 
 
 @api(response=UserPage, query=(*PAGING, _STATUS))

@@ -76,7 +76,7 @@ IF_MATCH_OPTIONAL = Header(name="If-Match", schema=_IF_MATCH_SCHEMA, description
 _LIST_QUERY = (
     *PAGING,
     Query(name="parent_id", description="a workspace id, or root"),
-    Query(name="status", schema={"enum": ["active", "archived", "all"]}, description="default active"),
+    Query.choice("status", ["active", "archived", "all"], description="default active"),
     Query(name="mine", schema={"type": "string"}, description="true: only the caller's"),
 )
 
