@@ -92,9 +92,10 @@ def plexica_tenant_provisioned(tenant: TenantContext, host: Host) -> Awaitable[N
 def plexica_tenant_suspended(tenant: TenantContext, host: Host) -> Awaitable[None] | None:
     """A tenant was suspended (its users are already refused).
 
-    Called after the status change committed, once per suspension, inside the tenant's context,
-    before ``core.tenant.suspended`` is published. May be async. Result ignored. Failure: logged
-    with the plugin's name; the tenant stays suspended and the other plugins still run.
+    Called after the status change (and its ``core.tenant.suspended`` event, which the outbox relay
+    publishes independently of this hook) committed, once per suspension, inside the tenant's
+    context. May be async. Result ignored. Failure: logged with the plugin's name; the tenant stays
+    suspended and the other plugins still run.
     """
 
 
@@ -102,9 +103,9 @@ def plexica_tenant_suspended(tenant: TenantContext, host: Host) -> Awaitable[Non
 def plexica_tenant_resumed(tenant: TenantContext, host: Host) -> Awaitable[None] | None:
     """A suspended tenant became active again.
 
-    Called after the status change committed, inside the tenant's context, before
-    ``core.tenant.resumed`` is published. May be async. Result ignored. Failure: logged; the
-    tenant stays active and the other plugins still run.
+    Called after the status change (and its ``core.tenant.resumed`` event, published by the outbox
+    relay independently of this hook) committed, inside the tenant's context. May be async. Result
+    ignored. Failure: logged; the tenant stays active and the other plugins still run.
     """
 
 

@@ -204,3 +204,13 @@ def test_an_answer_off_the_document_is_caught(contract: Contract) -> None:
     operation = _schema(spec)["/api/core/v1/me"]["GET"]
     with pytest.raises(BaseExceptionGroup, match=r"is_super_admin|not of type"):
         _fuzz(contract, operation, contract.tenant_admin, [], GenerationMode.POSITIVE)()
+
+
+def test_a_bad_body_is_a_422_naming_each_field_path(contract: Contract) -> None:
+    body = {"name": 5, "parent_id": ["x"], "colour": "red"}
+    response = contract.portal.call(
+        lambda: contract.running.client.post("/api/core/v1/workspaces", json=body, headers=contract.tenant_admin)
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert sorted(error["field"] for error in response.json()["errors"]) == ["colour", "name", "parent_id"]
