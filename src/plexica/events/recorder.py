@@ -10,7 +10,7 @@ relay to send. Services get a recorder at construction and never see the platfor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, final
+from typing import Any, Final, Protocol, final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,7 +23,7 @@ from plexica_sdk.types import Event, TenantContext
 __all__ = ["EventRecorder", "OutboxRecorder"]
 
 #: The plugin name core events are registered under (``plexica.plugins.builtin.core``).
-CORE: str = "core"
+_CORE: Final = "core"
 
 
 class EventRecorder(Protocol):
@@ -69,10 +69,10 @@ class OutboxRecorder:
         subject: str | None = None,
     ) -> Event:
         payload = dict(data)
-        self._registry.validate(CORE, event_type, payload)
+        self._registry.validate(_CORE, event_type, payload)
         event = Event(
             type=event_type,
-            source=source_for(CORE),
+            source=source_for(_CORE),
             data=payload,
             subject=subject,
             tenantid=ctx.tenant_id if ctx else None,

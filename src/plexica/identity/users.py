@@ -25,13 +25,12 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
 
 from plexica.cache.layered import LayeredCache
 from plexica.db.engine import Database
-from plexica.events.recorder import EventRecorder
 from plexica.identity.access import AccessInvalidator
 from plexica.identity.models import USER_STATUSES, UserProfile
 from plexica.identity.paging import Page, decode_cursor, encode_cursor
@@ -42,6 +41,9 @@ from plexica.workspaces.repository import WorkspaceRepository
 from plexica_sdk.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from plexica_sdk.protocols import Cache
 from plexica_sdk.types import Principal, TenantContext
+
+if TYPE_CHECKING:  # a protocol for annotations only: tenancy and people need not import events
+    from plexica.events.recorder import EventRecorder
 
 __all__ = ["Removal", "UserDisabledError", "UserService", "user_cache_keys"]
 

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 import attrs
 
@@ -32,7 +32,6 @@ from plexica.db.ledger import forget
 from plexica.db.migrations import TENANT_STREAM, MigrationStream
 from plexica.db.migrator import TenantMigrator
 from plexica.db.templates import TemplateProvisioner
-from plexica.events.recorder import EventRecorder
 from plexica.plugins.manager import LoadedPlugin, PluginManager
 from plexica.storage.layout import StorageLayout
 from plexica.tenancy.naming import cache_prefix, schema_name, validate_slug
@@ -41,6 +40,9 @@ from plexica_sdk import context
 from plexica_sdk.errors import ConflictError, NotFoundError, TenantNotFoundError, ValidationError
 from plexica_sdk.protocols import Cache, Host, ObjectStore
 from plexica_sdk.types import TenantContext, TenantInfo
+
+if TYPE_CHECKING:  # a protocol for annotations only: tenancy and people need not import events
+    from plexica.events.recorder import EventRecorder
 
 __all__ = ["STEPS", "PluginChange", "TenantService", "tenant_context_of"]
 

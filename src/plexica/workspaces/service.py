@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plexica.db.engine import Database
-from plexica.events.recorder import EventRecorder
 from plexica.identity.access import AccessInvalidator
 from plexica.identity.paging import Page, decode_cursor, encode_cursor
 from plexica.identity.repository import UserRepository, now
@@ -43,6 +42,9 @@ from plexica.workspaces.rules import check_description, check_name, check_role, 
 from plexica_sdk.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from plexica_sdk.protocols import Cache
 from plexica_sdk.types import TenantContext
+
+if TYPE_CHECKING:  # a protocol for annotations only: tenancy and people need not import events
+    from plexica.events.recorder import EventRecorder
 
 __all__ = ["Selection", "WorkspaceService"]
 
