@@ -44,7 +44,7 @@ from plexica_sdk.types import TenantContext, TenantInfo
 if TYPE_CHECKING:  # a protocol for annotations only: tenancy and people need not import events
     from plexica.events.recorder import EventRecorder
 
-__all__ = ["STEPS", "PluginChange", "TenantService", "tenant_context_of"]
+__all__ = ["STEPS", "AlreadyInstalledError", "PluginChange", "TenantService", "tenant_context_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,10 @@ class PluginChange:
     status: str
     before: str | None
     after: str | None
+
+
+class AlreadyInstalledError(ConflictError):
+    """The plugin is already installed (and enabled) for the tenant: the CLI treats it as a no-op."""
 
 
 class _TakenOver(ConflictError):
@@ -336,11 +340,13 @@ class TenantService:
 
         Raises:
             ValidationError: unknown plugin, or no such revision.
-            ConflictError: the plugin is already installed (use :meth:`upgrade_plugin`).
+            AlreadyInstalledError: the plugin is already installed (use :meth:`upgrade_plugin`).
         """
         tenant, loaded, stream, installed = await self._plugin_target(slug, plugin)
         if installed is not None and installed.status == "enabled":
-            raise ConflictError(f"plugin {plugin!r} is already installed for tenant {slug!r}", resource="plugin")
+            raise AlreadyInstalledError(
+                f"plugin {plugin!r} is already installed for tenant {slug!r}", resource="plugin"
+            )
         target = self._resolve(stream, revision)
         before = after = None
         if stream is not None:
@@ -377,17 +383,26 @@ class TenantService:
         if stream is not None:
             before = await self.migrator.current(tenant.schema, stream)
             after = await self._upgrade(tenant, stream, before, target)
-        await self._record_plugin(tenant, plugin, "enabled", self._pin(stream, revision, target))
+        await self.finish_upgrade(tenant, plugin, installed.version, pin=self._pin(stream, revision, target))
+        return PluginChange(slug, plugin, loaded.manifest.version, "enabled", before, after)
+
+    async def finish_upgrade(self, tenant: TenantInfo, plugin: str, from_version: str, *, pin: str | None) -> None:
+        """After ``plugin``'s migrations: record its loaded version for ``tenant``, then call its upgrade hook.
+
+        Shared by :meth:`upgrade_plugin` and ``plexica migrate`` (:class:`~plexica.db.fleet.FleetMigrator`)
+        so both leave the same end state. The version is recorded first, so a failing hook is not
+        called again by a re-run; its error propagates.
+        """
+        await self._record_plugin(tenant, plugin, "enabled", pin)
         if self.access is not None:  # a new version may bring new permissions, grants or policies
             await self.access.on_plugin_installed(tenant_context_of(tenant), plugin)
         await self._call(
             tenant_context_of(tenant),
             "plexica_plugin_upgraded",
             plugin,
-            from_version=installed.version,
-            to_version=loaded.manifest.version,
+            from_version=from_version,
+            to_version=self._version(plugin),
         )
-        return PluginChange(slug, plugin, loaded.manifest.version, "enabled", before, after)
 
     async def uninstall_plugin(self, slug: str, plugin: str, *, keep_data: bool = False) -> PluginChange:
         """Uninstall ``plugin`` for one tenant: its hook, then (unless ``keep_data``) its tables.
