@@ -22,7 +22,7 @@ from plexica.cli.migrate import run_with_platform
 from plexica.cli.output import echo_json, print_table
 from plexica.platform import Platform
 from plexica.tenancy.plugin_config import merge_patch
-from plexica.tenancy.service import PluginChange, TenantService
+from plexica.tenancy.service import AlreadyInstalledError, PluginChange, TenantService
 from plexica_sdk.converter import unstructure
 from plexica_sdk.errors import BackendUnavailableError, ConflictError, NotFoundError, PlexicaError, ValidationError
 
@@ -50,6 +50,8 @@ async def _each_tenant(
     for each in slugs:
         try:
             change = await action(service, each)
+        except AlreadyInstalledError:  # a no-op for --tenant and --all alike: exit 0, one line saying so
+            outcomes.append(_Outcome(each, "skipped", message="already installed (plexica plugins upgrade updates it)"))
         except PlexicaError as exc:
             if slug or isinstance(exc, BackendUnavailableError):
                 raise  # one tenant asked for: its error is the command's error

@@ -87,6 +87,8 @@ def test_plugins_commands_per_tenant_and_for_all(plexica: Run, anyio_backend: st
     ]
     code, out, _ = plexica("plugins", "install", "items", "--all", "--json", revisions=3)
     assert code == 0 and [(o["tenant"], o["result"]) for o in as_json(out)] == [("acme", "skipped"), ("globex", "done")]
+    code, out, _ = plexica("plugins", "install", "items", "--tenant", "acme", "--json", revisions=3)
+    assert code == 0 and as_json(out)[0]["result"] == "skipped" and "already installed" in as_json(out)[0]["message"]
     code, out, _ = plexica("plugins", "upgrade", "items", "--all", "--json", revisions=3)
     assert code == 0 and [o["after"] for o in as_json(out)] == ["items_0003", "items_0003"]
     code, out, _ = plexica("plugins", "uninstall", "items", "--tenant", "acme", "--keep-data", revisions=3)
