@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.services import REQUIRE_SERVICES_ENV, services_required
+from tests.fixtures.services import unavailable
 
 __all__ = ["PrivatePostgres", "PrivateRedis", "free_port", "own_postgres", "own_redis"]
 
@@ -34,9 +34,7 @@ def free_port() -> int:
 
 
 def _missing(problem: str) -> None:
-    if services_required(os.environ):
-        pytest.fail(f"{problem} [{REQUIRE_SERVICES_ENV} is set]")
-    pytest.skip(problem)
+    unavailable(problem)
 
 
 async def _wait_for_port(port: int, alive: Callable[[], bool] | None = None, *, seconds: float = 15.0) -> None:

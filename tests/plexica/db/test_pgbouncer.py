@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from plexica.db.fleet import FleetMigrator
 from plexica.platform import Platform
+from tests.fixtures.services import unavailable
 from tests.plexica.db.support import ItemsPlugin, fresh_postgres_database, make_platform_settings, write_migrations
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -43,9 +44,7 @@ def pgbouncer(postgres_url: str) -> Iterator[tuple[str, int]]:
     """(host, port) of a transaction-mode PgBouncer in front of the test server."""
     binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
     if binary is None:
-        if os.environ.get("PLEXICA_REQUIRE_SERVICES") == "1":
-            pytest.fail("pgbouncer is not installed: run scripts/services.sh up")
-        pytest.skip("pgbouncer is not installed (scripts/services.sh up installs it)")
+        unavailable("pgbouncer is not installed (scripts/services.sh up installs it)")
     server = make_url(postgres_url)
     home = Path(tempfile.mkdtemp(prefix="plexica-pgbouncer-"))  # not under pytest's 0700 tree: see runuser
     port = _free_port()

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from plexica_sdk import EventTypeDef, Host, PluginManifest, Subscription, hookimpl
 from plexica_sdk.types import Event
-from tests.fixtures.services import REQUIRE_SERVICES_ENV, services_required
+from tests.fixtures.services import unavailable
 from tests.plexica.db.support import write_migrations
 
 __all__ = ["ORDER_SCHEMA", "ShopPlugin", "Tansu", "effects_table", "orders_table", "tansu_binary"]
@@ -187,10 +187,7 @@ async def own_tansu(log_dir: Path) -> AsyncIterator[Tansu]:
     """Start a Tansu of our own; skip (fail under ``PLEXICA_REQUIRE_SERVICES``) without its binary."""
     binary = tansu_binary()
     if binary is None:
-        problem = "the Tansu binary is not installed: run scripts/services.sh up kafka"
-        if services_required(os.environ):
-            pytest.fail(f"{problem} [{REQUIRE_SERVICES_ENV} is set]")
-        pytest.skip(problem)
+        unavailable("the Tansu binary is not installed: run scripts/services.sh up kafka")
     broker = Tansu(binary, log_dir)
     await broker.start()
     try:
