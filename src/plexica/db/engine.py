@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, final
 
 from sqlalchemy import Engine, event, make_url, text
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import greenlet_spawn
@@ -232,6 +232,11 @@ class _SessionScope:
             await greenlet_spawn(self._transaction.__exit__, exc_type, exc, tb)  # COMMIT, or ROLLBACK on error
         except BaseException as failed:
             await session.__aexit__(type(failed), failed, failed.__traceback__)
+            if exc is not None and isinstance(failed, DBAPIError | PendingRollbackError):
+                # The rollback of a statement cut short (cancelled, connection lost) fails too; the
+                # closed session gave its connection back invalidated, and the caller's own error
+                # (or cancellation) is the one that explains what happened.
+                return
             raise
         if exc_type is None and not session.sync_session.in_transaction():
             session.sync_session.close()  # no connection left to release: no IO, nothing to shield

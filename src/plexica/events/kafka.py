@@ -162,12 +162,29 @@ class KafkaEventBus(BusBase):
         self._stopping.set()
         try:
             if self._runner is not None:
-                await self._runner
+                await self._finish_runner(self._runner)
         finally:
             self._closed = True
             if self._coalescer is not None:
                 await self._coalescer.close()
             await self._close_clients()
+
+    async def _finish_runner(self, runner: asyncio.Task[None]) -> None:
+        """Let the batches in flight finish; a consumer stuck on a dead broker is cancelled instead.
+
+        ``getmany`` does not always return while the broker is away (its coordinator waits), so
+        the wait is bounded by one poll plus one broker round trip; what was not committed is
+        fetched again by the group, as after a crash.
+        """
+        o = self._options
+        grace = o.poll_timeout_ms / 1000 + o.io_timeout_seconds
+        done, _ = await asyncio.wait({runner}, timeout=grace)
+        if not done:
+            log.warning("Kafka consumers did not stop within %.0f s: cancelling them", grace)
+            runner.cancel()
+            await asyncio.wait({runner})  # waits for the cancellation without swallowing our own
+            return
+        runner.result()
 
     async def _close_clients(self) -> None:
         """Stop consumers first (leaving their groups frees the partitions), then flush the producer."""

@@ -78,6 +78,7 @@ async def test_broker_killed_while_1000_events_are_published_in_transactions_los
             assert {f"acme.{shop.event_type}", f"globex.{shop.event_type}"} <= set(await admin.list_topics())
         finally:
             await admin.close()
+        published_before = platform.relay.published  # the core events of provisioning
         await broker.stop()
 
         events: list[Event] = []
@@ -92,7 +93,7 @@ async def test_broker_killed_while_1000_events_are_published_in_transactions_los
                     )
         await asyncio.sleep(0.5)  # the relay tries, and fails, meanwhile
         assert not shop.received
-        assert platform.relay.published == 0
+        assert platform.relay.published == published_before
 
         await broker.start()
         await eventually(lambda: len(shop.handled) == 1000, timeout=45, what="1,000 events after the restart")
