@@ -5,7 +5,7 @@ services: answer a 5xx or drop a connection, lose a write (every 201'd note is r
 every host and is in the database), publish a different number of events than writes, or grow
 its memory once warm. Latencies are printed, not asserted: the machine is shared.
 
-Bounded by default (``PLEXICA_LOAD_SECONDS=20``, ``PLEXICA_LOAD_CONCURRENCY=50``); the issue's
+Bounded by default (``PLEXICA_LOAD_SECONDS=10``, ``PLEXICA_LOAD_CONCURRENCY=50``); the issue's
 version is ``PLEXICA_LOAD_SECONDS=60 PLEXICA_LOAD_CONCURRENCY=200``. The table is printed
 whatever the capture mode.
 """
@@ -36,9 +36,9 @@ from tests.plexica.db.support import fresh_postgres_database
 
 pytestmark = [pytest.mark.load, pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
-SECONDS = float(os.environ.get("PLEXICA_LOAD_SECONDS", "20"))
+SECONDS = float(os.environ.get("PLEXICA_LOAD_SECONDS", "10"))
 CONCURRENCY = int(os.environ.get("PLEXICA_LOAD_CONCURRENCY", "50"))
-WARMUP_SECONDS = float(os.environ.get("PLEXICA_LOAD_WARMUP_SECONDS", str(max(5.0, SECONDS / 4))))
+WARMUP_SECONDS = float(os.environ.get("PLEXICA_LOAD_WARMUP_SECONDS", str(max(3.0, SECONDS / 4))))
 HOSTS = 3
 NOTES = "/api/plugins/notes/notes"
 #: Memory may move this much between the end of warm-up and the end of the run.

@@ -55,14 +55,18 @@ async def presign(request: Request) -> JSONResponse:
 
 
 class FilesPlugin:
-    def __init__(self) -> None:
+    def __init__(self, max_body_bytes: int = 8 * MiB) -> None:
+        self.max_body_bytes = max_body_bytes
         self.uploaded: list[tuple[str, str, int, str, str]] = []
 
     @hookimpl
     def plexica_manifest(self) -> PluginManifest:
         # Uploads stream past the host's 1 MiB body limit for plugin routes: the manifest raises it.
         return PluginManifest(
-            name="files", version="1.0.0", storage=(StorageNamespace(name="files"),), max_body_bytes=8 * MiB
+            name="files",
+            version="1.0.0",
+            storage=(StorageNamespace(name="files"),),
+            max_body_bytes=self.max_body_bytes,
         )
 
     @hookimpl
@@ -209,7 +213,7 @@ async def test_a_200_mb_upload_through_a_plugin_route_streams_to_s3_in_bounded_m
         "shared_bucket": shared_bucket,
         "max_object_bytes": total,
     }
-    async with make_host(plugins=[FilesPlugin()], storage=storage) as host:
+    async with make_host(plugins=[FilesPlugin(max_body_bytes=total)], storage=storage) as host:
         slug = f"t{uuid.uuid4().hex[:10]}"
         await host.platform.tenants.provision(slug)
         headers = host.auth(host.token(slug))
