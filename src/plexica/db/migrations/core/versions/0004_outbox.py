@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from plexica.db.migrations.ops import create_outbox, drop_outbox
+
 revision = "core_0004"
 down_revision = "core_0003"
 branch_labels = None
@@ -24,32 +26,10 @@ depends_on = None
 SHARDS = 32  # plexica.events.models.SHARDS at the time of this revision
 
 
-def _columns() -> list[sa.Column[object]]:
-    return [
-        sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.String(64), nullable=False),
-        sa.Column("tenant_id", sa.String(36), nullable=True),
-        sa.Column("event_type", sa.String(150), nullable=False),
-        sa.Column("key", sa.Text(), nullable=True),
-        sa.Column("shard", sa.SmallInteger(), nullable=False),
-        sa.Column("envelope", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("last_error", sa.String(2000), nullable=True),
-        sa.Column("claimed_by", sa.String(64), nullable=True),
-        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
-    ]
-
-
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.create_table("outbox", *_columns(), schema="core")
-    op.create_index(
-        "ix_outbox_pending", "outbox", ["shard", "seq"], schema="core", postgresql_where=sa.text("sent_at IS NULL")
-    )
-    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"], schema="core")
+    create_outbox(table_schema="core", index_schema="core")
     shards = op.create_table("outbox_shards", sa.Column("shard", sa.SmallInteger(), primary_key=True), schema="core")
     op.bulk_insert(shards, [{"shard": shard} for shard in range(SHARDS)])
 
@@ -58,4 +38,4 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.drop_table("outbox_shards", schema="core")
-    op.drop_table("outbox", schema="core")
+    drop_outbox(table_schema="core", index_schema="core")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from plexica.db.migrations.ops import tenant_schema
+from plexica.db.migrations.ops import create_outbox, drop_outbox, tenant_schema
 
 revision = "tenant_0005"
 down_revision = "tenant_0004"
@@ -30,35 +30,13 @@ def upgrade() -> None:
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_processed_events_processed_at", "processed_events", ["processed_at"], schema=schema)
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    op.create_table(
-        "outbox",
-        sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.String(64), nullable=False),
-        sa.Column("tenant_id", sa.String(36), nullable=True),
-        sa.Column("event_type", sa.String(150), nullable=False),
-        sa.Column("key", sa.Text(), nullable=True),
-        sa.Column("shard", sa.SmallInteger(), nullable=False),
-        sa.Column("envelope", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("last_error", sa.String(2000), nullable=True),
-        sa.Column("claimed_by", sa.String(64), nullable=True),
-        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
-    )
-    op.create_index(
-        "ix_outbox_pending", "outbox", ["shard", "seq"], schema=schema, sqlite_where=sa.text("sent_at IS NULL")
-    )
-    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"], schema=schema)
+    if op.get_bind().dialect.name == "sqlite":
+        create_outbox(table_schema=None, index_schema=schema)
 
 
 def downgrade() -> None:
     schema = tenant_schema()
     if op.get_bind().dialect.name == "sqlite":
-        op.drop_index("ix_outbox_sent_at", "outbox", schema=schema)
-        op.drop_index("ix_outbox_pending", "outbox", schema=schema)
-        op.drop_table("outbox")
+        drop_outbox(table_schema=None, index_schema=schema)
     op.drop_index("ix_processed_events_processed_at", "processed_events", schema=schema)
     op.drop_table("processed_events")
