@@ -85,22 +85,9 @@ class DeadLetterSummary:
 
 
 @attrs.frozen(kw_only=True)
-class DeadLetterFull:
+class DeadLetterFull(DeadLetterSummary):
     """A dead letter with its event (CloudEvents JSON) and envelope headers as ``[name, value]`` pairs."""
 
-    id: str
-    event_id: str
-    event_type: str
-    tenant_id: str | None
-    plugin: str
-    subscription: str
-    topic: str
-    partition: int | None
-    offset: int | None
-    key: str | None
-    attempts: int
-    error: str
-    failed_at: dt.datetime
     event: Mapping[str, Any]
     headers: tuple[tuple[str, ...], ...]
 
