@@ -80,7 +80,8 @@ async def test_embedded_health_lists_each_dependency_with_its_latency(make_host:
 async def test_redis_killed_or_frozen_is_a_bounded_503_and_recovers(make_host: MakeHost, tmp_path: Path) -> None:
     async with (
         own_redis(tmp_path / "redis") as redis,
-        make_host(cache={"redis_url": redis.url}, http=FAST_HEALTH) as host,
+        # Fail-closed rate limits make Redis required (else it only degrades: tests/faults/test_redis_down.py).
+        make_host(cache={"redis_url": redis.url}, http=FAST_HEALTH, rate_limit={"fail_mode": "closed"}) as host,
     ):
         body = await until_healthy(host)
         assert statuses(body) == {"database": "ok", "cache": "ok", "object_store": "ok"}

@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final, Literal, final
 
-from sqlalchemy import Engine, event, make_url, text
+from sqlalchemy import URL, Engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -244,9 +244,18 @@ class _SessionScope:
         await session.__aexit__(exc_type, exc, tb)
 
 
+#: SQLSTATEs meaning the server is going, gone or not back yet: connection exceptions (class 08),
+#: ``admin_shutdown``, ``crash_shutdown`` and ``cannot_connect_now`` (shutting down, starting up).
+_UNAVAILABLE_STATES: Final = ("08", "57P01", "57P02", "57P03")
+
+
 def _is_connect_error(exc: DBAPIError) -> bool:
-    name = type(exc.orig).__name__ if exc.orig is not None else ""
-    return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "InterfaceError"}
+    # SQLAlchemy's asyncpg adapter wraps the driver's error in its own class, keeping the SQLSTATE.
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    if state.startswith(_UNAVAILABLE_STATES):
+        return True
+    names = {type(exc.orig).__name__, type(getattr(exc.orig, "__cause__", None)).__name__}
+    return not names.isdisjoint({"CannotConnectNowError", "ConnectionDoesNotExistError", "InterfaceError"})
 
 
 @final
@@ -408,6 +417,22 @@ class SqliteDatabase(Database):
         return self.max_open_tenants
 
 
+def asyncpg_connect_args(url: URL) -> dict[str, Any]:
+    """asyncpg's connect arguments for ``url``: unique statement names when its statement cache is off.
+
+    ``?prepared_statement_cache_size=0`` is how a URL says it goes through PgBouncer in transaction
+    mode, where consecutive transactions may land on different server connections, so a statement
+    name must never be reused (see docs/postgres.md). Every engine made for the fleet's database
+    (the host's, the fleet lock's) takes these.
+    """
+    if url.query.get("prepared_statement_cache_size") != "0":
+        return {}
+    return {
+        "prepared_statement_name_func": lambda: f"__plexica_{uuid.uuid4().hex}__",
+        "statement_cache_size": 0,  # asyncpg's own cache (type introspection)
+    }
+
+
 @final
 class PostgresDatabase(Database):
     """PostgreSQL via asyncpg: schema ``core`` plus one schema per tenant, one shared pool.
@@ -431,12 +456,7 @@ class PostgresDatabase(Database):
         except ImportError as exc:
             raise MissingDependencyError("postgres", "asyncpg") from exc
         url = make_url(self.settings.url or "")
-        connect_args: dict[str, Any] = {}
-        if url.query.get("prepared_statement_cache_size") == "0":
-            # Behind PgBouncer in transaction mode, consecutive transactions may land on different
-            # server connections: statement names must never be reused (see docs/postgres.md).
-            connect_args["prepared_statement_name_func"] = lambda: f"__plexica_{uuid.uuid4().hex}__"
-            connect_args["statement_cache_size"] = 0  # asyncpg's own cache (type introspection)
+        connect_args = asyncpg_connect_args(url)
         self._engine = create_async_engine(
             url,
             pool_size=self.settings.pool_size,
@@ -557,6 +577,8 @@ def _listen_for_deferred_begin(engine: AsyncEngine) -> None:
 
 def _listen_for_transaction_end(engine: AsyncEngine) -> None:
     def _end(conn: Any) -> None:
+        if conn.invalidated:  # lost mid-transaction (the server went): no state to reset, and ``info`` would raise
+            return
         if conn.info.pop(_PENDING, False) and conn.dialect.name == "postgresql":
             conn.connection.dbapi_connection.autocommit = False
 

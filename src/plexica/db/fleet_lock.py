@@ -1,4 +1,4 @@
-"""The fleet lock: one ``plexica migrate`` (or spare-schema refill) at a time, across every host.
+"""The fleet lock: one ``plexica migrate`` (or ``plugins --all``, or spare refill) at a time, on every host.
 
 A fleet run plans from the ledger and then changes schemas; two runs at once would plan the same
 tenants twice and race their DDL, and a serving host's spare refill racing a run would clone
@@ -13,8 +13,9 @@ spares from a template the run is about to make stale. The lock covers the whole
 * SQLite: an exclusive ``flock`` on ``<database dir>/.plexica-fleet.lock``, whose content names
   the holder; the kernel releases it when the holder's process ends.
 
-``plexica migrate`` waits for the lock (or, with ``--no-wait``, fails with one line); a host's
-periodic spare refill only tries it and skips the cycle when it is held.
+``plexica migrate`` and ``plexica plugins install|upgrade|uninstall --all`` wait for the lock (or,
+with ``--no-wait``, fail with one line); a host's periodic spare refill only tries it and skips the
+cycle when it is held.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from plexica.db.engine import Database, PostgresDatabase, SqliteDatabase
+from plexica.db.engine import Database, PostgresDatabase, SqliteDatabase, asyncpg_connect_args
 from plexica_sdk.errors import BackendUnavailableError, PlexicaError
 
 __all__ = ["FLEET_LOCK_KEY", "FleetLock", "FleetLockedError", "LockHolder"]
@@ -51,7 +52,11 @@ FLEET_LOCK_KEY: Final = 0x706C6578_666C6574
 _APP_PREFIX: Final = "plexica-lock"
 #: SQLite's lock file, next to ``core.db``.
 LOCK_FILE: Final = ".plexica-fleet.lock"
-_ROLES: Final = {"migrate": "plexica migrate", "spares": "plexica serve (spare schemas)"}
+_ROLES: Final = {
+    "migrate": "plexica migrate",
+    "spares": "plexica serve (spare schemas)",
+    "plugins": "plexica plugins --all",
+}
 
 
 @attrs.frozen
@@ -88,7 +93,7 @@ def _parse(label: str) -> LockHolder:
 
 @final
 class FleetLock:
-    """The fleet lock of ``db``'s fleet; ``role`` (``migrate`` or ``spares``) names the holder."""
+    """The fleet lock of ``db``'s fleet; ``role`` (``migrate``, ``plugins`` or ``spares``) names the holder."""
 
     def __init__(self, db: Database, role: str = "migrate") -> None:
         self.db = db
@@ -135,7 +140,7 @@ class FleetLock:
             url,
             poolclass=NullPool,
             isolation_level="AUTOCOMMIT",
-            connect_args={"server_settings": {"application_name": label}},
+            connect_args={**asyncpg_connect_args(url), "server_settings": {"application_name": label}},
         )
         try:
             try:

@@ -65,6 +65,15 @@ async def test_probe_names_are_unique_and_only_pingable_backends_get_one() -> No
         checker.add(Probe(name="broker", check=db.ping))
 
 
+def test_the_cache_is_required_only_when_asked() -> None:
+    """The host's caches fall back to the database; fail-closed limits and gateway mode need Redis."""
+    cache = Dependency()
+    optional = standard_probes(database=Dependency(), cache=cache)
+    required = standard_probes(database=Dependency(), cache=cache, cache_required=True)
+    assert [(p.name, p.required) for p in optional] == [("database", True), ("cache", False)]
+    assert [(p.name, p.required) for p in required] == [("database", True), ("cache", True)]
+
+
 def test_details_need_public_mode_the_token_or_a_super_admin() -> None:
     checker = HealthChecker([], timeout_seconds=1.0, token="s3cret")
     assert checker.discloses_to(token="s3cret", super_admin=False)
