@@ -138,10 +138,12 @@ def plexica_plugin_upgraded(
 ) -> Awaitable[None] | None:
     """This plugin was upgraded for a tenant, after the pending migrations ran.
 
-    Called only on the upgraded plugin (``plexica plugins upgrade`` or the upgrade API), inside
-    the tenant's context, after the new version is recorded and its new permissions registered.
-    May be async. Failure: reported to the caller; the migrations and the recorded version stay
-    (run the upgrade again to call the hook again).
+    Called only on the upgraded plugin, inside the tenant's context, after the new version is
+    recorded and its new permissions registered: by ``plexica plugins upgrade`` (or the upgrade
+    API), and by ``plexica migrate`` in each tenant where the plugin's tables moved or its recorded
+    version is not the loaded one. May be async. Failure: reported to the caller (``migrate``
+    reports the tenant failed); the migrations and the recorded version stay (``plugins upgrade``
+    calls the hook again; a re-run of ``migrate`` does not).
     """
 
 

@@ -23,7 +23,7 @@ from plexica.platform import Platform
 from plexica.settings import Settings
 from plexica_sdk.converter import unstructure
 
-__all__ = ["migrate", "run_with_platform"]
+__all__ = ["migrate", "no_wait_option", "report_waiting", "run_with_platform"]
 
 T = TypeVar("T")
 
@@ -44,6 +44,18 @@ def run_with_platform(obj: _HasSettings, work: Callable[[Platform], Awaitable[T]
             return await work(platform)
 
     return asyncio.run(runner())
+
+
+def report_waiting(holder: LockHolder) -> None:
+    """Say on stderr whose run the command waits for (the fleet lock's holder)."""
+    click.echo(f"waiting for {holder.describe()}", err=True)
+
+
+def no_wait_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--no-wait``: fail instead of waiting when ``what`` holds the fleet lock."""
+    return click.option(
+        "--no-wait", is_flag=True, help=f"Exit with an error instead of waiting when {what} holds the fleet lock."
+    )
 
 
 def _revision(value: str | None) -> str:
@@ -73,11 +85,7 @@ def _revision(value: str | None) -> str:
     default=None,
     help="Keep N ready-made tenant schemas at head for fast sign-up (PostgreSQL; default: as many as now).",
 )
-@click.option(
-    "--no-wait",
-    is_flag=True,
-    help="Exit with an error instead of waiting when another plexica migrate holds the fleet lock.",
-)
+@no_wait_option("another plexica migrate or plugins --all")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def migrate(
@@ -93,6 +101,9 @@ def migrate(
     as_json: bool,
 ) -> None:
     """Migrate core, then every tenant's schema and installed plugins to head.
+
+    A plugin whose tables moved or whose version changed is then recorded at its loaded version
+    and its upgrade hook called, as ``plexica plugins upgrade`` does (pinned tenants stay pinned).
 
     Tenants already at head per the migration ledger are skipped without being opened. A failed
     tenant is rolled back and reported; by default the run stops there, and running the command
@@ -119,9 +130,6 @@ def migrate(
     def on_result(_result: TenantResult) -> None:
         progress.advance(task)
 
-    def on_wait(holder: LockHolder) -> None:
-        click.echo(f"waiting for {holder.describe()}", err=True)
-
     async def migrate(platform: Platform) -> FleetReport:
         metrics = platform.metrics
 
@@ -136,7 +144,8 @@ def migrate(
         # With ``metrics.port`` set, the run's progress can be scraped while it lasts (a Kubernetes Job).
         exposition = MetricsExposition(metrics, platform.settings.metrics.token)
         async with serve_metrics_port(platform.settings, exposition):
-            return await FleetMigrator(platform.db, platform.migrator, platform.tenants.templates).run(
+            fleet = FleetMigrator(platform.db, platform.migrator, platform.tenants.templates, tenants=platform.tenants)
+            return await fleet.run(
                 concurrency=concurrency,
                 canary=canary,
                 keep_going=keep_going,
@@ -147,7 +156,7 @@ def migrate(
                 on_plan=planned,
                 on_result=finished,
                 wait=not no_wait,
-                on_wait=on_wait,
+                on_wait=report_waiting,
             )
 
     try:
@@ -186,10 +195,10 @@ def _print_report(report: FleetReport) -> None:
     if shown:
         table = Table("tenant", "result", "changes", "ms", "error", title="tenants migrated this run")
         for result in shown[:MAX_ROWS]:
+            moved = [c for c in result.changes if c.before != c.after]
             changes = ", ".join(
-                f"{c.stream} {_revision(c.before)} → {_revision(c.after)}"
-                for c in result.changes
-                if c.before != c.after
+                [f"{c.stream} {_revision(c.before)} → {_revision(c.after)}" for c in moved]
+                + [f"{u.plugin} {u.before} → {u.after}" for u in result.upgraded if u.before != u.after]
             )
             table.add_row(result.slug, result.outcome, changes or "-", str(result.duration_ms), result.error or "")
         if len(shown) > MAX_ROWS:

@@ -7,6 +7,11 @@ migrated by a bounded pool of workers, each tenant in one transaction (see
 :class:`~plexica.db.migrator.TenantMigrator`). By default the first failure stops the run: the
 failed tenant is rolled back and recorded, tenants not started yet are reported ``skipped``, and
 a re-run picks up from the ledger.
+
+Given the tenant service, a run also leaves each tenant as ``plexica plugins upgrade`` would: a
+plugin whose tables moved, or whose loaded version differs from the tenant's recorded one, gets
+:meth:`~plexica.tenancy.service.TenantService.finish_upgrade` (version recorded, upgrade hook
+called) once its tenant's migration committed.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import Any, Literal, final
+from typing import TYPE_CHECKING, Any, Literal, final
 
 import attrs
 
@@ -31,9 +36,12 @@ from plexica.tenancy.repository import TenantPlugin, TenantRepository
 from plexica_sdk.errors import BackendUnavailableError
 from plexica_sdk.types import TenantInfo
 
+if TYPE_CHECKING:  # the service is handed in; the fleet never builds one
+    from plexica.tenancy.service import TenantService
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["FleetMigrator", "FleetReport", "StreamChange", "StreamState", "TenantResult"]
+__all__ = ["FleetMigrator", "FleetReport", "StreamChange", "StreamState", "TenantResult", "VersionChange"]
 
 TenantOutcome = Literal["up-to-date", "migrated", "failed", "skipped"]
 
@@ -49,6 +57,15 @@ class StreamChange:
 
 
 @attrs.frozen
+class VersionChange:
+    """A plugin's recorded version for one tenant, before and after its upgrade hook ran."""
+
+    plugin: str
+    before: str
+    after: str
+
+
+@attrs.frozen
 class TenantResult:
     """What the run did to one tenant."""
 
@@ -58,6 +75,8 @@ class TenantResult:
     changes: tuple[StreamChange, ...] = ()
     error: str | None = None
     duration_ms: int = 0
+    #: Plugins whose upgrade was finished (version recorded, ``plexica_plugin_upgraded`` called).
+    upgraded: tuple[VersionChange, ...] = ()
 
 
 @attrs.frozen
@@ -110,6 +129,8 @@ class _Job:
     streams: tuple[tuple[MigrationStream, str | None, str], ...]
     #: Every stream of the tenant, pending or not, the same way: where a replay starts from.
     state: tuple[tuple[MigrationStream, str | None, str | None], ...]
+    #: Enabled installs of loaded plugins: (plugin, recorded version, pinned revision).
+    installs: tuple[tuple[str, str, str | None], ...] = ()
 
     def signature(self) -> tuple[tuple[str, str, str | None, str | None], ...]:
         return tuple((s.name, s.script_location, before, target) for s, before, target in self.state)
@@ -117,12 +138,23 @@ class _Job:
 
 @final
 class FleetMigrator:
-    """Plans and runs migrations over every tenant; reports per tenant."""
+    """Plans and runs migrations over every tenant; reports per tenant.
 
-    def __init__(self, db: Database, migrator: TenantMigrator, templates: TemplateProvisioner | None = None) -> None:
+    ``tenants``: finish each plugin upgrade as ``plexica plugins upgrade`` does (None: schemas only).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        migrator: TenantMigrator,
+        templates: TemplateProvisioner | None = None,
+        *,
+        tenants: TenantService | None = None,
+    ) -> None:
         self.db = db
         self.migrator = migrator
         self.templates = templates
+        self.tenants = tenants
         self.repo = TenantRepository()
 
     def _targets(self, installs: dict[str, TenantPlugin]) -> list[tuple[MigrationStream, str | None]]:
@@ -135,6 +167,21 @@ class FleetMigrator:
                 targets.append((stream, install.target_revision or stream.head))
         return targets
 
+    def _installs(self, installs: dict[str, TenantPlugin]) -> tuple[tuple[str, str, str | None], ...]:
+        """The enabled installs of loaded plugins, when upgrades are finished here (else none)."""
+        if self.tenants is None:
+            return ()
+        plugins = self.migrator.plugins
+        return tuple(
+            (name, install.version, install.target_revision)
+            for name, install in sorted(installs.items())
+            if install.status == "enabled" and plugins.get(name) is not None
+        )
+
+    def _version(self, plugin: str) -> str:
+        loaded = self.migrator.plugins.get(plugin)
+        return loaded.manifest.version if loaded is not None else "0"
+
     async def _load(
         self, statuses: Collection[str] | None
     ) -> tuple[Sequence[TenantInfo], dict[str, dict[str, TenantPlugin]], dict[tuple[str, str], LedgerEntry]]:
@@ -143,9 +190,11 @@ class FleetMigrator:
             return tenants, await self.repo.all_plugins(conn), await read_ledger(conn)
 
     async def plan(self, *, verify: bool = False, slugs: Collection[str] | None = None) -> tuple[list[_Job], int]:
-        """The tenants with pending streams, in slug order, and how many are already up to date.
+        """The tenants with pending streams or plugin versions, in slug order, and how many are up to date.
 
         ``verify`` ignores the ledger: every tenant's streams are checked against their version tables.
+        A plugin version is pending when the tenant's recorded one is not the loaded one (only with
+        ``tenants``).
         """
         tenants, installs, ledger = await self._load(MIGRATED_STATUSES)
         jobs: list[_Job] = []
@@ -155,6 +204,7 @@ class FleetMigrator:
                 continue
             pending = []
             state = []
+            plugins = self._installs(installs.get(tenant.id, {}))
             for stream, target in self._targets(installs.get(tenant.id, {})):
                 entry = ledger.get((tenant.schema, stream.name))
                 revision = entry.revision if entry is not None else None
@@ -162,8 +212,8 @@ class FleetMigrator:
                 up_to_date = entry is not None and entry.outcome == "ok" and revision == target
                 if target is not None and (verify or not up_to_date):
                     pending.append((stream, revision, target))
-            if pending:
-                jobs.append(_Job(tenant, tuple(pending), tuple(state)))
+            if pending or any(version != self._version(name) for name, version, _ in plugins):
+                jobs.append(_Job(tenant, tuple(pending), tuple(state), plugins))
             else:
                 current += 1
         return jobs, current
@@ -307,8 +357,10 @@ class FleetMigrator:
     async def _migrate(self, job: _Job) -> TenantResult:
         started = time.perf_counter()
         tenant = job.tenant
+        moves: dict[str, Transition] | None = {}
         try:
-            moves = await self._replayed(job, started)
+            if job.streams:
+                moves = await self._replayed(job, started)
             if moves is None:
                 moves = await self.migrator.migrate(
                     tenant.schema, [(stream, target) for stream, _, target in job.streams], tenant_id=tenant.id
@@ -322,13 +374,40 @@ class FleetMigrator:
                 duration_ms=round((time.perf_counter() - started) * 1000),
             )
         changes = tuple(StreamChange(name, move.before, move.after) for name, move in moves.items())
+        upgraded: list[VersionChange] = []
+        error = None
+        try:
+            await self._finish_upgrades(job, moves, upgraded)
+        except BackendUnavailableError:
+            raise
+        except Exception as exc:  # the hook's failure fails the tenant; its version stays recorded
+            error = f"plugin {upgraded[-1].plugin} upgrade: {error_reason(exc)}"
+        moved = any(c.before != c.after for c in changes) or upgraded
         return TenantResult(
             tenant.slug,
             tenant.schema,
-            "migrated" if any(c.before != c.after for c in changes) else "up-to-date",
+            "failed" if error else "migrated" if moved else "up-to-date",
             changes,
+            error=error,
             duration_ms=round((time.perf_counter() - started) * 1000),
+            upgraded=tuple(upgraded),
         )
+
+    async def _finish_upgrades(self, job: _Job, moves: dict[str, Transition], upgraded: list[VersionChange]) -> None:
+        """Finish the upgrade of each plugin whose tables moved or whose recorded version is stale.
+
+        Appends each plugin to ``upgraded`` before finishing it, so a failure names the plugin.
+        """
+        if self.tenants is None:
+            return
+        for plugin, recorded, pin in job.installs:
+            stream = self.migrator.plugin_stream(plugin)
+            move = moves.get(stream.name) if stream is not None else None
+            version = self._version(plugin)
+            if recorded == version and (move is None or move.before == move.after):
+                continue
+            upgraded.append(VersionChange(plugin, recorded, version))
+            await self.tenants.finish_upgrade(job.tenant, plugin, recorded, pin=pin)
 
     async def _replayed(self, job: _Job, started: float) -> dict[str, Transition] | None:
         """Migrate ``job`` by replay; None when it must go through Alembic instead.

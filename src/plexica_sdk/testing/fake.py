@@ -11,11 +11,12 @@ Use the ``plexica_host`` fixture instead when the test is about the host's behav
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, final
 
-from plexica_sdk.errors import EventError, NotFoundError, PermissionDeniedError, ValidationError
+from plexica_sdk.errors import EventError, NotFoundError, PermissionDeniedError, PluginContractError, ValidationError
 from plexica_sdk.http import HOST_SCOPE_KEY
 from plexica_sdk.types import Decision, Event, ObjectInfo, PluginManifest, Principal, TenantContext
 
@@ -23,6 +24,34 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["FakeCache", "FakeHost", "FakeObjects"]
+
+
+def _check_contract(manifest: PluginManifest, event_type: str, data: Any) -> None:
+    """What the host's event type registry checks on a publish, with its messages (``plexica.events``)."""
+    plugin = manifest.name
+    definition = next((t for t in manifest.event_types if t.type == event_type), None)
+    if definition is None:
+        owner = event_type.split(".", 1)[0]
+        if "." in event_type and owner != plugin:
+            message = f"plugin {plugin!r} may not publish {event_type!r}, which belongs to {owner!r}"
+        else:
+            message = f"unknown event type {event_type[:150]!r}: declare it in the plugin manifest"
+        raise PluginContractError(plugin, message, event_type=event_type)
+    if definition.schema is None:
+        return
+    import jsonschema
+    import jsonschema.exceptions
+    import jsonschema.validators
+
+    schema = dict(definition.schema)
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        rule = f"{error.validator}={error.validator_value!r}"[:200]
+        raise PluginContractError(
+            plugin, f"payload of {event_type!r} fails its schema at {where}: {rule}", event_type=event_type
+        )
 
 
 @final
@@ -207,28 +236,31 @@ class FakeHost:
             self._engine = None
 
     async def publish(self, event_type: str, data: Any, *, subject: str | None = None, session: Any = None) -> Event:
-        """Record an event; with a manifest, an undeclared type or a payload failing its schema raises."""
-        if self.manifest is not None:
-            declared = {t.type: t for t in self.manifest.event_types}
-            if event_type not in declared:
-                raise EventError(f"plugin {self.plugin!r} declares no event type {event_type!r}")
-            schema = declared[event_type].schema
-            if schema:
-                import jsonschema
+        """Record an event, refusing what the embedded host refuses, with the same errors.
 
-                try:
-                    jsonschema.validate(data, schema)
-                except jsonschema.ValidationError as exc:
-                    raise EventError(f"payload of {event_type!r} fails its schema: {exc.message}") from None
-        user = self._tenant.user
+        With a manifest, an undeclared type, another plugin's type or a payload failing its schema
+        raises :class:`~plexica_sdk.errors.PluginContractError` (the plugin's own bug: a 500 at the
+        HTTP edge); data that is not JSON raises :class:`~plexica_sdk.errors.EventError`. One
+        difference: a type under another plugin's name is reported as that plugin's, where the
+        host, not loading that plugin, would call it unknown (the error class is the same).
+        """
+        ctx = self._tenant
         event = Event(
             type=event_type,
             source=f"/plugins/{self.plugin}",
             data=data,
             subject=subject,
-            tenantid=self._tenant.tenant_id,
-            userid=user.id if user else None,
+            tenantid=ctx.tenant_id,
+            workspaceid=ctx.workspace_id,
+            userid=ctx.user.id if ctx.user else None,
+            traceid=ctx.trace_id,
         )
+        if self.manifest is not None:
+            _check_contract(self.manifest, event_type, data)
+        try:
+            json.dumps(data, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise EventError(f"event {event.id} cannot be encoded: {exc}", event_type=event_type) from exc
         self.published.append(event)
         return event
 

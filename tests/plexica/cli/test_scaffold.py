@@ -143,6 +143,8 @@ def test_generated_plugin_installs_into_a_fresh_venv_and_passes_its_own_tests(
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "PASSED tests/test_demo.py::test_items_of_one_tenant_are_invisible_to_another" in tests.stdout
-    assert "\n9 passed in " in tests.stdout
+    bad_bodies = [line for line in tests.stdout.splitlines() if "::test_a_bad_body_is_a_422_problem" in line]
+    assert len(bad_bodies) == 4 and all(line.startswith("PASSED") for line in bad_bodies), bad_bodies
+    assert "\n12 passed in " in tests.stdout
     elapsed = time.monotonic() - started
     print(f"plexica plugin new -> installed -> green: {elapsed:.1f}s")

@@ -217,10 +217,24 @@ class ItemsPlugin:
 
 
 class EnvItemsPlugin(ItemsPlugin):
-    """The items plugin as the CLI loads it (``module:attribute``): migrations from the environment."""
+    """The items plugin as the CLI loads it (``module:attribute``): configured by the environment.
+
+    ``TEST_ITEMS_PLUGIN_MIGRATIONS``: its script directory; ``TEST_ITEMS_PLUGIN_VERSION``: its
+    version (default 1.0.0); ``TEST_ITEMS_PLUGIN_CALLS``: a file each hook call is appended to as
+    ``hook slug`` (the instance dies with its command).
+    """
 
     def __init__(self) -> None:
-        super().__init__(os.environ.get("TEST_ITEMS_PLUGIN_MIGRATIONS"))
+        super().__init__(
+            os.environ.get("TEST_ITEMS_PLUGIN_MIGRATIONS"), version=os.environ.get("TEST_ITEMS_PLUGIN_VERSION", "1.0.0")
+        )
+
+    def _called(self, hook: str, tenant: TenantContext) -> None:
+        log = os.environ.get("TEST_ITEMS_PLUGIN_CALLS")
+        if log:
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write(f"{hook} {tenant.slug}\n")
+        super()._called(hook, tenant)
 
 
 async def columns_of(conn: AsyncConnection, schema: str, table: str) -> set[str] | None:

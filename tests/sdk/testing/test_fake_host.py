@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import AsyncIterator
 
 import httpx2
@@ -10,10 +12,25 @@ from plexica_plugin_notes import NotesPlugin
 from plexica_plugin_notes.models import metadata
 from plexica_plugin_notes.routes import routes
 
-from plexica_sdk import Cache, Event, EventError, Host, PermissionDeniedError, PluginObjects, ValidationError
-from plexica_sdk.testing import FakeHost
+from plexica_sdk import (
+    Cache,
+    Event,
+    EventError,
+    Host,
+    PermissionDeniedError,
+    PluginContractError,
+    PluginObjects,
+    ValidationError,
+)
+from plexica_sdk.testing import FakeHost, ProvisionedTenant, RunningHost
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def plexica_plugins() -> list[object]:
+    """The embedded host the fake is compared with runs the notes plugin."""
+    return [NotesPlugin()]
 
 
 @pytest.fixture
@@ -51,14 +68,42 @@ async def test_permission_the_roles_do_not_grant_is_refused() -> None:
     await fake.aclose()
 
 
-@pytest.mark.parametrize(
-    ("event_type", "data"),
-    [("notes.note.deleted", {}), ("notes.note.created", {"id": "1"})],
-    ids=["undeclared-type", "payload-fails-schema"],
-)
-async def test_publish_checks_the_manifest_like_the_host(fake: FakeHost, event_type: str, data: object) -> None:
-    with pytest.raises(EventError):
+NOTE = {"id": "n1", "title": "t", "author_id": "alice"}
+#: A plugin's publishing mistakes, each refused by the embedded host and by FakeHost alike.
+BAD_PUBLISHES = [
+    pytest.param("notes.note.deleted", {}, PluginContractError, id="undeclared-type"),
+    pytest.param("notes.note.created", {"id": "1"}, PluginContractError, id="missing-required"),
+    pytest.param("notes.note.created", {**NOTE, "title": 3}, PluginContractError, id="wrong-type"),
+    pytest.param("notes.note.created", [NOTE], PluginContractError, id="not-an-object"),
+    pytest.param("core.tenant.created", {"tenant_id": "x"}, PluginContractError, id="core-type"),
+    pytest.param("notes.note.created", {**NOTE, "at": dt.datetime.now(dt.UTC)}, EventError, id="not-json"),
+    pytest.param("notes.note.created", {**NOTE, "score": float("nan")}, EventError, id="nan"),
+]
+
+
+def _described(exc: BaseException) -> tuple[object, ...]:
+    """The error's class, message (an encoding error names the event's id: masked) and attributes."""
+    message = re.sub(r"^event \S+ cannot be encoded", "event <id> cannot be encoded", str(exc))
+    return type(exc), message, getattr(exc, "plugin", None), getattr(exc, "event_type", None)
+
+
+@pytest.mark.parametrize(("event_type", "data", "expected"), BAD_PUBLISHES)
+async def test_publish_refuses_what_the_embedded_host_refuses_with_the_same_error(
+    fake: FakeHost,
+    plexica_host: RunningHost,
+    tenant: ProvisionedTenant,
+    event_type: str,
+    data: object,
+    expected: type[EventError],
+) -> None:
+    embedded = plexica_host.platform.host_for("notes", tenant.context)
+    with pytest.raises(EventError) as by_host:
+        await embedded.publish(event_type, data)
+    with pytest.raises(EventError) as by_fake:
         await fake.publish(event_type, data)
+
+    assert type(by_host.value) is expected
+    assert _described(by_fake.value) == _described(by_host.value)
     assert fake.published == []
 
 
