@@ -42,6 +42,7 @@ from plexica.http.routes import (
     events,
     frontend,
     health,
+    host_callbacks,
     me,
     objects,
     permissions,
@@ -108,10 +109,13 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         )
         return JSONResponse(document)
 
+    signer = load_signer(settings)
     routes = [
         *health.routes,
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
-        *remote.jwks_routes(load_signer(settings)),  # remote plugins verify context tokens with it
+        *remote.jwks_routes(signer),  # remote plugins verify context tokens with it
+        # Remote plugins call back into the host here (docs/remote.md, "Calling back into the host").
+        Mount(host_callbacks.CALLBACK_PREFIX, app=host_callbacks.callback_app(platform.callback_services(signer))),
         Mount(
             "/api/core/v1",
             app=Router(
@@ -138,17 +142,18 @@ def create_app(settings: Settings | None = None, *, plugins: Iterable[object] = 
         host_suffix=settings.http.tenant_host_suffix,
         trust_unsigned_header=settings.is_development and not settings.auth.gateway_key,
     )
+    templates = RouteTemplates(routes)  # the route label of metrics and the name of server spans
     middleware = [
         *metrics_middleware(settings, exposition),  # a scrape is no tenant's request: answered first
         # Outermost: the server span (and the ``traceparent`` it continues) exists for every stage.
-        *([Middleware(tracing.wrap)] if tracing is not None else []),
+        *([Middleware(tracing.wrap, routes=templates)] if tracing is not None else []),
         Middleware(TraceIdMiddleware),
         # Outside the error stage, so the log and the metrics record the status the client got
         # (a refusal raised as an exception is its 4xx problem, not a 500).
         Middleware(
             AccessLogMiddleware,
             metrics=platform.metrics,
-            routes=RouteTemplates(routes),
+            routes=templates,
             access_log=settings.http.access_log,
         ),
         # Outside the error stage, so problems sent to an allowed origin carry the CORS headers;
@@ -262,14 +267,17 @@ def core_services(platform: Platform) -> CoreServices:
 
 
 def health_checker(platform: Platform) -> HealthChecker:
-    """``/health``'s probes: the database and each configured server (Redis, Kafka, S3, Keycloak)."""
+    """``/health``'s probes: the database, each configured server (Redis, Kafka, S3, Keycloak), each remote plugin."""
     settings = platform.settings
     keycloak = settings.auth.keycloak
     public = settings.http.health_details_public
-    return HealthChecker(
+    limits = settings.rate_limit
+    checker = HealthChecker(
         standard_probes(
             database=platform.db,
             cache=platform.cache,
+            # Requests outlive a Redis outage unless a limiter that fails closed or gateway replay checks need it.
+            cache_required=(limits.enabled and limits.fail_mode == "closed") or settings.auth.mode == "gateway",
             broker=platform.bus,
             objects=platform.objects,
             identity=KeycloakProbe(platform.http_client, keycloak) if keycloak is not None else None,
@@ -278,3 +286,6 @@ def health_checker(platform: Platform) -> HealthChecker:
         public_details=settings.is_development if public is None else public,
         token=settings.http.health_token,
     )
+    for probe in platform.remote.probes():  # optional: a plugin down degrades the host, with its breaker shown
+        checker.add(probe)
+    return checker

@@ -26,10 +26,13 @@ from plexica_sdk.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     PlexicaError,
+    PluginAnswerError,
     PluginCallError,
     PluginContractError,
     PluginError,
     PluginLoadError,
+    PluginTimeoutError,
+    PluginUnavailableError,
     RateLimitedError,
     SettingsError,
     TenantContextMissingError,
@@ -57,10 +60,13 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PlexicaError",
+    "PluginAnswerError",
     "PluginCallError",
     "PluginContractError",
     "PluginError",
     "PluginLoadError",
+    "PluginTimeoutError",
+    "PluginUnavailableError",
     "PreconditionRequiredError",
     "ProblemKind",
     "RateLimitedError",
@@ -169,6 +175,14 @@ PROBLEM_KINDS: Final[Mapping[type[BaseException], ProblemKind]] = {
     # the plugin's name, answered like any host bug.
     PluginContractError: INTERNAL,
     PluginCallError: ProblemKind(502, "plugin-failed", "Bad Gateway", "plugin {plugin!r} failed"),
+    # A remote plugin (docs/remote.md): answered badly, cannot be reached, or did not answer in time.
+    PluginAnswerError: ProblemKind(502, "plugin-bad-answer", "Bad Gateway", "plugin {plugin!r} answered badly"),
+    PluginUnavailableError: ProblemKind(
+        503, "plugin-unavailable", "Service Unavailable", "plugin {plugin!r} is unavailable"
+    ),
+    PluginTimeoutError: ProblemKind(
+        504, "plugin-timeout", "Gateway Timeout", "plugin {plugin!r} did not answer in time"
+    ),
     IdentityAdminError: ProblemKind(502, "identity", "Bad Gateway", "the identity server refused the change"),
     BackendUnavailableError: ProblemKind(503, "unavailable", "Service Unavailable", "{backend} is unavailable"),
 }

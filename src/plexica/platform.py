@@ -22,6 +22,7 @@ import httpx2
 
 from plexica.auth import DevIssuer, TokenVerifier, build_token_verifier
 from plexica.cache import create_cache
+from plexica.cache.fallback import fallback_for
 from plexica.cache.layered import LayeredCache
 from plexica.db.engine import create_database
 from plexica.db.migrator import TenantMigrator
@@ -39,6 +40,12 @@ from plexica.observability.tracing import current_traceparent
 from plexica.permissions import PermissionEngine, PermissionService
 from plexica.plugins import PluginManager, discover
 from plexica.plugins.host import EmbeddedHost, HostServices
+from plexica.remote.callbacks import CallbackServices
+from plexica.remote.context_tokens import ContextSigner
+from plexica.remote.credentials import ServiceCredentials
+from plexica.remote.db_roles import PluginRoles
+from plexica.remote.deferred import HookDeferrer
+from plexica.remote.registry import RemotePlugins
 from plexica.settings import Settings
 from plexica.storage import StorageLayout, create_object_store
 from plexica.storage.scoped import ObjectTooLargeError, PluginObjectStore, capped
@@ -74,14 +81,19 @@ class Platform:
         self.settings = settings
         self.serving = serving
         realm_plugin = build_realm_plugin(settings)  # None unless Keycloak admin credentials are set
+        # One bounded manifest fetch per remote plugin, else its last good copy (plexica.remote.snapshot).
+        self.remote = RemotePlugins(settings)
         self.plugins = PluginManager(
-            discover(
-                paths=settings.plugins,
-                objects=plugins,
-                builtins=[realm_plugin] if realm_plugin is not None else [],
-                use_entry_points=settings.load_entry_points,
-                disabled=settings.disabled_plugins,
-            ),
+            [
+                *discover(
+                    paths=settings.plugins,
+                    objects=plugins,
+                    builtins=[realm_plugin] if realm_plugin is not None else [],
+                    use_entry_points=settings.load_entry_points,
+                    disabled=settings.disabled_plugins,
+                ),
+                *self.remote.sources(),
+            ],
             hook_timeout=settings.http.plugin_timeout_seconds,
         )
         self.db = create_database(settings.database, settings.data_dir)
@@ -95,6 +107,8 @@ class Platform:
         self.db.on_engine = self.metrics.instrument_engine
         # A plugin may supply the backends (``plexica_*_backend``); else the settings choose.
         self.cache: Cache = _provided(self.plugins, "plexica_cache_backend", Cache) or create_cache(settings.cache)
+        # The host's own caches copy the database: while the shared cache is down they miss (docs/reliability.md).
+        self.host_cache = fallback_for(self.cache)
         self.storage_layout = StorageLayout.from_settings(settings.storage)
         self.objects: ObjectStore = _provided(self.plugins, "plexica_object_store_backend", ObjectStore) or (
             create_object_store(settings.storage, settings.data_dir, signing_key=_signing_key(settings))
@@ -107,20 +121,23 @@ class Platform:
         self.relay = OutboxRelay(self.outbox, self.bus, events, on_published=self.metrics.count_published)
         # Core services write their events in their own transactions (never straight to the bus).
         self.core_events = OutboxRecorder(self.outbox, self.bus.registry)
+        # Lifecycle hooks a remote plugin misses while down go to the core outbox (plexica.remote.deferred).
+        self.remote.bind(HookDeferrer(self.db, self.core_events))
+        self.remote.watch(self.metrics)
         # Tenants by id, and (tenant, installs) by slug: what every event delivery asks.
         self.delivery_cache: DeliveryCache[Any] = DeliveryCache(
             events.delivery_cache_seconds, events.delivery_cache_size
         )
         # L1 (this process) → L2 (self.cache) → database; Redis pub/sub carries invalidations.
         self.layered = LayeredCache(
-            self.cache,
+            self.host_cache,
             max_age=settings.cache.l1_max_age_seconds,
             subscribed_max_age=max(settings.cache.l1_max_age_seconds, settings.cache.l1_subscribed_max_age_seconds),
             max_entries=settings.cache.l1_max_entries,
         )
         self.permissions = PermissionEngine(
             db=self.db,
-            cache=self.cache,
+            cache=self.host_cache,
             local=self.layered,
             plugins=self.plugins,
             installed=self._enabled_plugins,
@@ -133,13 +150,25 @@ class Platform:
         self.http_client = httpx2.AsyncClient(timeout=10.0)
         self.verifier: TokenVerifier = build_token_verifier(settings, self.http_client, self.dev_issuer)
         self.migrator = TenantMigrator(self.db, self.plugins)
+        # PostgreSQL: each remote plugin's own role, granted per tenant on install (plexica.remote.db_roles).
+        self.db_roles = (
+            PluginRoles(
+                self.db,
+                stream_of=self.migrator.plugin_stream,
+                is_remote=self._is_remote,
+                event_types=lambda name: [t.type for t in self.plugins.plugins[name].event_types],
+                source_of=source_for,
+            )
+            if self.db.dialect == "postgresql"
+            else None
+        )
         self.directory = TenantDirectory(self.layered, self.db)
         self.tenants = TenantService(
             db=self.db,
             plugins=self.plugins,
             migrator=self.migrator,
             objects=self.objects,
-            cache=self.cache,
+            cache=self.host_cache,
             events=self.core_events,
             host_for=self.host_for,
             on_change=self._tenants_changed,
@@ -147,16 +176,18 @@ class Platform:
             prepare_events=self._prepare_topics,
             access=self.permissions,
             storage=self.storage_layout,
+            grants=self.db_roles,
         )
         self.users = UserService(
-            db=self.db, cache=self.cache, events=self.core_events, access=self.permissions, local=self.layered
+            db=self.db, cache=self.host_cache, events=self.core_events, access=self.permissions, local=self.layered
         )
         self.teams = TeamService(db=self.db, access=self.permissions)
-        self.super_admins = SuperAdminService(db=self.db, cache=self.cache)
+        self.super_admins = SuperAdminService(db=self.db, cache=self.host_cache)
         self.workspaces = WorkspaceService(
-            db=self.db, cache=self.cache, events=self.core_events, access=self.permissions
+            db=self.db, cache=self.host_cache, events=self.core_events, access=self.permissions
         )
-        self.plugin_config = PluginConfigService(self.db, self.cache, self.plugins)
+        self.remote_credentials = ServiceCredentials(self.db)  # remote plugins' callbacks outside a host call
+        self.plugin_config = PluginConfigService(self.db, self.host_cache, self.plugins)
         self.host_services = HostServices(
             # Plugins' sessions send BEGIN only before their first write (see plexica.db.engine).
             sessions=functools.partial(self.db.tenant_session, lazy_begin=True),
@@ -175,6 +206,7 @@ class Platform:
             relay=self.relay,
             permission_cache=self.permissions.cache,
             plugins=len(self.plugins.infos()),
+            cache_fallbacks=lambda: self.host_cache.fallbacks,
         )
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -188,6 +220,7 @@ class Platform:
                     await stack.enter_async_context(backend)
             await stack.enter_async_context(self.layered)  # listens for other processes' invalidations
             await stack.enter_async_context(self.http_client)
+            await stack.enter_async_context(self.remote)  # the remote plugins' connection pools
             await self.migrator.migrate_core()
             for plugin in self.plugins.plugins.values():
                 for subscription in plugin.subscriptions:
@@ -223,6 +256,10 @@ class Platform:
         if ctx is None:
             return _GlobalHost(self, plugin)
         return EmbeddedHost(self.host_services, plugin, ctx)
+
+    def _is_remote(self, plugin: str) -> bool:
+        loaded = self.plugins.get(plugin)
+        return loaded is not None and loaded.source.mode == "remote"
 
     def plugin_objects(self, plugin: str, ctx: TenantContext) -> PluginObjects:
         """``plugin``'s objects in ``ctx``'s tenant; each upload calls that plugin's ``plexica_object_uploaded``."""
@@ -319,7 +356,23 @@ class Platform:
             EventError: unknown type, another plugin's type, a payload failing its schema, or a
                 ``session`` without a tenant context or of another tenant. Nothing is sent or written.
         """
-        event = Event(
+        event = self.event_for(plugin, event_type, data, ctx, subject=subject)
+        if session is None:
+            await self.bus.publish(event)
+            self.metrics.count_published((event,))  # accepted by the broker; outbox rows count at relay
+        elif ctx is None:
+            raise EventError("events written in a transaction belong to its tenant: a tenant context is needed")
+        else:
+            self.bus.registry.validate(plugin, event_type, data)
+            await self.outbox.write(session, ctx, [event])
+        return event
+
+    @staticmethod
+    def event_for(
+        plugin: str, event_type: str, data: Any, ctx: TenantContext | None, *, subject: str | None = None
+    ) -> Event:
+        """The event ``plugin`` publishes in ``ctx`` (not validated, not sent): one shape for every path."""
+        return Event(
             type=event_type,
             source=source_for(plugin),
             data=data,
@@ -330,15 +383,42 @@ class Platform:
             traceid=ctx.trace_id if ctx else None,
             traceparent=current_traceparent(),  # None unless traced: handlers join the publisher's trace
         )
-        if session is None:
-            await self.bus.publish(event)
-            self.metrics.count_published((event,))  # accepted by the broker; outbox rows count at relay
-        elif ctx is None:
-            raise EventError("events written in a transaction belong to its tenant: a tenant context is needed")
-        else:
-            self.bus.registry.validate(plugin, event_type, data)
-            await self.outbox.write(session, ctx, [event])
-        return event
+
+    def prepare_event(
+        self, plugin: str, event_type: str, data: Any, ctx: TenantContext, subject: str | None
+    ) -> tuple[Event, Mapping[str, Any]]:
+        """Validate and build ``plugin``'s event and its outbox row, for a remote session to write.
+
+        Raises:
+            EventError: as :meth:`publish` with a session; nothing is written.
+        """
+        self.bus.registry.validate(plugin, event_type, data)
+        event = self.event_for(plugin, event_type, data, ctx, subject=subject)
+        return event, self.outbox.rows_for(ctx, [event])[0]
+
+    def callback_services(self, signer: ContextSigner | None) -> CallbackServices:
+        """What the host callback API of remote plugins may use (``plexica.http.routes.host_callbacks``)."""
+
+        async def jwks() -> Mapping[str, Any]:
+            assert signer is not None
+            return signer.jwks()
+
+        def is_plugin(name: str) -> bool:
+            loaded = self.plugins.get(name)
+            return loaded is not None and not loaded.is_builtin
+
+        return CallbackServices(
+            host_for=self.host_for,
+            tenants=self.directory,
+            is_active=self.is_active,
+            is_plugin=is_plugin,
+            credentials=self.remote_credentials,
+            jwks=jwks if signer is not None else None,
+            issuer=signer.issuer if signer is not None else self.settings.remote.issuer,
+            prepare=self.prepare_event,
+            wake=lambda ctx: self.relay.wake({self.outbox.store.lane_of(ctx.schema)}),
+            remote_sessions=self.db.dialect == "postgresql",
+        )
 
     async def mark_processed(self, plugin: str, event: Event, ctx: TenantContext, session: Any) -> bool:
         """Record that ``plugin`` handled ``event`` in ``ctx``'s tenant, in ``session``'s transaction.

@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import attrs
 import cattrs
@@ -37,11 +38,13 @@ __all__ = [
     "OutboxSettings",
     "RateLimitPlan",
     "RateLimitSettings",
+    "RemotePluginSettings",
     "RemoteSettings",
     "Settings",
     "StorageSettings",
     "TracingSettings",
     "check_production",
+    "check_remote_url",
     "load_settings",
 ]
 
@@ -336,6 +339,69 @@ class MetricsSettings:
     refresh_seconds: float = attrs.field(default=15.0, validator=attrs.validators.ge(0))
 
 
+def _remote_url(instance: RemotePluginSettings, attribute: attrs.Attribute[str], value: str) -> None:
+    check_remote_url(value)
+
+
+def check_remote_url(value: str) -> None:
+    """A remote plugin's URL: http(s), a host, no credentials, no query or fragment.
+
+    Raises:
+        ValueError: naming what is wrong (without the credentials).
+    """
+    parts = urlsplit(value)
+    if parts.username or parts.password:
+        raise ValueError("'plugins.remote.url' must be an http(s) URL without credentials")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise ValueError(f"'plugins.remote.url' must be an http(s) URL without credentials: {value[:100]!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"'plugins.remote.url' must have no query or fragment: {value[:100]!r}")
+
+
+def _plugin_name(instance: RemotePluginSettings, attribute: attrs.Attribute[str], value: str) -> None:
+    if not re.match(r"^[a-z][a-z0-9-]{1,62}\Z", value):
+        raise ValueError(f"'plugins.remote.name' must be a plugin name like 'notes': {value[:100]!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RemotePluginSettings:
+    """One remote plugin, ``[[plugins.remote]]`` (also ``remote.plugins``); see docs/remote.md.
+
+    ``name`` must be the name in the plugin's manifest: context tokens are addressed to it, so a
+    URL can never make the host sign calls for another plugin.
+    """
+
+    name: str = attrs.field(validator=_plugin_name)
+    #: The plugin's base URL; remote URLs come only from settings or ``plexica plugins register``.
+    url: str = attrs.field(validator=_remote_url)
+    #: Each attempt of a hook call or event delivery, and each read of a proxied route's answer.
+    timeout_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    connect_timeout_seconds: float = attrs.field(default=2.0, validator=attrs.validators.gt(0))
+    #: Extra attempts of an idempotent hook call (never after a 4xx, never for other hooks).
+    retries: int = attrs.field(default=2, validator=[attrs.validators.ge(0), attrs.validators.le(5)])
+    #: Consecutive failures (no answer, timeout, 5xx) that open the circuit breaker.
+    breaker_failures: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    #: How long an open breaker refuses calls before one trial call (half-open) may pass.
+    breaker_reset_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    #: Connections the host keeps to this plugin at most; a hung plugin holds only these.
+    max_connections: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+    #: How long building the host waits for the manifest before it uses the copy kept under ``data_dir``.
+    start_timeout_seconds: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    #: Deliveries of a lifecycle hook deferred while the plugin was down, before it is dead-lettered.
+    deferred_attempts: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+    #: Accept only this migrations bundle (its SHA-256); None: the one accepted first (see docs/remote.md).
+    migrations_sha256: str | None = None
+
+
+def _unique_names(
+    instance: RemoteSettings, attribute: attrs.Attribute[tuple[RemotePluginSettings, ...]], value: tuple[Any, ...]
+) -> None:
+    names = [plugin.name for plugin in value]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"'plugins.remote' must name each plugin once: {duplicates[0]!r} is there more than once")
+
+
 @attrs.frozen(kw_only=True)
 class RemoteSettings:
     """Remote plugins (docs/remote.md): the keys that sign the context tokens sent to them.
@@ -351,6 +417,8 @@ class RemoteSettings:
     issuer: str = "plexica"
     #: Lifetime of each context token; wire protocol v1 allows at most 60 s.
     token_ttl_seconds: int = attrs.field(default=30, validator=[attrs.validators.ge(1), attrs.validators.le(60)])
+    #: The remote plugins (``[[plugins.remote]]`` in TOML; ``PLEXICA_REMOTE__PLUGINS`` as JSON).
+    plugins: tuple[RemotePluginSettings, ...] = attrs.field(default=(), validator=_unique_names)
 
 
 @attrs.frozen(kw_only=True)
@@ -506,6 +574,25 @@ DEV_ISSUER_IN_PRODUCTION = (
 )
 
 
+def _plugins_table(data: dict[str, Any], path: str | Path | None) -> dict[str, Any]:
+    """``[plugins]`` as a table: its ``paths`` are ``plugins``, its ``[[plugins.remote]]`` are ``remote.plugins``.
+
+    TOML cannot hold both ``plugins = [...]`` and ``[[plugins.remote]]``, so the table form carries both.
+    """
+    table = data.get("plugins")
+    if not isinstance(table, Mapping):
+        return data
+    unknown = sorted(set(table) - {"paths", "remote"})
+    if unknown:
+        problem = f"unknown key plugins.{unknown[0]}: [plugins] takes 'paths' and [[plugins.remote]] tables"
+        raise SettingsError([problem], path=str(path) if path else None)
+    merged = {**data, "plugins": table.get("paths", ())}
+    if "remote" in table:
+        remote = data.get("remote", {})
+        merged["remote"] = {**(remote if isinstance(remote, Mapping) else {}), "plugins": table["remote"]}
+    return merged
+
+
 def check_production(settings: Settings) -> None:
     """Refuse settings that are safe only in development: production never trusts the dev token issuer.
 
@@ -544,6 +631,7 @@ def load_settings(
             raise SettingsError([f"cannot read settings file: {exc}"], path=str(path)) from exc
     data = _deep_merge(data, _env_overrides(environ))
     data = _deep_merge(data, overrides)
+    data = _plugins_table(data, path)
     try:
         settings = _converter.structure(data, Settings)
     except cattrs.BaseValidationError as exc:

@@ -20,6 +20,9 @@ name and ``plexica.http.problems`` can map it to an RFC 9457 response::
     ├── PluginError                                     plugin
     │   ├── PluginLoadError
     │   ├── PluginCallError                             hook
+    │   │   ├── PluginAnswerError                       a remote plugin answered badly (502)
+    │   │   ├── PluginUnavailableError                  a remote plugin is down or its breaker open (503)
+    │   │   └── PluginTimeoutError                      seconds; a remote plugin did not answer in time (504)
     │   └── PluginContractError (also EventError)       event_type; logged, never sent
     ├── EventError                                      event_type
     ├── RateLimitedError                                retry_after, policy
@@ -44,10 +47,13 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PlexicaError",
+    "PluginAnswerError",
     "PluginCallError",
     "PluginContractError",
     "PluginError",
     "PluginLoadError",
+    "PluginTimeoutError",
+    "PluginUnavailableError",
     "RateLimitedError",
     "SettingsError",
     "TenantContextMissingError",
@@ -211,6 +217,23 @@ class PluginCallError(PluginError):
         super().__init__(f"plugin {plugin!r} failed in {hook}: {reason}", plugin=plugin)
         self.hook = hook
         self.reason = reason
+
+
+class PluginAnswerError(PluginCallError):
+    """A remote plugin answered, but not as wire protocol v1 says: malformed JSON, no protocol header,
+    an unknown error class, a result of the wrong type (HTTP 502 to callers)."""
+
+
+class PluginUnavailableError(PluginCallError):
+    """A remote plugin could not be reached: connection refused, its breaker open, its pool full (HTTP 503)."""
+
+
+class PluginTimeoutError(PluginCallError):
+    """A remote plugin did not answer within ``seconds`` (HTTP 504)."""
+
+    def __init__(self, plugin: str, hook: str, seconds: float) -> None:
+        super().__init__(plugin, hook, f"no answer within {seconds:g} s")
+        self.seconds = seconds
 
 
 class EventError(PlexicaError):

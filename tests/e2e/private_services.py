@@ -143,10 +143,11 @@ class PrivatePostgres:
         # -w: until it accepts connections (after an immediate stop, crash recovery comes first).
         await self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-t", "30", "-o", options, "start")
 
-    async def stop(self) -> None:
+    async def stop(self, mode: str = "immediate") -> None:
+        """Stop the server: ``immediate`` is a crash (recovery at the next start), ``fast`` a clean shutdown."""
         self.thaw()
         if (self.data / "postmaster.pid").exists():
-            await self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+            await self._run("pg_ctl", "-D", str(self.data), "-m", mode, "stop")
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

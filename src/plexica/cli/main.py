@@ -18,9 +18,10 @@ from plexica.cli.events import events
 from plexica.cli.migrate import migrate
 from plexica.cli.output import echo_json, print_table
 from plexica.cli.permissions import permissions
-from plexica.cli.plugins_admin import config, install, uninstall, upgrade
+from plexica.cli.plugins_admin import config, install, register, uninstall, upgrade
 from plexica.cli.realms import realms
 from plexica.cli.remote import serve_plugin
+from plexica.cli.remote_credentials import remote
 from plexica.cli.scaffold import plugin
 from plexica.platform import Platform
 from plexica.settings import Settings, load_settings
@@ -259,10 +260,12 @@ plugin.add_command(serve_plugin)
 cli.add_command(migrate)
 cli.add_command(permissions)
 cli.add_command(events)
+cli.add_command(remote)
 plugins.add_command(install)
 plugins.add_command(upgrade)
 plugins.add_command(uninstall)
 plugins.add_command(config)
+plugins.add_command(register)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,9 +3,15 @@
 ``plexica plugins config NAME --tenant SLUG [--set KEY=VALUE ...] [--file F.json]`` shows or
 edits one tenant's configuration of a plugin, validated against its ``config_schema``.
 
+``plexica plugins register --remote URL`` registers a remote plugin (docs/remote.md): its
+manifest is fetched and the host is built with it, so it is validated like an embedded one; a
+plugin that fails is not registered.
+
 With ``--all`` every active or suspended tenant is handled in turn; one tenant's failure is
 reported and the others still run (the command then exits non-zero). The plugin and the
-revision are checked before any tenant is touched.
+revision are checked before any tenant is touched. An ``--all`` run holds the fleet lock
+(:mod:`plexica.db.fleet_lock`), so it never races ``plexica migrate`` or another ``--all`` run:
+it waits for the holder, or fails with ``--no-wait``.
 """
 
 from __future__ import annotations
@@ -18,15 +24,16 @@ from typing import Any, Literal
 import attrs
 import click
 
-from plexica.cli.migrate import run_with_platform
+from plexica.cli.migrate import no_wait_option, report_waiting, run_with_platform
 from plexica.cli.output import echo_json, print_table
+from plexica.db.fleet_lock import FleetLock
 from plexica.platform import Platform
 from plexica.tenancy.plugin_config import merge_patch
 from plexica.tenancy.service import AlreadyInstalledError, PluginChange, TenantService
 from plexica_sdk.converter import unstructure
 from plexica_sdk.errors import BackendUnavailableError, ConflictError, NotFoundError, PlexicaError, ValidationError
 
-__all__ = ["config", "install", "parse_assignment", "uninstall", "upgrade"]
+__all__ = ["config", "install", "parse_assignment", "register", "uninstall", "upgrade"]
 
 Action = Callable[[TenantService, str], Awaitable[PluginChange]]
 
@@ -41,9 +48,16 @@ class _Outcome:
 
 
 async def _each_tenant(
-    platform: Platform, slug: str | None, check: Callable[[], None], action: Action
+    platform: Platform, slug: str | None, check: Callable[[], None], action: Action, wait: bool
 ) -> list[_Outcome]:
-    check()  # unknown plugin or revision: fail before touching any tenant
+    check()  # unknown plugin or revision: fail before touching any tenant (or waiting)
+    if slug:
+        return await _for_tenants(platform, slug, action)
+    async with FleetLock(platform.db, "plugins").hold(wait=wait, on_wait=report_waiting):
+        return await _for_tenants(platform, None, action)  # the tenants as they are once the lock is ours
+
+
+async def _for_tenants(platform: Platform, slug: str | None, action: Action) -> list[_Outcome]:
     service = platform.tenants
     slugs = [slug] if slug else [t.slug for t in await service.list() if t.status in ("active", "suspended")]
     outcomes = []
@@ -63,11 +77,19 @@ async def _each_tenant(
 
 
 def _run(
-    obj: Any, slug: str | None, all_tenants: bool, check: Callable[[Platform], None], action: Action, as_json: bool
+    obj: Any,
+    slug: str | None,
+    all_tenants: bool,
+    check: Callable[[Platform], None],
+    action: Action,
+    as_json: bool,
+    no_wait: bool,
 ) -> None:
     if bool(slug) == all_tenants:
         raise click.UsageError("give exactly one of --tenant SLUG or --all")
-    outcomes = run_with_platform(obj, lambda platform: _each_tenant(platform, slug, lambda: check(platform), action))
+    outcomes = run_with_platform(
+        obj, lambda platform: _each_tenant(platform, slug, lambda: check(platform), action, not no_wait)
+    )
     if as_json:
         echo_json([unstructure(outcome) for outcome in outcomes])
     else:
@@ -83,6 +105,7 @@ def _run(
 _tenant = click.option("--tenant", "slug", default=None, help="The tenant's slug.")
 _all = click.option("--all", "all_tenants", is_flag=True, help="Every active or suspended tenant.")
 _json = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+_no_wait = no_wait_option("plexica migrate or another --all run")
 
 
 @click.command()
@@ -90,9 +113,12 @@ _json = click.option("--json", "as_json", is_flag=True, help="Machine-readable o
 @_tenant
 @_all
 @click.option("--revision", default=None, help="Stop at this revision of the plugin's tables (pins the tenant).")
+@_no_wait
 @_json
 @click.pass_obj
-def install(obj: Any, name: str, slug: str | None, all_tenants: bool, revision: str | None, as_json: bool) -> None:
+def install(
+    obj: Any, name: str, slug: str | None, all_tenants: bool, revision: str | None, no_wait: bool, as_json: bool
+) -> None:
     """Install plugin NAME for tenants: run its migrations in their schemas, then its install hook."""
     _run(
         obj,
@@ -101,6 +127,7 @@ def install(obj: Any, name: str, slug: str | None, all_tenants: bool, revision: 
         lambda platform: platform.tenants.check_plugin(name, revision),
         lambda service, each: service.install_plugin(each, name, revision=revision),
         as_json,
+        no_wait,
     )
 
 
@@ -109,9 +136,12 @@ def install(obj: Any, name: str, slug: str | None, all_tenants: bool, revision: 
 @_tenant
 @_all
 @click.option("--revision", default=None, help="Stop at this revision (default: head, which unpins).")
+@_no_wait
 @_json
 @click.pass_obj
-def upgrade(obj: Any, name: str, slug: str | None, all_tenants: bool, revision: str | None, as_json: bool) -> None:
+def upgrade(
+    obj: Any, name: str, slug: str | None, all_tenants: bool, revision: str | None, no_wait: bool, as_json: bool
+) -> None:
     """Run plugin NAME's pending migrations for tenants, then its upgrade hook."""
     _run(
         obj,
@@ -120,6 +150,7 @@ def upgrade(obj: Any, name: str, slug: str | None, all_tenants: bool, revision: 
         lambda platform: platform.tenants.check_plugin(name, revision),
         lambda service, each: service.upgrade_plugin(each, name, revision=revision),
         as_json,
+        no_wait,
     )
 
 
@@ -129,10 +160,11 @@ def upgrade(obj: Any, name: str, slug: str | None, all_tenants: bool, revision: 
 @_all
 @click.option("--keep-data", is_flag=True, help="Keep the plugin's tables (a later install finds them).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation before dropping tables.")
+@_no_wait
 @_json
 @click.pass_obj
 def uninstall(
-    obj: Any, name: str, slug: str | None, all_tenants: bool, keep_data: bool, yes: bool, as_json: bool
+    obj: Any, name: str, slug: str | None, all_tenants: bool, keep_data: bool, yes: bool, no_wait: bool, as_json: bool
 ) -> None:
     """Uninstall plugin NAME for tenants: its uninstall hook, then its tables unless --keep-data."""
     if not keep_data and not yes:
@@ -144,6 +176,7 @@ def uninstall(
         lambda platform: platform.tenants.check_plugin(name),
         lambda service, each: service.uninstall_plugin(each, name, keep_data=keep_data),
         as_json,
+        no_wait,
     )
 
 
@@ -216,3 +249,43 @@ def config(obj: Any, name: str, slug: str, assignments: tuple[str, ...], file: s
         return await service.get(slug, name)
 
     echo_json(run_with_platform(obj, work))
+
+
+@click.command()
+@click.option("--remote", "url", required=True, metavar="URL", help="The remote plugin's base URL.")
+@click.option("--name", default=None, help="The plugin's name (default: the one its manifest gives).")
+@_json
+@click.pass_obj
+def register(obj: Any, url: str, name: str | None, as_json: bool) -> None:
+    """Register the remote plugin at URL: fetch its manifest, accept its migrations, validate it with the host.
+
+    Run it again to accept a plugin's new migrations bundle. The registration is kept under the
+    data directory; hosts with another data directory need it in their settings ([[plugins.remote]]).
+    """
+    from plexica.remote import registry
+
+    settings = obj.settings
+    before = registry.recorded(settings.data_dir)
+    config, snapshot = registry.register(settings, url, name=name)
+    try:
+        loaded = Platform(settings).plugins.get(config.name)  # validated exactly like an embedded plugin
+    except PlexicaError:
+        registry.restore(settings.data_dir, before)  # a plugin that fails is not registered
+        raise
+    assert loaded is not None
+    info: dict[str, object] = {
+        "name": config.name,
+        "version": loaded.manifest.version,
+        "url": config.url,
+        "mode": loaded.source.mode,
+        "hooks": sorted(snapshot.hooks),
+        "routes": snapshot.has_routes,
+        "migrations": snapshot.migrations,
+    }
+    if as_json:
+        echo_json(info)
+    else:
+        print_table(
+            ["name", "version", "url", "migrations"],
+            [[config.name, loaded.manifest.version, config.url, snapshot.migrations or "-"]],
+        )

@@ -145,7 +145,7 @@ class PluginConsumer:
         async with asyncio.TaskGroup() as tasks:
             for tp, records in batches.items():
                 if records and tp in assigned:  # revoked partitions are their new owner's business
-                    tasks.create_task(self._process_partition(tp, records, commits, retry))
+                    tasks.create_task(self._process_partition(tp, records, commits, retry), name="plexica-events-batch")
         for tp, offset in retry:
             self.consumer.seek(tp, offset)
         assigned = self.consumer.assignment()
@@ -194,7 +194,7 @@ class PluginConsumer:
         else:
             async with asyncio.TaskGroup() as tasks:
                 for _ in range(workers):
-                    tasks.create_task(work())
+                    tasks.create_task(work(), name="plexica-events-worker")
         first = next_offset = records[0].offset
         for record in records:  # commit the prefix that is done; fetch again from the first gap
             if record.offset not in done:

@@ -152,7 +152,7 @@ class KafkaEventBus(BusBase):
         self._coalescer = Coalescer(self._producer, self._submit_lock, o.io_timeout_seconds)
         self._started = True
         # A fresh context: handlers must not inherit whatever tenant context the caller had.
-        self._runner = asyncio.create_task(self._run(), context=fresh_context())
+        self._runner = asyncio.create_task(self._run(), name="plexica-events", context=fresh_context())
 
     async def stop(self) -> None:
         """Finish and commit the batches in flight, leave the groups, flush the producer, disconnect."""
@@ -366,7 +366,7 @@ class KafkaEventBus(BusBase):
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             for member in self._consumers.values():
-                tasks.create_task(member.run())
+                tasks.create_task(member.run(), name="plexica-events-consumer")
 
     async def _dead_letter(self, letter: DeadLetter) -> None:
         _, value, headers = to_record(letter)

@@ -83,7 +83,7 @@ class MemoryEventBus(BusBase):
         }
         self._started = True
         # A fresh context: handlers must not inherit whatever tenant context the caller had.
-        self._runner = asyncio.create_task(self._run(), context=fresh_context())
+        self._runner = asyncio.create_task(self._run(), name="plexica-events", context=fresh_context())
 
     async def stop(self) -> None:
         """Let queued and in-flight events finish (including what their handlers publish), then stop."""
@@ -133,7 +133,7 @@ class MemoryEventBus(BusBase):
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             for plugin, lane in self._lanes.items():
-                tasks.create_task(self._run_lane(tasks, plugin, lane))
+                tasks.create_task(self._run_lane(tasks, plugin, lane), name=f"plexica-events-{plugin}")
 
     async def _run_lane(self, tasks: asyncio.TaskGroup, plugin: str, lane: _Lane) -> None:
         while (msg := await lane.queue.get()) is not None:
@@ -143,7 +143,9 @@ class MemoryEventBus(BusBase):
                 waiting.append(msg)
             else:
                 lane.busy[slot] = deque()
-                tasks.create_task(self._run_key(plugin, lane, slot, msg), context=fresh_context())
+                tasks.create_task(
+                    self._run_key(plugin, lane, slot, msg), name=f"plexica-events-{plugin}", context=fresh_context()
+                )
 
     async def _run_key(self, plugin: str, lane: _Lane, slot: object, msg: Inbound) -> None:
         while True:

@@ -165,7 +165,7 @@ class Outbox:
             EventError: the session is not a session of ``ctx``'s schema, or an event's data is not JSON.
         """
         session = _check_session(session, ctx)
-        rows = self._rows(ctx, events)
+        rows = self.rows_for(ctx, events)
         if not rows:
             return
         self._pending(session).add(self.store.lane_of(ctx.schema), rows, session.sync_session.get_nested_transaction())
@@ -189,13 +189,20 @@ class Outbox:
             raise EventError(f"the connection is bound to schema {schema!r}, not to the event's tenant")
         else:
             table, lane = self.store.table(), self.store.lane_of(schema)
-        rows = self._rows(ctx, events)
+        rows = self.rows_for(ctx, events)
         if not rows:
             return
         await conn.execute(table.insert(), rows)
         self._wake_on_release(conn, lane)
 
-    def _rows(self, ctx: TenantContext | None, events: Sequence[Event]) -> list[dict[str, Any]]:
+    def rows_for(self, ctx: TenantContext | None, events: Sequence[Event]) -> list[dict[str, Any]]:
+        """The outbox rows of ``events`` (validated by the caller), as ``write`` and ``write_in`` insert them.
+
+        Public for remote plugins, whose sessions insert the row the host built (``plexica.remote.db_roles``).
+
+        Raises:
+            EventError: an event of another tenant than ``ctx``, or data that is not JSON.
+        """
         now = utcnow()
         topics = self._bus.topics
         rows = []

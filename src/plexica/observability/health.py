@@ -15,7 +15,7 @@ import asyncio
 import functools
 import hmac
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Literal, Protocol, final, runtime_checkable
 
 import attrs
@@ -57,11 +57,13 @@ class Probe:
         name: the key in the report (``database``, ``cache``, ``broker``, ...).
         check: returns when the dependency answers; any exception means it does not.
         required: the host cannot serve without it, so its failure makes ``/health`` a 503.
+        describe: the dependency's own state, shown beside the check (a remote plugin's breaker).
     """
 
     name: str
     check: Callable[[], Awaitable[object]]
     required: bool = True
+    describe: Callable[[], Mapping[str, object]] | None = None
 
 
 @final
@@ -75,6 +77,8 @@ class ProbeResult:
     required: bool
     #: Why it failed (the error's message, cut short); ``None`` when it answered.
     detail: str | None = None
+    #: What the probe's ``describe`` said (``{"breaker": {...}}`` for a remote plugin).
+    state: Mapping[str, object] | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,6 +88,8 @@ class ProbeResult:
         body: dict[str, object] = {"status": self.status, "latency_ms": self.latency_ms, "required": self.required}
         if self.detail is not None:
             body["detail"] = self.detail
+        if self.state is not None:
+            body.update(self.state)
         return body
 
 
@@ -190,7 +196,10 @@ class HealthChecker:
             status = "timeout" if isinstance(error, TimeoutError) else "unavailable"
             detail = _describe(error)
         latency = round((time.perf_counter() - started) * 1000, 1)
-        return ProbeResult(name=probe.name, status=status, latency_ms=latency, required=probe.required, detail=detail)
+        state = probe.describe() if probe.describe is not None else None
+        return ProbeResult(
+            name=probe.name, status=status, latency_ms=latency, required=probe.required, detail=detail, state=state
+        )
 
     def _settled(self, name: str, call: asyncio.Task[object]) -> None:
         if self._in_flight.get(name) is call:
@@ -210,17 +219,19 @@ def standard_probes(
     broker: object = None,
     objects: object = None,
     identity: object = None,
+    cache_required: bool = False,
 ) -> list[Probe]:
     """The probes of the configured dependencies: each backend that can be pinged gets one.
 
     In-process backends (the memory cache and bus) have no ``ping`` and no probe: they cannot be
-    down while the process answers. The database, the cache and the broker are required; the
-    object store and the identity provider only degrade the host (the routes that need them fail,
-    tokens already issued still verify with cached keys).
+    down while the process answers. The database and the broker are required; the cache only when
+    ``cache_required`` (a rate limiter that fails closed, gateway replay checks), since the host's
+    own caches fall back to the database; the object store and the identity provider only degrade
+    the host (the routes that need them fail, tokens already issued still verify with cached keys).
     """
     probes = [Probe(name="database", check=database.ping, required=True)]
     for name, backend, required in (
-        ("cache", cache, True),
+        ("cache", cache, cache_required),
         ("broker", broker, True),
         ("object_store", objects, False),
         ("identity", identity, False),

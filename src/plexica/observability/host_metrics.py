@@ -34,6 +34,7 @@ def watch_host(
     relay: OutboxRelay,
     permission_cache: PermissionCache,
     plugins: int,
+    cache_fallbacks: Callable[[], float] | None = None,
 ) -> None:
     """Register the host's scrape-time sources on ``metrics``."""
     metrics.active_plugins.set(plugins)
@@ -70,6 +71,12 @@ def watch_host(
         "Permission lookups the cache could not answer (missing or stale)",
         lambda: permission_cache.misses,
     )
+    if cache_fallbacks is not None:
+        metrics.count_from(
+            "cache_fallbacks_total",
+            "Host cache operations answered without the shared cache (it was down: reads went to the database)",
+            cache_fallbacks,
+        )
 
 
 def _labelled(metrics: Metrics) -> set[str]:

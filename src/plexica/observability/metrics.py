@@ -278,7 +278,12 @@ class Metrics:
         self.rate_limit_backend_errors = Counter(
             "rate_limit_backend_errors_total", "Rate limiter backend failures", ["backend"], registry=r
         )
-        # Breaker state per plugin belongs here once remote plugins exist (plugin_breaker_state{plugin}).
+        self.plugin_breaker_state = Gauge(
+            "plugin_breaker_state",
+            "A remote plugin's circuit breaker: 0 closed, 1 half-open, 2 open",
+            ["plugin"],
+            registry=r,
+        )
         self._counts = _Counts()
         r.register(self._counts)
         self._refreshers: dict[str, _Refresher] = {}

@@ -61,6 +61,14 @@ class PluginAccess(Protocol):
     def forget(self, ctx: TenantContext) -> None: ...
 
 
+class PluginGrants(Protocol):
+    """Grants a plugin's own database access in a tenant (``plexica.remote.db_roles`` for remote plugins)."""
+
+    async def on_plugin_installed(self, ctx: TenantContext, plugin: str) -> None: ...
+
+    async def on_plugin_uninstalled(self, ctx: TenantContext, plugin: str) -> None: ...
+
+
 def tenant_context_of(tenant: TenantInfo, **extra: Any) -> TenantContext:
     return TenantContext(
         tenant_id=tenant.id, slug=tenant.slug, schema=tenant.schema, plan=tenant.plan, status=tenant.status, **extra
@@ -122,6 +130,7 @@ class TenantService:
         prepare_events: Callable[[TenantInfo], Awaitable[None]] | None = None,
         access: PluginAccess | None = None,
         storage: StorageLayout | None = None,
+        grants: PluginGrants | None = None,
     ) -> None:
         self.db = db
         self.plugins = plugins
@@ -137,6 +146,7 @@ class TenantService:
         self.invalidate = invalidate
         self.prepare_events = prepare_events
         self.access = access
+        self.grants = grants
         self.repo = TenantRepository()
 
     # ------------------------------------------------------------------ reads
@@ -246,6 +256,8 @@ class TenantService:
         elif step == "plugins":
             versions = {plugin: self._version(plugin) for plugin in self.plugins.installable}
             for plugin, version in versions.items():
+                if self.grants is not None:
+                    await self.grants.on_plugin_installed(ctx, plugin)
                 if self.access is not None:
                     await self.access.on_plugin_installed(ctx, plugin)
                 await self._call(ctx, "plexica_plugin_installed", plugin, version=version)
@@ -354,13 +366,16 @@ class TenantService:
             after = await self._upgrade(tenant, stream, before, target)
         ctx = tenant_context_of(tenant)
         try:
+            if self.grants is not None:
+                await self.grants.on_plugin_installed(ctx, plugin)
             if self.access is not None:
                 await self.access.on_plugin_installed(ctx, plugin)
             await self._call(ctx, "plexica_plugin_installed", plugin, version=self._version(plugin))
         except Exception:
-            if self.access is not None:
-                with contextlib.suppress(Exception):
-                    await self.access.on_plugin_uninstalled(ctx, plugin)
+            for undo in (self.access, self.grants):
+                if undo is not None:
+                    with contextlib.suppress(Exception):
+                        await undo.on_plugin_uninstalled(ctx, plugin)
             if stream is not None and after != before:
                 await self.migrator.remove(tenant.schema, stream, tenant_id=tenant.id, revision=before or "base")
             raise
@@ -394,6 +409,8 @@ class TenantService:
         called again by a re-run; its error propagates.
         """
         await self._record_plugin(tenant, plugin, "enabled", pin)
+        if self.grants is not None:  # new tables of the new version
+            await self.grants.on_plugin_installed(tenant_context_of(tenant), plugin)
         if self.access is not None:  # a new version may bring new permissions, grants or policies
             await self.access.on_plugin_installed(tenant_context_of(tenant), plugin)
         await self._call(
@@ -423,6 +440,8 @@ class TenantService:
             await self._record_plugin(tenant, plugin, "uninstalled", installed.target_revision)
             # A reinstall must not be served the old configuration from the cache.
             await self.cache.delete(f"{cache_prefix(tenant.slug)}plugin:{plugin}:config")
+        if self.grants is not None:  # before any table goes: the plugin's own access ends first
+            await self.grants.on_plugin_uninstalled(tenant_context_of(tenant), plugin)
         before = after = await self.migrator.current(tenant.schema, stream) if stream is not None else None
         if not keep_data:
             if stream is not None:

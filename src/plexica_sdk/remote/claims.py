@@ -46,6 +46,8 @@ class RemoteContext:
     issued_at: int
     expires_at: int
     tenant: TenantContext | None = None
+    #: The verified token itself: a remote plugin's host handle authenticates its callbacks with it.
+    token: str = attrs.field(default="", repr=False, eq=False)
 
     def tenant_context(self) -> TenantContext:
         """The tenant context to run the call in.

@@ -1,8 +1,10 @@
 """The remote plugin process: one plugin object, served unchanged over wire protocol v1.
 
 ``create_app(plugin, host_url=...)`` is an ASGI app (Starlette, the ``plexica[remote]`` extra)
-serving ``/.plexica/manifest``, ``/.plexica/health``, ``POST /.plexica/rpc`` and the plugin's own
-routes. Every call but manifest and health must carry a context token the host signed for this
+serving ``/.plexica/manifest``, ``/.plexica/health``, ``/.plexica/contributions``,
+``/.plexica/migrations``, ``POST /.plexica/rpc``, ``POST /.plexica/events`` and the plugin's own
+routes. Every call but the first four (the plugin's code-level declarations, which the host reads
+before it serves the keys that verify tokens) must carry a context token the host signed for this
 plugin: the server verifies it before it reads a body byte, and runs the call inside the tenant
 context the token names. It imports nothing of the host (``plexica``): a plugin container needs
 only ``plexica_sdk`` and its own dependencies.
@@ -13,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -39,18 +43,23 @@ from plexica_sdk.remote.claims import RemoteContext
 from plexica_sdk.remote.verify import ContextVerifier
 from plexica_sdk.remote.wire import (
     CONTEXT_HEADER,
+    CONTRIBUTION_KEYS,
+    CONTRIBUTIONS_PATH,
+    EVENTS_PATH,
     HEALTH_PATH,
     JWKS_PATH,
     MANIFEST_PATH,
+    MIGRATIONS_PATH,
     PROBLEM_JSON,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     RPC_HOOKS,
     RPC_PATH,
+    bundle_digest,
     encode_problem,
     hook_argument_types,
 )
-from plexica_sdk.types import PluginManifest
+from plexica_sdk.types import PLUGIN_NAME_RE, Event, PluginManifest, Subscription
 
 __all__ = ["CONTEXT_SCOPE_KEY", "create_app"]
 
@@ -73,6 +82,44 @@ def _manifest_of(plugin: object) -> PluginManifest:
     if not isinstance(manifest, PluginManifest):
         raise PluginLoadError(type(plugin).__name__, "plexica_manifest did not return a PluginManifest")
     return manifest
+
+
+#: A migrations bundle holds at most this many files and bytes: Alembic scripts, not data.
+_MAX_BUNDLE_FILES: Final = 1000
+_MAX_BUNDLE_BYTES: Final = 4 * 1024 * 1024
+_PLUGINS_LIST_MAX: Final = 1000
+_SEPARATORS: Final = re.compile(r"[,\s]+")
+
+
+def _migration_files(plugin: object, name: str) -> dict[str, str] | None:
+    """The plugin's Alembic scripts (relative path → text), read once when the app is built."""
+    if not _implements(plugin, "plexica_tenant_migrations"):
+        return None
+    location = plugin.plexica_tenant_migrations()  # type: ignore[attr-defined]
+    if location is None:
+        return None
+    root = Path(location)
+    if not (root / "versions").is_dir():
+        raise PluginLoadError(name, f"plexica_tenant_migrations() returned {location!r}, which has no versions/ folder")
+    files: dict[str, str] = {}
+    total = 0
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        total += len(text.encode())
+        files[path.relative_to(root).as_posix()] = text
+        if len(files) > _MAX_BUNDLE_FILES or total > _MAX_BUNDLE_BYTES:
+            raise PluginLoadError(name, f"the migrations in {location!r} exceed {_MAX_BUNDLE_FILES} files or 4 MiB")
+    return files
+
+
+def _plugin_names(raw: str | None) -> tuple[str, ...]:
+    """The host's plugin names from ``?plugins=a,b`` (for ``plexica_subscriptions(plugins)``)."""
+    names = tuple(name for name in _SEPARATORS.split(raw or "") if name)
+    if len(names) > _PLUGINS_LIST_MAX or not all(PLUGIN_NAME_RE.match(name) for name in names):
+        raise ValidationError("'plugins' must list plugin names separated by commas", field="plugins")
+    return names
 
 
 def _token_of(headers: Mapping[str, str]) -> str:
@@ -181,6 +228,46 @@ def create_app(
     hooks = sorted(hook for hook in RPC_HOOKS if _implements(plugin, hook))
     routes_of = getattr(plugin, "plexica_routes", None)
     plugin_routes = list(routes_of()) if _implements(plugin, "plexica_routes") and routes_of is not None else []
+    migrations = _migration_files(plugin, name)
+    migrations_body = None if migrations is None else {"sha256": bundle_digest(migrations), "files": migrations}
+    subscribes_with_plugins = (
+        _implements(plugin, "plexica_subscriptions")
+        and "plugins"
+        in inspect.signature(
+            plugin.plexica_subscriptions  # type: ignore[attr-defined]
+        ).parameters
+    )
+    #: Each implemented hook's parameter names, read once.
+    signatures: dict[str, tuple[str, ...]] = {}
+    #: Every subscription seen so far, by name: ``POST /.plexica/events`` runs their handlers.
+    subscriptions: dict[str, Subscription] = {}
+
+    def contributions_for(plugins: Sequence[str]) -> dict[str, Any]:
+        """Each start-up contribution hook's result, as the host's ``PluginManager`` would collect it."""
+        body: dict[str, Any] = {
+            "protocol": PROTOCOL_VERSION,
+            "plugin": name,
+            "version": manifest.version,
+            "hooks": hooks,
+            "routes": bool(plugin_routes),
+            "subscriptions_use_plugins": subscribes_with_plugins,
+            "migrations": None if migrations_body is None else {"sha256": migrations_body["sha256"]},
+        }
+        for hook, key in CONTRIBUTION_KEYS.items():
+            if not _implements(plugin, hook):
+                continue
+            implementation = getattr(plugin, hook)
+            with_plugins = hook == "plexica_subscriptions" and subscribes_with_plugins
+            value = list(implementation(plugins=list(plugins)) if with_plugins else implementation() or ())
+            if hook == "plexica_subscriptions":
+                for subscription in value:
+                    if isinstance(subscription, Subscription):
+                        subscriptions.setdefault(subscription.name, subscription)
+            body[key] = converter.unstructure(value)
+        return body
+
+    if _implements(plugin, "plexica_subscriptions"):
+        contributions_for(())  # the handlers of a host that never asked (a restart of this process)
 
     async def manifest_endpoint(request: Request) -> Response:
         """The manifest, for the host to validate and record on registration."""
@@ -192,13 +279,54 @@ def create_app(
             {"status": "ok", "plugin": name, "version": manifest.version, "protocol": PROTOCOL_VERSION, "hooks": hooks}
         )
 
-    async def rpc(request: Request) -> Response:
-        """One hook call: verify the token, then structure the arguments by the hook's spec."""
+    async def verified_call(request: Request, key: str, shape: str) -> tuple[RemoteContext, dict[str, Any]]:
+        """The verified token (before a body byte is read), then the JSON body naming ``key``."""
         assert verifier is not None
         remote = await verifier.verify(_token_of(request.headers))
         body = await json_body(request, max_bytes=max_body_bytes)
-        if not isinstance(body, dict) or not isinstance(body.get("hook"), str):
-            raise ValidationError("send {'hook': name, 'args': {...}}", field="hook")
+        if not isinstance(body, dict) or not isinstance(body.get(key), str):
+            raise ValidationError(shape, field=key)
+        return remote, body
+
+    async def contributions(request: Request) -> Response:
+        """The start-up contributions; ``?plugins=a,b`` names the host's plugins for ``plexica_subscriptions``."""
+        return JSONResponse(contributions_for(_plugin_names(request.query_params.get("plugins"))))
+
+    async def migrations_endpoint(request: Request) -> Response:
+        """The Alembic scripts of the plugin's tenant tables and their digest (404: it has none)."""
+        if migrations_body is None:
+            raise NotFoundError(f"plugin {name!r} has no tenant migrations", resource="migrations")
+        return JSONResponse(migrations_body)
+
+    async def events(request: Request) -> Response:
+        """One event for one subscription: its handler runs in the event's tenant context (204 when it returned)."""
+        remote, body = await verified_call(request, "subscription", "send {'subscription': name, 'event': {...}}")
+        event = structure(body.get("event"), Event)
+        if event.tenantid != (remote.tenant.tenant_id if remote.tenant is not None else None):
+            raise AuthenticationError("the event's tenant is not the tenant the context token names")
+        subscription = subscriptions.get(body["subscription"])
+        if subscription is None and isinstance(body.get("plugins"), list):
+            contributions_for(_plugin_names(",".join(str(item) for item in body["plugins"])))
+            subscription = subscriptions.get(body["subscription"])
+        if subscription is None:
+            raise NotFoundError(
+                f"plugin {name!r} has no subscription {body['subscription'][:80]!r}", resource="subscription"
+            )
+        request.scope["plexica.hook"] = f"subscription {subscription.name}"
+        if host_factory is None:
+            raise PluginCallError(
+                name, f"subscription {subscription.name}", "it needs host callbacks and this server has none"
+            )
+        host = host_factory(remote)
+        with context.use(remote.tenant) if remote.tenant is not None else contextlib.nullcontext():
+            result = subscription.handler(event, host)
+            if inspect.isawaitable(result):
+                await result
+        return Response(status_code=204)
+
+    async def rpc(request: Request) -> Response:
+        """One hook call: verify the token, then structure the arguments by the hook's spec."""
+        remote, body = await verified_call(request, "hook", "send {'hook': name, 'args': {...}}")
         hook: str = body["hook"]
         request.scope["plexica.hook"] = hook
         raw_args = body.get("args", {})
@@ -213,8 +341,11 @@ def create_app(
         # Every argument sent is checked, also those this implementation does not take.
         given = {argument: structure(value, types[argument]) for argument, value in raw_args.items()}
         implementation = getattr(plugin, hook)
+        parameters = signatures.get(hook)
+        if parameters is None:
+            parameters = signatures[hook] = tuple(inspect.signature(implementation).parameters)
         kwargs: dict[str, Any] = {}
-        for argument in inspect.signature(implementation).parameters:
+        for argument in parameters:
             if argument == "tenant":
                 kwargs["tenant"] = remote.tenant_context()
             elif argument == "host":
@@ -249,7 +380,10 @@ def create_app(
     routes: list[Any] = [
         Route(MANIFEST_PATH, manifest_endpoint, methods=["GET"]),
         Route(HEALTH_PATH, health, methods=["GET"]),
+        Route(CONTRIBUTIONS_PATH, contributions, methods=["GET"]),
+        Route(MIGRATIONS_PATH, migrations_endpoint, methods=["GET"]),
         Route(RPC_PATH, rpc, methods=["POST"]),
+        Route(EVENTS_PATH, events, methods=["POST"]),
     ]
     if plugin_routes:
         native = _VerifiedRoutes(

@@ -20,6 +20,7 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import attrs
 import httpx2
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -82,6 +83,8 @@ class ContextVerifier:
         max_age_seconds: the cached JWKS is refetched when older, so a key the host removed stops
             verifying.
         clock: seconds since the epoch; injectable for tests.
+        single_use: refuse a ``jti`` seen before (a replay). False only for the host's callback
+            API, where a plugin authenticates several callbacks with the token of the one call it serves.
     """
 
     def __init__(
@@ -95,8 +98,10 @@ class ContextVerifier:
         refresh_min_seconds: float = 10.0,
         max_age_seconds: float = 300.0,
         clock: Callable[[], float] = time.time,
+        single_use: bool = True,
     ) -> None:
         self.audience = audience
+        self._single_use = single_use
         self.issuer = issuer
         self._jwks = jwks
         self._client = client
@@ -157,9 +162,9 @@ class ContextVerifier:
             raise AuthenticationError("context token has expired")
         if context.issued_at - self._leeway > now:
             raise AuthenticationError("context token is issued in the future")
-        if not self.replays.first_use(context.jti, context.expires_at + self._leeway, now):
+        if self._single_use and not self.replays.first_use(context.jti, context.expires_at + self._leeway, now):
             raise AuthenticationError("context token was already used")
-        return context
+        return attrs.evolve(context, token=token)
 
     async def _key(self, kid: str) -> OKPKey:
         now = self._clock()

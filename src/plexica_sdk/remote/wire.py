@@ -8,10 +8,14 @@ Both sides import this module, so a value or an error looks the same on either e
   from the signed context token and builds its own host handle.
 * errors: RFC 9457 problem+json carrying the SDK error class (``error``) and its attributes
   (``attributes``); :func:`decode_problem` re-creates the same exception class host-side.
+* start-up contributions (``GET /.plexica/contributions``) and the migrations bundle
+  (``GET /.plexica/migrations``, named by :func:`bundle_digest`), which the host reads before it
+  serves the JWKS that would verify a token; and event delivery (``POST /.plexica/events``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import types
 import typing
@@ -29,7 +33,10 @@ from plexica_sdk.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     PlexicaError,
+    PluginAnswerError,
     PluginCallError,
+    PluginTimeoutError,
+    PluginUnavailableError,
     RateLimitedError,
     TenantSuspendedError,
     UnsupportedMediaTypeError,
@@ -39,14 +46,19 @@ from plexica_sdk.protocols import Cache, Host, ObjectStore
 
 __all__ = [
     "CONTEXT_HEADER",
+    "CONTRIBUTIONS_PATH",
+    "CONTRIBUTION_KEYS",
+    "EVENTS_PATH",
     "HEALTH_PATH",
     "JWKS_PATH",
     "MANIFEST_PATH",
+    "MIGRATIONS_PATH",
     "PROBLEM_JSON",
     "PROTOCOL_HEADER",
     "PROTOCOL_VERSION",
     "RPC_HOOKS",
     "RPC_PATH",
+    "bundle_digest",
     "decode_problem",
     "decode_result",
     "encode_problem",
@@ -63,6 +75,21 @@ HEALTH_PATH: Final = "/.plexica/health"
 #: Where the host publishes the public keys of its context tokens (a JWK set).
 JWKS_PATH: Final = "/.well-known/plexica/jwks.json"
 RPC_PATH: Final = "/.plexica/rpc"
+#: The plugin's start-up contributions (no token: they hold nothing of any tenant).
+CONTRIBUTIONS_PATH: Final = "/.plexica/contributions"
+#: The plugin's Alembic scripts for its tenant tables, with their digest (no token, like the manifest).
+MIGRATIONS_PATH: Final = "/.plexica/migrations"
+#: One event for one of the plugin's subscriptions, run in the event's tenant context.
+EVENTS_PATH: Final = "/.plexica/events"
+#: Each start-up contribution hook and its key in the contributions document.
+CONTRIBUTION_KEYS: Final[Mapping[str, str]] = {
+    "plexica_permissions": "permissions",
+    "plexica_default_roles": "default_roles",
+    "plexica_policies": "policies",
+    "plexica_event_types": "event_types",
+    "plexica_storage_namespaces": "storage_namespaces",
+    "plexica_subscriptions": "subscriptions",
+}
 PROBLEM_JSON: Final = "application/problem+json"
 PROBLEM_TYPE_BASE: Final = "https://plexica.dev/problems/remote/"
 
@@ -94,6 +121,8 @@ _STATUS: Final[Mapping[type[PlexicaError], int]] = {
     UnsupportedMediaTypeError: 415,
     ValidationError: 422,
     RateLimitedError: 429,
+    PluginUnavailableError: 503,
+    PluginTimeoutError: 504,
     BackendUnavailableError: 503,
 }
 #: Every SDK error class, by name: the only classes :func:`decode_problem` creates.
@@ -105,11 +134,17 @@ _ERRORS: Final[Mapping[str, type[PlexicaError]]] = {
 _SCALARS: Final = (str, int, float, bool, type(None))
 
 
-def _hints(hook: str) -> dict[str, Any]:
+def _hints(hook: str) -> Mapping[str, Any]:
     spec = _SPECS.get(hook)
     if spec is None or hook not in RPC_HOOKS:
         raise NotFoundError(f"no remote hook {hook[:80]!r}", resource="hook")
-    return typing.get_type_hints(spec, localns=_LOCALNS)
+    hints = _RESOLVED.get(hook)
+    if hints is None:  # resolving string annotations compiles each one: once per hook, not per call
+        hints = _RESOLVED[hook] = types.MappingProxyType(typing.get_type_hints(spec, localns=_LOCALNS))
+    return hints
+
+
+_RESOLVED: dict[str, Mapping[str, Any]] = {}
 
 
 def hook_argument_types(hook: str) -> dict[str, Any]:
@@ -196,13 +231,14 @@ def decode_problem(status: int, body: Any, *, plugin: str) -> PlexicaError:
 
     The same class with the same message and attributes when the body names an SDK error class;
     otherwise (another class name, a body that is no problem) a :class:`PluginCallError` saying
-    the plugin answered badly. Never an arbitrary class: only :mod:`plexica_sdk.errors` ones.
+    the plugin answered badly (:class:`PluginAnswerError`, a ``PluginCallError``). Never an
+    arbitrary class: only :mod:`plexica_sdk.errors` ones.
     """
     if not isinstance(body, Mapping) or not isinstance(body.get("error"), str):
-        return PluginCallError(plugin, "a remote call", f"answered HTTP {status} without a Plexica problem")
+        return PluginAnswerError(plugin, "a remote call", f"answered HTTP {status} without a Plexica problem")
     cls = _ERRORS.get(body["error"])
     if cls is None:
-        return PluginCallError(plugin, "a remote call", f"answered an unknown error {body['error'][:80]!r}")
+        return PluginAnswerError(plugin, "a remote call", f"answered an unknown error {body['error'][:80]!r}")
     detail = body.get("detail")
     attributes = body.get("attributes")
     exc = cls.__new__(cls)
@@ -212,3 +248,11 @@ def decode_problem(status: int, body: Any, *, plugin: str) -> PlexicaError:
             if isinstance(name, str) and not name.startswith("_"):
                 setattr(exc, name, value)
     return exc
+
+
+def bundle_digest(files: Mapping[str, str]) -> str:
+    """The SHA-256 naming a migrations bundle (relative path → text), independent of the order given."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.encode() + b"\0" + files[path].encode() + b"\0")
+    return digest.hexdigest()

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from plexica_sdk.testing.events import Delivery, EventLog, EventRecorder
 from plexica_sdk.testing.fake import FakeCache, FakeHost, FakeObjects
-from plexica_sdk.testing.host import ProvisionedTenant, RunningHost, build_settings, host_environ, start_host
+from plexica_sdk.testing.host import (
+    ProvisionedTenant,
+    ProvisionedWorkspace,
+    RunningHost,
+    build_settings,
+    host_environ,
+    start_host,
+)
 from plexica_sdk.testing.isolation import CANARY, Call, IsolationError, IsolationKit, IsolationReport
 from plexica_sdk.testing.modes import available_plugin_modes, register_plugin_mode
 from plexica_sdk.testing.policies import PolicyCase, PolicySubject, PolicyTable, policy_table
@@ -32,6 +39,7 @@ __all__ = [
     "PolicySubject",
     "PolicyTable",
     "ProvisionedTenant",
+    "ProvisionedWorkspace",
     "RunningHost",
     "assert_problem",
     "available_plugin_modes",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import attrs
 
+from plexica_sdk.http import WORKSPACE_HEADER
 from plexica_sdk.testing.events import EventLog, EventRecorder
 from plexica_sdk.types import Event, TenantContext, TenantInfo
 
@@ -25,10 +26,12 @@ if TYPE_CHECKING:
 
     from plexica.platform import Platform
     from plexica.settings import Settings
+    from plexica_sdk.testing.remote import RemotePluginProcess
 
 __all__ = [
     "SERVICE_VARIABLES",
     "ProvisionedTenant",
+    "ProvisionedWorkspace",
     "RunningHost",
     "build_settings",
     "host_environ",
@@ -61,6 +64,8 @@ _SERVICE_EXTRAS: Final[Mapping[str, Mapping[str, str]]] = {
     "s3": {"PLEXICA_STORAGE__BACKEND": "s3"},
 }
 _TEST_PREFIX: Final = "PLEXICA_TEST_"
+#: The core API a test host's workspaces are made through.
+_CORE_API: Final = "/api/core/v1"
 
 
 def host_environ(environ: Mapping[str, str], services: Iterable[str]) -> dict[str, str]:
@@ -130,9 +135,84 @@ class ProvisionedTenant:
         """A signed access token of ``user`` with tenant-wide ``roles`` in this tenant."""
         return self.host.token_for(user, roles, self, **claims)
 
+    def headers(
+        self,
+        user: str = "alice",
+        roles: Iterable[str] = ("member",),
+        *,
+        workspace: ProvisionedWorkspace | str | None = None,
+        **claims: Any,
+    ) -> dict[str, str]:
+        """``Authorization`` headers for requests as ``user`` (see :meth:`token`).
+
+        ``workspace`` (a workspace or its id) adds ``X-Workspace-ID``: the request runs in it.
+        """
+        headers = {"Authorization": f"Bearer {self.token(user, roles, **claims)}"}
+        if workspace is not None:
+            headers[WORKSPACE_HEADER] = workspace if isinstance(workspace, str) else workspace.id
+        return headers
+
+    async def make_workspace(
+        self, name: str | None = None, *, admin: str = "alice", members: Mapping[str, str] | None = None
+    ) -> ProvisionedWorkspace:
+        """Create a workspace through the core API, as ``admin`` (its first admin) would.
+
+        Args:
+            name: its name (default: a fresh random one).
+            admin: the user who creates it, and so administers it.
+            members: more users and their workspace roles (``admin``, ``member``, ``viewer``).
+        """
+        await self._admit(admin)
+        client = self.host.client
+        body = {"name": name or f"ws-{uuid.uuid4().hex[:10]}"}
+        created = await client.post(f"{_CORE_API}/workspaces", json=body, headers=self.headers(admin))
+        _expect(created, 201, f"creating a workspace in tenant {self.slug!r} as {admin!r}")
+        workspace = ProvisionedWorkspace(created.json()["id"], body["name"], self, admin)
+        for user, role in (members or {}).items():
+            await workspace.add_member(user, role)
+        return workspace
+
+    async def _admit(self, user: str) -> None:
+        """Make ``user`` known to the tenant: a user's first request creates their profile."""
+        response = await self.host.client.get(f"{_CORE_API}/me", headers=self.headers(user))
+        _expect(response, 200, f"admitting user {user!r} to tenant {self.slug!r}")
+
+
+def _expect(response: Any, status: int, doing: str) -> None:
+    if response.status_code != status:
+        raise AssertionError(f"{doing}: got {response.status_code}: {response.text[:500]}")
+
+
+@final
+@attrs.define(eq=False)
+class ProvisionedWorkspace:
+    """A workspace of a test tenant (the ``workspace`` fixture, :meth:`ProvisionedTenant.make_workspace`).
+
+    Attributes:
+        id: what ``X-Workspace-ID`` carries.
+        name: its name.
+        tenant: the tenant it belongs to.
+        admin: the user who created it.
+    """
+
+    id: str
+    name: str
+    tenant: ProvisionedTenant
+    admin: str
+
     def headers(self, user: str = "alice", roles: Iterable[str] = ("member",), **claims: Any) -> dict[str, str]:
-        """``Authorization`` headers for requests as ``user`` (see :meth:`token`)."""
-        return {"Authorization": f"Bearer {self.token(user, roles, **claims)}"}
+        """Headers for requests as ``user`` in this workspace: ``Authorization`` and ``X-Workspace-ID``."""
+        return self.tenant.headers(user, roles, workspace=self, **claims)
+
+    async def add_member(self, user: str, role: str = "member") -> None:
+        """Add ``user`` with workspace ``role`` (``admin``, ``member``, ``viewer``), as the workspace's admin."""
+        await self.tenant._admit(user)
+        added = await self.tenant.host.client.post(
+            f"{_CORE_API}/workspaces/{self.id}/members",
+            json={"user_id": user, "role": role},
+            headers=self.tenant.headers(self.admin),
+        )
+        _expect(added, 201, f"adding {user!r} as {role} to workspace {self.id}")
 
 
 @final
@@ -247,11 +327,16 @@ async def start_host(
     import httpx2
 
     from plexica import create_app
+    from plexica_sdk.testing.remote import RemotePluginProcess
 
+    remote = [plugin for plugin in plugins if isinstance(plugin, RemotePluginProcess)]
+    embedded = [plugin for plugin in plugins if not isinstance(plugin, RemotePluginProcess)]
     log = EventLog()
     spy = [EventRecorder.for_plugins(log, names)] if record_events else []
-    app = create_app(settings, plugins=[*plugins, *spy])
-    async with app.router.lifespan_context(app):
+    app = create_app(_with_remote(settings, remote), plugins=[*embedded, *spy])
+    async with app.router.lifespan_context(app), contextlib.AsyncExitStack() as served:
+        for process in remote:
+            await served.enter_async_context(_serve_for(app, process))
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
             running = RunningHost(app, client, log, tuple(names))
@@ -261,6 +346,65 @@ async def start_host(
                 # A shared database (PostgreSQL) must not keep test tenants; SQLite files go with tmp_path.
                 if settings.database.url is not None:
                     await running._delete_tenants()
+
+
+def _with_remote(settings: Settings, remote: Sequence[RemotePluginProcess]) -> Settings:
+    """``settings`` with each remote plugin in ``[[plugins.remote]]``."""
+    if not remote:
+        return settings
+    from plexica.settings import RemotePluginSettings
+
+    entries = tuple(RemotePluginSettings(name=process.name, url=process.url) for process in remote)
+    return attrs.evolve(settings, remote=attrs.evolve(settings.remote, plugins=(*settings.remote.plugins, *entries)))
+
+
+@contextlib.asynccontextmanager
+async def _serve_for(app: Starlette, process: RemotePluginProcess) -> AsyncIterator[None]:
+    """Serve ``app`` where ``process`` calls back, and give the plugin its service credential.
+
+    On PostgreSQL the credential's secret is also the password of the plugin's database role
+    (``plexica remote credentials create`` prints the same two variables).
+    """
+    import asyncio
+
+    import uvicorn
+    from sqlalchemy.engine import make_url
+
+    from plexica_sdk.errors import ConflictError
+    from plexica_sdk.remote.host import CREDENTIAL_ENV, DATABASE_URL_ENV
+
+    config = uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning", access_log=False, http="h11")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[process.host_socket]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the test host's server stopped before it started")
+            await asyncio.sleep(0.01)
+        platform = app.state.platform
+        try:
+            issued = await platform.remote_credentials.create(process.name)
+        except ConflictError:  # left by an earlier host on a shared database
+            issued = await platform.remote_credentials.rotate(process.name)
+        environ = {CREDENTIAL_ENV: issued.value}
+        url = platform.settings.database.url
+        if platform.db_roles is not None and url is not None:
+            role = await platform.db_roles.set_login(process.name, issued.secret)
+            environ[DATABASE_URL_ENV] = (
+                make_url(url).set(username=role, password=issued.secret).render_as_string(hide_password=False)
+            )
+        await process.restart(environ)
+        try:
+            yield
+        finally:
+            await process.stop()
+            await platform.remote_credentials.revoke(process.name)
+            if platform.db_roles is not None:
+                await platform.db_roles.set_login(process.name, None)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
 
 
 def process_environ() -> Mapping[str, str]:

@@ -6,6 +6,11 @@ of tenant B: B's answers to the same reads, every table of B's schema, B's cache
 B's objects, and the events B's consumers received. Each place is also searched for tenant A, so
 the report shows the check could have seen a leak; at least one of A's reads must return the
 canary, or the check proves nothing and fails.
+
+Workspace-scoped routes (those answering 422 for a missing ``X-Workspace-ID``, as
+:func:`plexica_sdk.workspaces.workspace_id` does) are detected: the kit then makes a workspace in
+each tenant, runs every call in its tenant's workspace, and also sends B's reads with A's
+workspace id, which the host must refuse with 404.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Final, final
 import attrs
 
 from plexica_sdk.converter import unstructure
-from plexica_sdk.testing.host import ProvisionedTenant, RunningHost
+from plexica_sdk.http import WORKSPACE_HEADER
+from plexica_sdk.testing.host import ProvisionedTenant, ProvisionedWorkspace, RunningHost
 
 if TYPE_CHECKING:
     from plexica_sdk.protocols import Cache
@@ -144,6 +150,17 @@ def _ids(value: Any) -> list[str]:
     return found
 
 
+def _wants_workspace(response: Any) -> bool:
+    """Whether ``response`` is the 422 of a route that needs ``X-Workspace-ID`` (``WorkspaceRequiredError``)."""
+    if response.status_code != 422:
+        return False
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(isinstance(e, Mapping) and e.get("field") == WORKSPACE_HEADER for e in errors)
+
+
 def _markers_in(text: str, markers: Sequence[str]) -> list[str]:
     return [marker for marker in markers if marker in text]
 
@@ -157,13 +174,27 @@ class IsolationKit:
         a: the tenant that writes.
         b: the tenant that must see nothing of A.
         plugin: the plugin whose routes are called (default: the first under test).
+        workspaces: A's and B's workspace the calls run in; default: made when a route asks for one.
     """
 
-    def __init__(self, host: RunningHost, a: ProvisionedTenant, b: ProvisionedTenant, *, plugin: str | None = None):
+    def __init__(
+        self,
+        host: RunningHost,
+        a: ProvisionedTenant,
+        b: ProvisionedTenant,
+        *,
+        plugin: str | None = None,
+        workspaces: tuple[ProvisionedWorkspace, ProvisionedWorkspace] | None = None,
+    ):
         self.host = host
         self.a = a
         self.b = b
         self.plugin = plugin or host.plugins[0]
+        self.workspaces: dict[str, ProvisionedWorkspace] = {}
+        if workspaces is not None:
+            self.workspaces = {a.slug: workspaces[0], b.slug: workspaces[1]}
+        self._detect = False
+        self._users = ["alice"]
 
     async def check(
         self,
@@ -173,6 +204,7 @@ class IsolationKit:
         roles: Sequence[str] = ("member",),
         expect_events: Sequence[str] = (),
         timeout: float = 5.0,
+        workspace: bool | None = None,
     ) -> IsolationReport:
         """Write as A, then assert that nothing A wrote is visible from B anywhere.
 
@@ -184,6 +216,9 @@ class IsolationKit:
             expect_events: event types A's writes publish; the check waits until each was
                 delivered in A (carrying a marker) before it looks at B's consumers.
             timeout: seconds to wait for each expected event.
+            workspace: True: run the calls in a workspace of each tenant (made by the first call's
+                user, the other callers added as members); False: never send ``X-Workspace-ID``;
+                None: as soon as a call of A is refused for want of a workspace.
 
         Returns:
             What was searched, and what was seen in A.
@@ -194,6 +229,12 @@ class IsolationKit:
         """
         canary = f"iso-{uuid.uuid4().hex}"
         replacements = {CANARY: canary}
+        self._detect = workspace is None and not self.workspaces
+        self._users = list(dict.fromkeys(c.user for c in [*writes, *reads] if isinstance(c, Call))) or ["alice"]
+        if workspace:
+            await self._make_workspaces()
+        elif workspace is False:
+            self.workspaces = {}
         markers: list[str] = [canary]
         for call in writes:
             body = await self._call(call, self.a, replacements, roles, expect_ok=True)
@@ -231,6 +272,15 @@ class IsolationKit:
                 raise AssertionError(f"{call.method} {call.path} as tenant {self.b.slug!r}: {response.status_code}")
             for marker in _markers_in(response.text, markers):
                 leaks.append(Leak("routes", f"{call.method} {self.host.url(call.path, plugin=self.plugin)}", marker))
+        if self.workspaces:  # B names A's workspace: the host must answer as for one that does not exist
+            foreign = self.workspaces[self.a.slug].id
+            for call in read_calls:
+                response = await self._request(call, self.b, replacements, roles, workspace=foreign)
+                scanned["routes"] += 1
+                where = f"{call.method} {self.host.url(call.path, plugin=self.plugin)} with A's {WORKSPACE_HEADER}"
+                if response.status_code != 404:
+                    leaks.append(Leak("routes", f"{where} (answered {response.status_code}, not 404)", foreign))
+                leaks.extend(Leak("routes", where, marker) for marker in _markers_in(response.text, markers))
 
         for tenant, is_b in ((self.a, False), (self.b, True)):
             for channel, where, text in await self._places(tenant):
@@ -253,10 +303,28 @@ class IsolationKit:
             raise IsolationError(leaks, report)
         return report
 
+    async def _make_workspaces(self) -> None:
+        """A workspace in A and in B, made by the first caller, with every other caller a member."""
+        admin, *others = self._users
+        for tenant in (self.a, self.b):
+            made = await tenant.make_workspace(admin=admin, members=dict.fromkeys(others, "member"))
+            self.workspaces[tenant.slug] = made
+
     async def _request(
-        self, call: Call, tenant: ProvisionedTenant, replacements: Mapping[str, str], roles: Sequence[str]
+        self,
+        call: Call,
+        tenant: ProvisionedTenant,
+        replacements: Mapping[str, str],
+        roles: Sequence[str],
+        *,
+        workspace: str | None = None,
     ) -> Any:
-        headers = tenant.headers(call.user, call.roles if call.roles is not None else roles)
+        selected = self.workspaces.get(tenant.slug)
+        headers = tenant.headers(
+            call.user,
+            call.roles if call.roles is not None else roles,
+            workspace=workspace or (selected.id if selected is not None else None),
+        )
         path = self.host.url(_substitute(call.path, replacements), plugin=self.plugin)
         body = _substitute(call.json, replacements)
         return await self.host.client.request(call.method, path, json=body, headers=headers)
@@ -271,6 +339,9 @@ class IsolationKit:
         expect_ok: bool,
     ) -> Any:
         response = await self._request(call, tenant, replacements, roles)
+        if self._detect and not self.workspaces and _wants_workspace(response):
+            await self._make_workspaces()  # the route is workspace-scoped: run everything in workspaces
+            response = await self._request(call, tenant, replacements, roles)
         ok = response.status_code == call.status if call.status is not None else 200 <= response.status_code < 300
         if expect_ok and not ok:
             raise AssertionError(

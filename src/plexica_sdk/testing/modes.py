@@ -1,9 +1,10 @@
 """How the plugin under test runs beside the test host: the ``plugin_mode`` registry.
 
 A mode turns the author's plugin object into what the host loads. ``embedded`` hands the object
-over as it is. The remote-plugins work registers ``remote`` here (a proxy talking to the plugin run
-out of process), and every test that uses the ``plugin_mode`` fixture then runs in both modes
-without changing a line.
+over as it is; ``remote`` serves the plugin's class from its own process over loopback HTTP
+(:mod:`plexica_sdk.testing.remote`) and the host loads it through ``[[plugins.remote]]``. Which
+modes a test runs in is chosen by the pytest plugin (``--plexica-plugin-mode``,
+``plexica_plugin_modes``), so the same test files run in both without changing a line.
 """
 
 from __future__ import annotations
@@ -68,4 +69,11 @@ def plugin_mode_starter(name: str) -> PluginModeStarter:
         raise LookupError(f"{reason} (available: {available})") from None
 
 
+def _remote(plugin: object) -> AbstractAsyncContextManager[object]:
+    from plexica_sdk.testing.remote import serve_remotely  # subprocess and sockets, only when asked for
+
+    return serve_remotely(plugin)
+
+
 register_plugin_mode("embedded", _embedded)
+register_plugin_mode("remote", _remote)

@@ -15,7 +15,7 @@ or with ``--plexica-plugin MODULE:OBJECT``, or by overriding the ``plexica_plugi
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from plexica_sdk.testing.fake import FakeHost
 from plexica_sdk.testing.host import (
     SERVICE_VARIABLES,
     ProvisionedTenant,
+    ProvisionedWorkspace,
     RunningHost,
     build_settings,
     host_environ,
@@ -55,11 +56,19 @@ __all__ = [
     "token_for",
     "two_tenants",
     "wait_for_event",
+    "workspace",
 ]
 
 #: Kafka is opt-in: every test host joins its own consumer groups, and leaving them on a shared
 #: broker costs seconds per test (measured: ~9 s a test against Tansu, against ~2 s without it).
 DEFAULT_SERVICES = "postgres,redis,s3"
+#: Remote mode starts a process per test (about a second each): run in it where a conftest or
+#: the ini key asks for it.
+DEFAULT_MODES = ("embedded",)
+_MODES_HELP = (
+    "the plugin modes plugin_mode tests run in, one a line (default: embedded); "
+    "--plexica-plugin-mode and a conftest's pytest_plexica_plugin_modes hook override it"
+)
 _SERVICES_HELP = (
     "services the test host uses when their TEST_* variables are set: a comma-separated subset of "
     f"{', '.join(SERVICE_VARIABLES)}, 'all' or 'none' (default: {DEFAULT_SERVICES})"
@@ -85,19 +94,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--plexica-services", default=None, metavar="LIST", help=_SERVICES_HELP)
     parser.addini("plexica_plugin", "the plugin(s) under test, MODULE:OBJECT, one a line", type="linelist")
     parser.addini("plexica_services", _SERVICES_HELP, default=DEFAULT_SERVICES)
+    parser.addini("plexica_plugin_modes", _MODES_HELP, type="linelist", default=list(DEFAULT_MODES))
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    for mode in config.getoption("plexica_plugin_mode"):
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from plexica_sdk.testing import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+def _check_modes(modes: Iterable[str], where: str) -> None:
+    for mode in modes:
         try:
             plugin_mode_starter(mode)
         except LookupError as exc:
-            raise pytest.UsageError(f"--plexica-plugin-mode: {exc}") from None
+            raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _check_modes(config.getoption("plexica_plugin_mode"), "--plexica-plugin-mode")
+    _check_modes(config.getini("plexica_plugin_modes"), "plexica_plugin_modes")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "plugin_mode" in metafunc.fixturenames:
-        modes = metafunc.config.getoption("plexica_plugin_mode") or list(available_plugin_modes())
+        config = metafunc.config
+        modes = config.getoption("plexica_plugin_mode")
+        if not modes:
+            # The conftests above the test first (a directory's own choice), then the ini key.
+            chosen = metafunc.definition.ihook.pytest_plexica_plugin_modes(config=config)
+            if chosen is not None:
+                _check_modes(chosen, "pytest_plexica_plugin_modes")
+            modes = list(chosen) if chosen is not None else config.getini("plexica_plugin_modes")
         metafunc.parametrize("plugin_mode", modes, ids=modes, scope="function")
 
 
@@ -196,6 +224,16 @@ async def tenant(plexica_host: RunningHost, anyio_backend: Any) -> ProvisionedTe
 async def two_tenants(plexica_host: RunningHost, anyio_backend: Any) -> tuple[ProvisionedTenant, ProvisionedTenant]:
     """Two provisioned tenants, A and B."""
     return await plexica_host.make_tenant(), await plexica_host.make_tenant()
+
+
+@pytest.fixture
+async def workspace(tenant: ProvisionedTenant, anyio_backend: Any) -> ProvisionedWorkspace:
+    """A workspace of ``tenant``, made by ``alice`` (its admin): ``workspace.headers(user)`` select it.
+
+    More people: ``await workspace.add_member("bob", "viewer")``; more workspaces:
+    ``await tenant.make_workspace(admin=..., members={...})``.
+    """
+    return await tenant.make_workspace(admin="alice")
 
 
 @pytest.fixture

@@ -136,14 +136,19 @@ def _free_port() -> int:
 class Tansu:
     """A Tansu broker of the test's own, on a free port, that the test may stop and start again.
 
-    Storage is in memory, as in ``scripts/services.sh``: a restart comes back empty (no topics, no
-    committed offsets), which is harsher than a real broker's restart.
+    Storage is in memory by default, as in ``scripts/services.sh``: a restart comes back empty (no
+    topics, no committed offsets), which is harsher than a real broker's restart. ``storage``
+    ``s3://bucket/`` (with ``AWS_*`` settings in ``env``) keeps topics and records across restarts.
     """
 
-    def __init__(self, binary: str, log_dir: Path) -> None:
+    def __init__(
+        self, binary: str, log_dir: Path, *, storage: str = "memory://tansu/", env: dict[str, str] | None = None
+    ) -> None:
         self.binary = binary
         self.port = _free_port()
         self.log = log_dir / "tansu.log"
+        self.storage = storage
+        self.env = env or {}
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -153,6 +158,7 @@ class Tansu:
     async def start(self) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_ID", "LISTENER_URL", "STORAGE_ENGINE")}
+        env.update(self.env)
         with self.log.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
                 self.binary,
@@ -161,6 +167,8 @@ class Tansu:
                 url,
                 "--advertised-listener-url",
                 url,
+                "--storage-engine",
+                self.storage,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -183,12 +191,15 @@ class Tansu:
 
 
 @contextlib.asynccontextmanager
-async def own_tansu(log_dir: Path) -> AsyncIterator[Tansu]:
-    """Start a Tansu of our own; skip (fail under ``PLEXICA_REQUIRE_SERVICES``) without its binary."""
+async def own_tansu(log_dir: Path, **options: Any) -> AsyncIterator[Tansu]:
+    """Start a Tansu of our own (``options``: see :class:`Tansu`).
+
+    Skips (fails under ``PLEXICA_REQUIRE_SERVICES``) without its binary.
+    """
     binary = tansu_binary()
     if binary is None:
         unavailable("the Tansu binary is not installed: run scripts/services.sh up kafka")
-    broker = Tansu(binary, log_dir)
+    broker = Tansu(binary, log_dir, **options)
     await broker.start()
     try:
         yield broker

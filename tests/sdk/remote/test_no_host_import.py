@@ -23,6 +23,7 @@ def test_serving_the_notes_plugin_imports_nothing_of_the_host() -> None:
     completed = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=False, timeout=60)
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout)
-    assert report["routes"] == 4  # manifest, health, rpc, and the plugin's own routes
+    # manifest, health, contributions, migrations, rpc, events, and the plugin's own routes
+    assert report["routes"] == 7
     assert "plexica_sdk" in report["roots"] and "starlette" in report["roots"]
     assert [root for root in report["roots"] if root in HOST_ONLY] == []

@@ -37,6 +37,9 @@ SAMPLES: dict[str, PlexicaError] = {
     "PluginError": errors.PluginError("broken", plugin="notes"),
     "PluginLoadError": errors.PluginLoadError("notes", "no manifest"),
     "PluginCallError": errors.PluginCallError("notes", "plexica_permissions", "raised"),
+    "PluginAnswerError": errors.PluginAnswerError("notes", "a route", "not JSON"),
+    "PluginUnavailableError": errors.PluginUnavailableError("notes", "a route", "connection refused"),
+    "PluginTimeoutError": errors.PluginTimeoutError("notes", "plexica_resource_attributes", 2.5),
     "PluginContractError": errors.PluginContractError("notes", "undeclared", event_type="notes.x"),
     "EventError": errors.EventError("unknown type", event_type="notes.y"),
     "RateLimitedError": errors.RateLimitedError(2.5, policy="tenant"),
@@ -57,6 +60,8 @@ STATUS = {
     "InvalidTenantSlugError": 422,
     "RateLimitedError": 429,
     "BackendUnavailableError": 503,
+    "PluginUnavailableError": 503,
+    "PluginTimeoutError": 504,
 }
 
 
@@ -101,7 +106,8 @@ def test_a_plugin_bug_travels_as_plugin_call_error_without_its_message() -> None
 )
 def test_anything_but_an_sdk_error_decodes_as_plugin_call_error(body: object) -> None:
     decoded = decode_problem(502, body, plugin="notes")
-    assert type(decoded) is PluginCallError and decoded.plugin == "notes"
+    assert type(decoded) is errors.PluginAnswerError and isinstance(decoded, PluginCallError)
+    assert decoded.plugin == "notes"
 
 
 def test_subclasses_stay_catchable_by_their_bases() -> None:

@@ -16,7 +16,17 @@ from starlette.routing import Route
 
 import plexica_sdk
 from plexica_sdk import Event, PluginManifest, hookimpl
-from plexica_sdk.testing import CANARY, Call, Delivery, IsolationError, IsolationKit, ProvisionedTenant, RunningHost
+from plexica_sdk.testing import (
+    CANARY,
+    Call,
+    Delivery,
+    IsolationError,
+    IsolationKit,
+    ProvisionedTenant,
+    ProvisionedWorkspace,
+    RunningHost,
+)
+from plexica_sdk.workspaces import workspace_id
 
 pytestmark = pytest.mark.anyio
 
@@ -53,14 +63,49 @@ class Leaky:
         return [Route("/items", write, methods=["POST"]), Route("/items", mine), Route("/shared", shared)]
 
 
+class Spaces:
+    """A workspace-scoped plugin: items kept per (tenant, workspace); ``/everywhere`` shows all (a bug)."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], list[str]] = {}
+
+    @hookimpl
+    def plexica_manifest(self) -> PluginManifest:
+        return PluginManifest(name="spaces", version="1.0.0", description="workspace-scoped items")
+
+    @hookimpl
+    def plexica_routes(self) -> Sequence[Any]:
+        def where(request: Request) -> tuple[str, str]:
+            host = plexica_sdk.host(request)
+            return host.tenant.slug, workspace_id(host)
+
+        async def write(request: Request) -> JSONResponse:
+            self.items.setdefault(where(request), []).append((await plexica_sdk.json_body(request))["text"])
+            return JSONResponse({"ok": True}, status_code=201)
+
+        async def mine(request: Request) -> JSONResponse:
+            return JSONResponse({"workspace": where(request)[1], "items": self.items.get(where(request), [])})
+
+        async def everywhere(request: Request) -> JSONResponse:
+            where(request)
+            return JSONResponse([text for texts in self.items.values() for text in texts])
+
+        return [Route("/items", write, methods=["POST"]), Route("/items", mine), Route("/everywhere", everywhere)]
+
+
 @pytest.fixture
 def leaky() -> Leaky:
     return Leaky()
 
 
 @pytest.fixture
-def plexica_plugins(leaky: Leaky) -> list[object]:
-    return [leaky, NotesPlugin()]
+def spaces() -> Spaces:
+    return Spaces()
+
+
+@pytest.fixture
+def plexica_plugins(leaky: Leaky, spaces: Spaces) -> list[object]:
+    return [leaky, NotesPlugin(), spaces]
 
 
 WRITE = [Call.post("/items", {"text": f"hello {CANARY}"})]
@@ -117,3 +162,53 @@ async def test_a_data_found_in_b_database_cache_or_objects_is_a_leak(
         await kit.check(WRITE, ["/items"])
     assert sorted({leak.channel for leak in caught.value.leaks}) == ["cache", "database", "events", "objects"]
     assert all(leak.marker == caught.value.report.canary for leak in caught.value.leaks)
+
+
+@pytest.fixture
+def spaces_kit(plexica_host: RunningHost, two_tenants: tuple[ProvisionedTenant, ProvisionedTenant]) -> IsolationKit:
+    return IsolationKit(plexica_host, *two_tenants, plugin="spaces")
+
+
+async def test_workspace_scoped_routes_get_a_workspace_in_each_tenant(spaces_kit: IsolationKit, spaces: Spaces) -> None:
+    report = await spaces_kit.check(WRITE, ["/items"])
+
+    a, b = spaces_kit.workspaces[spaces_kit.a.slug], spaces_kit.workspaces[spaces_kit.b.slug]
+    assert (a.tenant, b.tenant) == (spaces_kit.a, spaces_kit.b) and a.id != b.id
+    assert list(spaces.items) == [(spaces_kit.a.slug, a.id)]  # A's write ran in A's workspace
+    # B read in its own workspace, then with A's workspace id (refused by the host with 404).
+    assert report.scanned_in_b["routes"] == 2
+
+
+async def test_a_workspace_scoped_leak_is_found(spaces_kit: IsolationKit) -> None:
+    with pytest.raises(IsolationError) as caught:
+        await spaces_kit.check(WRITE, ["/items", "/everywhere"])
+    assert [leak.where for leak in caught.value.leaks] == ["GET /api/plugins/spaces/everywhere"]
+
+
+async def test_without_workspaces_a_workspace_scoped_write_fails(spaces_kit: IsolationKit) -> None:
+    with pytest.raises(AssertionError, match="got 422"):
+        await spaces_kit.check(WRITE, ["/items"], workspace=False)
+
+
+async def test_given_workspaces_are_used_and_other_callers_need_membership(
+    plexica_host: RunningHost, two_tenants: tuple[ProvisionedTenant, ProvisionedTenant], spaces: Spaces
+) -> None:
+    a, b = two_tenants
+    mine = await a.make_workspace(admin="alice", members={"bob": "viewer"})
+    kit = IsolationKit(plexica_host, a, b, plugin="spaces", workspaces=(mine, await b.make_workspace(admin="alice")))
+    await kit.check([Call.post("/items", {"text": f"hi {CANARY}"})], [Call.get("/items", user="bob")])
+    assert list(spaces.items) == [(a.slug, mine.id)]
+
+    with pytest.raises(AssertionError, match="got 404"):  # carol is no member of alice's workspace
+        await kit.check(WRITE, [Call.get("/items", user="carol")])
+
+
+async def test_the_workspace_fixture_selects_its_workspace(
+    plexica_host: RunningHost, tenant: ProvisionedTenant, workspace: ProvisionedWorkspace
+) -> None:
+    client, url = plexica_host.client, plexica_host.url("/items", plugin="spaces")
+    assert (await client.get(url, headers=workspace.headers())).json()["workspace"] == workspace.id
+    assert (await client.get(url, headers=tenant.headers())).status_code == 422
+    assert (await client.get(url, headers=workspace.headers("dave"))).status_code == 404
+    await workspace.add_member("dave", "viewer")
+    assert (await client.get(url, headers=workspace.headers("dave"))).status_code == 200

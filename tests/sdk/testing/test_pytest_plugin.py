@@ -66,10 +66,10 @@ def run_pytest(tmp_path: Path, *args: str, conftest: str = "") -> subprocess.Com
 
 
 @pytest.mark.slow
-def test_remote_mode_is_refused_with_one_clear_line(tmp_path: Path) -> None:
-    completed = run_pytest(tmp_path, "--plexica-plugin-mode", "remote")
+def test_an_unknown_mode_is_refused_with_one_clear_line(tmp_path: Path) -> None:
+    completed = run_pytest(tmp_path, "--plexica-plugin-mode", "sidecar")
     assert completed.returncode == 4
-    assert "plugin mode 'remote' is not available in this version of Plexica (available: embedded)" in completed.stderr
+    assert "unknown plugin mode 'sidecar' (available: embedded, remote)" in completed.stderr
 
 
 @pytest.mark.slow
@@ -82,9 +82,21 @@ def test_a_registered_mode_runs_every_plugin_mode_test_once_more(tmp_path: Path)
         async def wrapped(plugin):
             yield plugin
 
-        register_plugin_mode("remote", wrapped)
+        register_plugin_mode("shadow", wrapped)
+
+        def pytest_plexica_plugin_modes(config):
+            return ["embedded", "shadow"]
     """
     completed = run_pytest(tmp_path, "-rA", conftest=conftest)
     assert completed.returncode == 0, completed.stdout
     passed = sorted(line.split("::")[1] for line in completed.stdout.splitlines() if line.startswith("PASSED"))
-    assert passed == ["test_host[asyncio-embedded]", "test_host[asyncio-remote]"]
+    assert passed == ["test_host[asyncio-embedded]", "test_host[asyncio-shadow]"]
+
+
+@pytest.mark.slow
+def test_remote_mode_serves_the_plugin_from_its_own_process(tmp_path: Path) -> None:
+    completed = run_pytest(tmp_path, "-rA", "--plexica-plugin-mode", "remote", "--plexica-services", "none")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert [line.split("::")[1] for line in completed.stdout.splitlines() if line.startswith("PASSED")] == [
+        "test_host[asyncio-remote]"
+    ]

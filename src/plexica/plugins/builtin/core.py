@@ -129,6 +129,22 @@ CORE_EVENT_TYPES = (
         description="A user was removed: profile disabled, memberships dropped",
         schema={**_USER_SCHEMA, "required": ["user_id"]},
     ),
+    # Global: a lifecycle hook a remote plugin missed while down, delivered again (plexica.remote.deferred).
+    EventTypeDef(
+        type="core.plugin.hook-deferred",
+        description="A remote plugin's lifecycle hook could not be delivered and will be retried",
+        schema={
+            "type": "object",
+            "required": ["plugin", "hook", "args", "tenant"],
+            "properties": {
+                "plugin": {"type": "string"},
+                "hook": {"type": "string"},
+                "args": {"type": "object"},
+                "tenant": {"type": "object"},
+                "reason": {"type": "string"},
+            },
+        },
+    ),
 )
 
 

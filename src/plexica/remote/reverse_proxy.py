@@ -1,0 +1,220 @@
+"""``/api/plugins/{name}/*`` of a remote plugin: its native routes, reverse-proxied with streaming bodies.
+
+The host's own stages run first, exactly as for an embedded plugin's routes (authentication,
+tenant resolution, the plugin enabled for the tenant, the streamed body cap of
+:class:`plexica.http.plugin_mount.PluginApp`). Then:
+
+* the caller's identity travels only in a fresh context token (``Plexica-Context``): the request
+  headers are an allow-list (:data:`FORWARDED_REQUEST_HEADERS`), so no ``Authorization``, no
+  cookie, no hop-by-hop header and no ``Plexica-*`` header of the caller reaches the plugin;
+* the body streams to the plugin as it arrives (the cap still counts it) and the answer streams
+  back, with hop-by-hop headers, cookies and ``Plexica-*`` headers removed from it;
+* a problem the plugin raised (wire protocol problem+json) is raised again host-side, so the
+  caller gets the same problem an embedded plugin would produce;
+* no connection or the breaker open: 503; no answer within ``timeout_seconds``: 504; an answer
+  that is not wire protocol v1: 502. A plugin that dies after its answer started cannot be told
+  to the caller any more: the connection is cut, so the truncated body is never taken as complete.
+
+The target is always the plugin's configured URL plus the request's path: no part of a request
+chooses the host the proxy connects to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Final, final
+from urllib.parse import quote
+
+import httpx2
+from starlette.types import Receive, Scope, Send
+
+from plexica.remote.client import RemoteClient, transport_error
+from plexica_sdk import context
+from plexica_sdk.errors import AuthenticationError, PayloadTooLargeError, PluginAnswerError
+from plexica_sdk.remote.wire import PROBLEM_JSON, PROTOCOL_HEADER, decode_problem
+
+__all__ = ["DROPPED_RESPONSE_HEADERS", "FORWARDED_REQUEST_HEADERS", "ReverseProxy"]
+
+logger = logging.getLogger(__name__)
+
+#: The only request headers forwarded to a plugin: content negotiation, caching and ranges.
+FORWARDED_REQUEST_HEADERS: Final = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-type",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-range",
+        "if-unmodified-since",
+        "range",
+        "user-agent",
+    }
+)
+#: Response headers never passed back: hop-by-hop ones, cookies on the host's origin, the wire
+#: protocol's own, and those the host sets itself (CORS, the server's identity).
+DROPPED_RESPONSE_HEADERS: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "set-cookie",
+        "server",
+        "date",
+        "alt-svc",
+        "strict-transport-security",
+    }
+)
+_MAX_PROBLEM_BYTES: Final = 64 * 1024
+_SAFE_PATH_CHARACTERS: Final = "/:@!$&'()*+,;=-._~"
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the mount (``/notes/1`` of ``/api/plugins/notes/notes/1``)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        path = path[len(root) :]
+    return path or "/"
+
+
+def _request_headers(scope: Scope) -> list[tuple[str, str]]:
+    forwarded = []
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        if name in FORWARDED_REQUEST_HEADERS:
+            forwarded.append((name, raw_value.decode("latin-1")))
+    return forwarded
+
+
+def _response_headers(headers: httpx2.Headers) -> list[tuple[bytes, bytes]]:
+    connection = {token.strip().lower() for token in headers.get("connection", "").split(",") if token.strip()}
+    kept = []
+    for name, value in headers.multi_items():
+        lower = name.lower()
+        if lower in DROPPED_RESPONSE_HEADERS or lower in connection or lower.startswith("plexica-"):
+            continue
+        if lower.startswith("access-control-"):
+            continue
+        kept.append((lower.encode("latin-1"), value.encode("latin-1")))
+    return kept
+
+
+class _Disconnected(Exception):
+    """The caller went away while its body was streaming."""
+
+
+@final
+class ReverseProxy:
+    """The ASGI app mounted for a remote plugin's routes (inside the host's ``PluginApp``)."""
+
+    def __init__(self, client: RemoteClient) -> None:
+        self.client = client
+        self.name = client.name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # websockets are not proxied
+            return
+        ctx = context.get()
+        if ctx is None:
+            raise AuthenticationError("a plugin route needs a tenant")
+        client = self.client
+        trial = client.breaker.admit("a route")  # PluginUnavailableError: 503 at once while open
+        outcome: bool | None = None
+        headers = [*_request_headers(scope), *client.headers(ctx).items()]
+        has_body = any(name in ("content-length", "transfer-encoding") for name, _ in headers) or any(
+            name == b"transfer-encoding" for name, _ in scope["headers"]
+        )
+        target = quote(_route_path(scope), safe=_SAFE_PATH_CHARACTERS)
+        query = scope.get("query_string", b"")
+        url = target + ("?" + query.decode("latin-1") if query else "")
+
+        async def body() -> AsyncIterator[bytes]:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected
+                chunk = message.get("body", b"")
+                if chunk:
+                    yield chunk
+                if not message.get("more_body", False):
+                    return
+
+        request = client.http.build_request(scope["method"], url, headers=headers, content=body() if has_body else None)
+        started = False
+        try:
+            try:
+                response = await client.http.send(request, stream=True)
+            except (PayloadTooLargeError, _Disconnected):
+                raise  # the caller's fault: the plugin is not to blame
+            except httpx2.HTTPError as exc:
+                outcome = False
+                raise _transport(client, exc) from None
+            try:
+                outcome = response.status_code < 500
+                if response.headers.get(PROTOCOL_HEADER) != "1":
+                    outcome = False
+                    raise PluginAnswerError(
+                        self.name, "a route", f"answered HTTP {response.status_code} without {PROTOCOL_HEADER}: 1"
+                    )
+                problem = await self._problem(response)
+                if problem is not None:
+                    raise problem
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status_code,
+                        "headers": _response_headers(response.headers),
+                    }
+                )
+                started = True
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except httpx2.HTTPError as exc:
+                outcome = False
+                error = _transport(client, exc)
+                if started:  # the answer began: cut the connection so the caller sees it is incomplete
+                    logger.warning("remote plugin failed mid-answer", extra={"plugin": self.name, "error": str(error)})
+                raise error from None
+            finally:
+                await response.aclose()
+        except _Disconnected:
+            outcome = None
+        finally:
+            client.breaker.record(outcome, trial=trial)
+
+    async def _problem(self, response: httpx2.Response) -> Exception | None:
+        """The SDK error a wire problem answer carries (so the caller gets the embedded problem), else None."""
+        content_type = response.headers.get("content-type", "")
+        if response.status_code < 400 or not content_type.startswith(PROBLEM_JSON):
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > _MAX_PROBLEM_BYTES:
+                return PluginAnswerError(self.name, "a route", "answered a problem larger than 64 KiB")
+            chunks.append(chunk)
+        try:
+            body = json.loads(b"".join(chunks))
+        except ValueError:
+            return PluginAnswerError(self.name, "a route", "answered a problem that is not JSON")
+        return decode_problem(response.status_code, body, plugin=self.name)
+
+
+def _transport(client: RemoteClient, exc: httpx2.HTTPError) -> Exception:
+    return transport_error(client.name, "a route", exc, client.config.timeout_seconds)[0]
