@@ -15,7 +15,7 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Collection, Iterable, Mapping, Sequence
 from typing import Any, final
 
 import httpx2
@@ -39,6 +39,7 @@ from plexica.observability.metrics import Metrics
 from plexica.observability.tracing import current_traceparent
 from plexica.permissions import PermissionEngine, PermissionService
 from plexica.plugins import PluginManager, discover
+from plexica.plugins.calls import HookResults
 from plexica.plugins.host import EmbeddedHost, HostServices
 from plexica.remote.callbacks import CallbackServices
 from plexica.remote.context_tokens import ContextSigner
@@ -235,8 +236,15 @@ class Platform:
                 )
                 stack.push_async_callback(_cancel, asyncio.create_task(refill, name="plexica-spare-schemas"))
             self._stack = stack.pop_all()
-        await self.plugins.each("plexica_host_started", per_plugin=lambda name: {"host": _GlobalHost(self, name)})
+        await self.announce_started()
         return self
+
+    async def announce_started(self, only: Collection[str] | None = None) -> HookResults:
+        """Call ``plexica_host_started`` (on ``only`` these plugins): at start-up, and for a remote
+        plugin whose process was restarted after it (its background work starts in that hook)."""
+        return await self.plugins.each(
+            "plexica_host_started", only=only, per_plugin=lambda name: {"host": _GlobalHost(self, name)}
+        )
 
     async def __aexit__(self, *exc: object) -> None:
         await self.plugins.each("plexica_host_stopping", per_plugin=lambda name: {"host": _GlobalHost(self, name)})

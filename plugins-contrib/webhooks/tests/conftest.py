@@ -65,8 +65,18 @@ def webhooks_settings(tls: tuple[Path, Path, Path]) -> WebhooksSettings:
     return fast_settings(tls[0])
 
 
+def pytest_plexica_plugin_modes(config: pytest.Config) -> tuple[str, ...]:
+    # Remote is how this plugin ships (its README); embedded is how most hosts try it first.
+    return ("embedded", "remote")
+
+
 @pytest.fixture
-def plexica_plugins(webhooks_settings: WebhooksSettings) -> list[object]:
+def plexica_plugins(
+    webhooks_settings: WebhooksSettings, plugin_mode: str, monkeypatch: pytest.MonkeyPatch
+) -> list[object]:
+    if plugin_mode == "remote":  # its own process builds the plugin from PLEXICA_WEBHOOKS_* variables
+        for name, value in webhooks_settings.to_environ().items():
+            monkeypatch.setenv(name, value)
     return [WebhooksPlugin(webhooks_settings), PingPlugin()]
 
 

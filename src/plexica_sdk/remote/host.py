@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast, final
 
 import httpx2
 
+from plexica_sdk import context
 from plexica_sdk.converter import structure, unstructure
 from plexica_sdk.errors import (
     AuthenticationError,
@@ -153,14 +154,20 @@ class HostConnection:
         if self.database is not None:
             await self.database.aclose()
 
+    @property
+    def credential(self) -> str | None:
+        """The plugin's service credential (``$PLEXICA_PLUGIN_CREDENTIAL``), if this process has one."""
+        return self._credential
+
     def host_for(self, remote: RemoteContext) -> RemoteHost:
         """The handle for one verified host call (the ``host_factory`` of ``create_app``).
 
-        Raises:
-            TenantContextMissingError: the host signed the call for no tenant.
+        A call signed for no tenant (``plexica_host_started``, a global event's handler) gets a
+        host-level handle: its tenant calls follow the tenant context var and authenticate with
+        the service credential, as the embedded host-level handle follows the context.
         """
         auth = {PLUGIN_HEADER: remote.audience, CONTEXT_HEADER: remote.token}
-        return RemoteHost(self, remote.audience, remote.tenant_context(), auth)
+        return RemoteHost(self, remote.audience, remote.tenant, auth)
 
     async def for_tenant(self, slug: str) -> RemoteHost:
         """A handle for work outside a host call (a background job) in tenant ``slug``, by service credential.
@@ -241,16 +248,33 @@ async def _act(connection: HostConnection, path: str, headers: Mapping[str, str]
 class RemoteHost:
     """A remote plugin's :class:`~plexica_sdk.protocols.Host` for one tenant (see the module docstring)."""
 
-    __slots__ = ("_auth", "_connection", "_ctx", "_plugin")
+    __slots__ = ("_connection", "_ctx", "_headers", "_plugin")
 
-    def __init__(self, connection: HostConnection, plugin: str, ctx: TenantContext, auth: Mapping[str, str]) -> None:
+    def __init__(
+        self, connection: HostConnection, plugin: str, ctx: TenantContext | None, auth: Mapping[str, str]
+    ) -> None:
         self._connection = connection
         self._plugin = plugin
+        # None: a host-level handle (plexica_host_started, a global event), whose tenant calls follow
+        # the tenant context var, as the embedded host's do, authenticated by the service credential.
         self._ctx = ctx
         headers = dict(auth)
-        if ctx.trace_id is not None and _TRACE_RE.match(ctx.trace_id):
+        if ctx is not None and ctx.trace_id is not None and _TRACE_RE.match(ctx.trace_id):
             headers["X-Trace-ID"] = ctx.trace_id  # the host logs the callback under the request's trace
-        self._auth = headers
+        self._headers = headers
+
+    @property
+    def _auth(self) -> Mapping[str, str]:
+        """The callback headers: the call's token, or for a host-level handle the credential and the tenant."""
+        if self._ctx is not None:
+            return self._headers
+        tenant = self.tenant
+        credential = self._connection.credential
+        if credential is None:
+            raise SettingsError(
+                [f"a host-level handle acts in a tenant with the plugin's service credential: set ${CREDENTIAL_ENV}"]
+            )
+        return {PLUGIN_HEADER: self._plugin, CREDENTIAL_HEADER: credential, TENANT_HEADER: tenant.slug}
 
     @property
     def plugin(self) -> str:
@@ -258,7 +282,14 @@ class RemoteHost:
 
     @property
     def tenant(self) -> TenantContext:
-        return self._ctx
+        """The tenant of the call being served; for a host-level handle, the current tenant context.
+
+        Raises:
+            TenantContextMissingError: a host-level handle used outside any tenant context.
+        """
+        if self._ctx is not None:
+            return self._ctx
+        return context.current("a tenant-scoped host call")
 
     async def _call(self, method: str, path: str, body: object, result: type[T]) -> T:
         return await _call(self._connection, method, path, self._auth, body, result=result)
@@ -279,7 +310,7 @@ class RemoteHost:
 
     @contextlib.asynccontextmanager
     async def _session(self, database: RemoteDatabase) -> AsyncIterator[AsyncSession]:
-        async with database.session(self._ctx.schema) as session:
+        async with database.session(self.tenant.schema) as session:
             yield session
             wrote = session.info.pop(OUTBOX_WRITTEN_KEY, False)
         if wrote:  # committed: have the host publish the rows now rather than at its next poll
@@ -289,7 +320,7 @@ class RemoteHost:
     def _function_call(self, function: str, arguments: Sequence[str]) -> Any:
         from sqlalchemy import text
 
-        schema = quote_identifier(check_schema(self._ctx.schema))
+        schema = quote_identifier(check_schema(self.tenant.schema))
         placeholders = ", ".join(f":{name}" for name in arguments)
         return text(f"SELECT {schema}.{quote_identifier(function)}({placeholders})")
 
@@ -297,7 +328,7 @@ class RemoteHost:
         request = PublishRequest(type=event_type, data=data, subject=subject)
         if session is None:
             return await self._call("POST", "/events", request, Event)
-        checked = session_schema(session, self._ctx.schema)
+        checked = session_schema(session, self.tenant.schema)
         prepared = await self._call("POST", "/events/prepare", request, PreparedEvent)
         row = unstructure(prepared.row)
         statement = self._function_call(outbox_function(self._plugin), list(row))
@@ -314,7 +345,7 @@ class RemoteHost:
         if session is None:
             answer = await self._call("POST", "/events/processed", ProcessedRequest(event=event), ProcessedAnswer)
             return answer.first
-        checked = session_schema(session, self._ctx.schema)
+        checked = session_schema(session, self.tenant.schema)
         statement = self._function_call(processed_function(self._plugin), ["event_id"])
         return bool(await checked.scalar(statement, {"event_id": event.id}))
 

@@ -206,14 +206,17 @@ def _status(exc: PlexicaError) -> int:
 def encode_problem(exc: BaseException, *, plugin: str, hook: str | None = None) -> tuple[int, dict[str, Any]]:
     """The status and problem+json body that carry ``exc`` back to the host.
 
-    An SDK error travels as its class name and attributes. Anything else is the plugin's bug: it
-    travels as a :class:`PluginCallError` naming only the exception class, never its message
-    (which may hold data of the tenant's).
+    An SDK error travels as its class name and attributes; a plugin's own subclass of one (say
+    ``AddressRefusedError(ValidationError)``) as its nearest SDK class, so the host answers what
+    it answers embedded. Anything else is the plugin's bug: it travels as a
+    :class:`PluginCallError` naming only the exception class, never its message (which may hold
+    data of the tenant's).
     """
-    if not isinstance(exc, PlexicaError) or type(exc).__name__ not in _ERRORS:
-        exc = PluginCallError(plugin, hook or "a route", f"raised {type(exc).__name__}")
+    sdk_class = next((cls for cls in type(exc).__mro__ if _ERRORS.get(cls.__name__) is cls), None)
+    if not isinstance(exc, PlexicaError) or sdk_class is None:
+        exc, sdk_class = PluginCallError(plugin, hook or "a route", f"raised {type(exc).__name__}"), PluginCallError
     status = _status(exc)
-    name = type(exc).__name__
+    name = sdk_class.__name__
     body = {
         "type": PROBLEM_TYPE_BASE + name,
         "title": name,

@@ -395,6 +395,8 @@ async def _serve_for(app: Starlette, process: RemotePluginProcess) -> AsyncItera
                 make_url(url).set(username=role, password=issued.secret).render_as_string(hide_password=False)
             )
         await process.restart(environ)
+        # The first process answered plexica_host_started; the restarted one starts its own work.
+        (await platform.announce_started(only=[process.name])).raise_first()
         try:
             yield
         finally:

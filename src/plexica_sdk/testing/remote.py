@@ -69,6 +69,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _plugins_own(variable: str, plugin: str) -> bool:
+    """Whether ``variable`` is one of the plugin's own settings (``PLEXICA_<PLUGIN>_<KEY>``, one underscore).
+
+    Those reach its process; the host's own (``PLEXICA_<SECTION>__<KEY>``) and the test kit's do not.
+    """
+    own = f"PLEXICA_{plugin.upper().replace('-', '_')}_"
+    return variable.startswith(own) and not variable.startswith(own + "_")
+
+
 def _spawn(argv: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start ``argv`` (this interpreter running the SDK's server) with its output appended to ``log``."""
     with log.open("ab") as output:
@@ -112,7 +121,7 @@ class RemotePluginProcess:
         import httpx2
 
         argv = [sys.executable, "-m", "plexica_sdk.remote", self.path, "--port", str(self.port)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PLEXICA_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLEXICA_") or _plugins_own(k, self.name)}
         env["PYTHONPATH"] = os.pathsep.join([*sys.path, env.get("PYTHONPATH", "")])
         self.process = _spawn([*argv, "--host-url", self.host_url], {**env, **(environ or {})}, self.log)
         deadline = time.monotonic() + START_SECONDS

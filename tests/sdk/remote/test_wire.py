@@ -137,3 +137,15 @@ def test_tenant_and_host_are_never_wire_arguments_and_local_hooks_are_not_remote
         assert hook not in RPC_HOOKS
         with pytest.raises(NotFoundError):
             hook_argument_types(hook)
+
+
+class AddressRefusedError(errors.ValidationError):
+    """A plugin's own error class, as the webhooks plugin defines one."""
+
+
+def test_a_plugins_own_subclass_of_an_sdk_error_travels_as_that_sdk_error() -> None:
+    status, body = encode_problem(AddressRefusedError("the URL must use https", field="url"), plugin="webhooks")
+
+    assert (status, body["error"], body["detail"]) == (422, "ValidationError", "the URL must use https")
+    decoded = decode_problem(status, json.loads(json.dumps(body)), plugin="webhooks")
+    assert type(decoded) is errors.ValidationError and str(decoded) == "the URL must use https"

@@ -149,6 +149,8 @@ class WebhooksPlugin:
         ``mark_processed`` (plus the (endpoint, event) unique key) makes a redelivery a no-op.
         The worker is woken after the commit.
         """
+        if event.tenantid is None:  # a global event belongs to no tenant, so to no tenant's endpoints
+            return
         recorded = False
         async with host.session() as session:
             if not await host.mark_processed(event, session=session):

@@ -87,6 +87,25 @@ class WebhooksSettings:
         except (TypeError, ValueError) as exc:
             raise SettingsError([str(exc)]) from exc
 
+    def to_environ(self) -> dict[str, str]:
+        """These settings as the ``PLEXICA_WEBHOOKS_<KEY>`` variables :meth:`from_environ` reads back.
+
+        What a deployment (or a test running the plugin remotely) hands the plugin's own process.
+        """
+        environ: dict[str, str] = {}
+        for field in attrs.fields(type(self)):
+            value = getattr(self, field.name)
+            if value is None:
+                text = ""
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = str(value)
+            environ[ENV_PREFIX + field.name.upper()] = text
+        return environ
+
 
 def _parse(raw: str, kind: Any) -> Any:
     text = str(kind)
