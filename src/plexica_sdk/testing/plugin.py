@@ -196,10 +196,23 @@ async def plexica_host(
 
     starter = plugin_mode_starter(plugin_mode)
     names = [plugin_name(plugin) for plugin in plexica_plugins]
+    if plugin_mode == "remote" and plexica_settings.database.url is None:
+        with_tables = [name for name, plugin in zip(names, plexica_plugins, strict=True) if _has_tables(plugin)]
+        if with_tables:
+            pytest.skip(
+                f"remote mode on SQLite: {', '.join(with_tables)} has tables, and a remote plugin gets a "
+                "database only on PostgreSQL (its own role; docs/remote.md): set TEST_DATABASE_URL"
+            )
     async with contextlib.AsyncExitStack() as stack:
         loaded = [await stack.enter_async_context(starter(plugin)) for plugin in plexica_plugins]
         running = await stack.enter_async_context(start_host(loaded, plexica_settings, names))
         yield running
+
+
+def _has_tables(plugin: object) -> bool:
+    """Whether ``plugin`` ships tenant migrations (so ``host.session()`` is part of its work)."""
+    migrations = getattr(plugin, "plexica_tenant_migrations", None)
+    return migrations is not None and migrations() is not None
 
 
 @pytest.fixture

@@ -94,8 +94,17 @@ def test_a_registered_mode_runs_every_plugin_mode_test_once_more(tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_remote_mode_serves_the_plugin_from_its_own_process(tmp_path: Path) -> None:
-    completed = run_pytest(tmp_path, "-rA", "--plexica-plugin-mode", "remote", "--plexica-services", "none")
+def test_remote_mode_on_sqlite_skips_a_plugin_with_tables_saying_why(tmp_path: Path) -> None:
+    completed = run_pytest(tmp_path, "-rs", "--plexica-plugin-mode", "remote", "--plexica-services", "none")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "remote mode on SQLite: notes has tables" in completed.stdout
+    assert "set TEST_DATABASE_URL" in completed.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_remote_mode_serves_the_plugin_from_its_own_process(tmp_path: Path, postgres_url: str) -> None:
+    completed = run_pytest(tmp_path, "-rA", "--plexica-plugin-mode", "remote", "--plexica-services", "postgres")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert [line.split("::")[1] for line in completed.stdout.splitlines() if line.startswith("PASSED")] == [
         "test_host[asyncio-remote]"
