@@ -91,7 +91,9 @@ class Platform:
                     objects=plugins,
                     builtins=[realm_plugin] if realm_plugin is not None else [],
                     use_entry_points=settings.load_entry_points,
-                    disabled=settings.disabled_plugins,
+                    # A plugin registered remote runs remote even where its package is installed:
+                    # moving it out of the host is one setting, not an uninstall.
+                    disabled=(*settings.disabled_plugins, *(config.name for config in self.remote.configs)),
                 ),
                 *self.remote.sources(),
             ],

@@ -63,6 +63,11 @@ class TenantDirectory:
                 return None
 
         tenant = await self.cache.get(config_key(slug), TenantInfo, load, ttl=self.ttl)
+        if tenant is not None and tenant.status == "provisioning":
+            # Transient, and possibly another process's (``plexica tenants create`` beside a serving
+            # host with the in-process cache, which no invalidation reaches): never kept, so the
+            # tenant is served as soon as its provisioning commits.
+            await self.cache.invalidate(config_key(slug))
         if tenant is None:
             raise TenantNotFoundError(slug)
         return tenant
