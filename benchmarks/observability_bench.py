@@ -7,7 +7,15 @@ notes, the rate limiter off) except for observability:
 * ``metrics``: the default metrics;
 * ``tracing``: OpenTelemetry on with the always-on sampler (``sampler_ratio = 1.0``) and spans
   handed to an in-memory exporter through a batch span processor (export cost without a network);
-* ``metrics + tracing``: both.
+* ``metrics + tracing``: both;
+* ``tracing, OTLP to a closed port``: tracing on with the production exporter (OTLP/HTTP behind
+  the host's batch span processor) pointed at a port nothing listens on: every export fails in
+  the processor's worker thread, and the request path must not wait for it.
+
+Besides the mix, one warm request alone, ``GET /api/plugins/notes/notes`` (20 notes), is timed with
+tracing off against tracing on (in-memory sink) and against the OTLP exporter on the closed port.
+For the latter the note gives the slowest single request (wall time) on both sides: a request
+path that waited for an export would show its connect timeout there.
 
 Each request is driven straight into the ASGI app (no HTTP client, whose cost would dilute the
 ratio), ``--concurrency`` at a time: the middleware stack, JWT verification, tenant and user
@@ -30,9 +38,11 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import itertools
+import socket
 import statistics
 import sys
 import tempfile
@@ -51,6 +61,7 @@ from plexica import create_app, load_settings
 BENCH = "observability"
 SLUG = "bench"
 NOTES = 20
+OTLP = "tracing, OTLP to a closed port"
 METRICS_TARGET = 0.95
 TRACING_TARGET = 0.85
 #: Only the switches differ between the hosts.
@@ -59,7 +70,18 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "metrics": {},
     "tracing": {"metrics": {"enabled": False}, "tracing": {"enabled": True, "exporter": "none", "sampler_ratio": 1.0}},
     "metrics + tracing": {"tracing": {"enabled": True, "exporter": "none", "sampler_ratio": 1.0}},
+    OTLP: {"metrics": {"enabled": False}, "tracing": {"enabled": True, "exporter": "otlp", "sampler_ratio": 1.0}},
 }
+#: The warm request timed alone.
+NOTES_PATH = "/api/plugins/notes/notes"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 @attrs.define
@@ -71,7 +93,12 @@ class Running:
     requests: list[tuple[str, bytes]]
     exporter: Any = None
     stop: asyncio.Event = attrs.Factory(asyncio.Event)
+    slowest: float = 0.0  # the slowest single request so far, wall seconds
     _next: Iterator[tuple[str, bytes]] | None = None
+
+    def only(self, path: str) -> Running:
+        """The same host answering only the requests of ``path`` in the mix."""
+        return attrs.evolve(self, requests=[r for r in self.requests if r[0] == path], next=None, slowest=0.0)
 
     def take(self, count: int) -> list[tuple[str, bytes]]:
         """The next ``count`` requests of the mix (it carries on where the last chunk stopped)."""
@@ -128,7 +155,9 @@ async def measure(host: Running, count: int, concurrency: int, *, keep_spans: bo
 
     async def worker(share: Sequence[tuple[str, bytes]]) -> None:
         for path, token in share:
+            began = time.perf_counter()
             status = await call(host.app, path, token)
+            host.slowest = max(host.slowest, time.perf_counter() - began)
             if status != 200:
                 failures.append(status)
 
@@ -172,7 +201,7 @@ async def host(name: str, overrides: dict[str, Any], data_dir: Path) -> AsyncIte
     try:
         platform = app.state.platform
         tracing = getattr(app.state, "tracing", None)
-        if tracing is not None:
+        if tracing is not None and settings.tracing.exporter == "none":
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
             from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -268,11 +297,13 @@ async def run(argv: list[str]) -> int:
     clock = CLOCKS[args.clock]
     rounds = _paired.rounds_for(args)
     count = 100 if args.quick else args.count
+    endpoint = f"http://127.0.0.1:{closed_port()}/v1/traces"
+    configs = {**CONFIGS, OTLP: {**CONFIGS[OTLP], "tracing": {**CONFIGS[OTLP]["tracing"], "endpoint": endpoint}}}
     with tempfile.TemporaryDirectory(prefix="plexica-obs-bench-") as tmp:
         async with contextlib.AsyncExitStack() as stack:
             hosts = {
                 name: await stack.enter_async_context(host(name, overrides, Path(tmp) / f"h{i}"))
-                for i, (name, overrides) in enumerate(CONFIGS.items())
+                for i, (name, overrides) in enumerate(configs.items())
             }
             off = hosts["off"]
             figures = []
@@ -291,6 +322,7 @@ async def run(argv: list[str]) -> int:
                     chunk=args.chunk,
                 )
                 figures.append(_verdict(figure, target))
+            figures.extend(await _one_request(hosts, rounds=rounds, count=count, args=args))
             spans = await _spans_per_request(hosts["tracing"], args.concurrency)
             off_metrics = _recorded(off)
     notes = [
@@ -301,6 +333,28 @@ async def run(argv: list[str]) -> int:
     figures.append(attrs.evolve(figures[-1], name="(context)", note="; ".join(notes), ratio=None, low=None, high=None))
     _paired.finish(figures)
     return 1 if any("MISSED" in f.note for f in figures) else 0
+
+
+async def _one_request(hosts: dict[str, Running], *, rounds: int, count: int, args: argparse.Namespace) -> list[Figure]:
+    """The warm ``GET /api/plugins/notes/notes`` alone: tracing off vs on (in-memory sink), vs OTLP on a closed port."""
+    figures = []
+    for label, name in (("in-memory batch sink", "tracing"), ("OTLP to a closed port", OTLP)):
+        off, traced = hosts["off"].only(NOTES_PATH), hosts[name].only(NOTES_PATH)
+        figure = _verdict(
+            await interleaved(
+                f"tracing on, {label}: GET notes",
+                traced,
+                off,
+                rounds=rounds,
+                count=count,
+                concurrency=args.concurrency,
+                chunk=args.chunk,
+            ),
+            TRACING_TARGET,
+        )
+        slowest = f"slowest request {traced.slowest * 1e3:.1f} ms (off {off.slowest * 1e3:.1f} ms, wall)"
+        figures.append(attrs.evolve(figure, note=f"{figure.note}; {slowest}"))
+    return figures
 
 
 async def _spans_per_request(traced: Running, concurrency: int) -> float:

@@ -28,7 +28,7 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes, AttributeValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,15 +68,31 @@ def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
     return None
 
 
+_TENANT_KEYS: Final = ("tenant.id", "tenant.slug", "user.id")
+
+
+def _tenant_attributes(attributes: dict[str, AttributeValue]) -> None:
+    """Add the tenant context's ``tenant.id``, ``tenant.slug`` and ``user.id`` (those set) to ``attributes``."""
+    for key, value in zip(_TENANT_KEYS, context_ids(), strict=True):
+        if value is not None:
+            attributes[key] = value
+
+
 class _TenantAttributes(SpanProcessor):
-    """Stamps ``tenant.id``, ``tenant.slug`` and ``user.id`` on every span started in a tenant's work."""
+    """Stamps ``tenant.id``, ``tenant.slug`` and ``user.id`` on every span started in a tenant's work.
+
+    A span the host already stamped at creation (the query spans) is left alone: a second
+    ``set_attributes`` would only take the span's lock and validate the same values again.
+    """
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        tenant_id, slug, user_id = context_ids()
-        if tenant_id is None and user_id is None:
+        attributes = span.attributes
+        if attributes is not None and "tenant.id" in attributes:
             return
-        found = {"tenant.id": tenant_id, "tenant.slug": slug, "user.id": user_id}
-        span.set_attributes({key: value for key, value in found.items() if value is not None})  # one lock, not three
+        found: dict[str, AttributeValue] = {}
+        _tenant_attributes(found)
+        if found:
+            span.set_attributes(found)  # one lock, not three
 
     def on_end(self, span: ReadableSpan) -> None:
         return None
@@ -95,9 +111,9 @@ class Tracing:
         self.provider = TracerProvider(
             resource=Resource.create({"service.name": settings.service_name}),
             # Always-on skips the ratio sampler's per-span trace-id arithmetic.
-            sampler=ParentBased(
-                ALWAYS_ON if settings.sampler_ratio >= 1.0 else TraceIdRatioBased(settings.sampler_ratio)
-            ),
+            sampler=_PARENT_OR_ALWAYS_ON
+            if settings.sampler_ratio >= 1.0
+            else ParentBased(TraceIdRatioBased(settings.sampler_ratio)),
         )
         self.provider.add_span_processor(_TenantAttributes())
         self._export = _Export(settings)
@@ -225,6 +241,38 @@ class Tracing:
                 span.end()
 
 
+@final
+class _ParentOrAlwaysOn(Sampler):
+    """``ParentBased(ALWAYS_ON)`` in one call: follow a parent's sampled flag, sample every new trace.
+
+    The SDK's pair reads the parent span twice (once for the decision, once for the trace state)
+    and dispatches to a second sampler; this makes the same decision with one read.
+    """
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if not parent.is_valid:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, None)
+        if parent.trace_flags.sampled:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state)
+        return SamplingResult(Decision.DROP, None, parent.trace_state)
+
+    def get_description(self) -> str:
+        return "ParentBased{root:AlwaysOnSampler}"
+
+
+_PARENT_OR_ALWAYS_ON: Final = _ParentOrAlwaysOn()
+
+
 class _Export(SpanProcessor):
     """The exporter's batch processor, alive from the lifespan's start to its end (its HTTP session too)."""
 
@@ -273,6 +321,7 @@ _KNOWN_METHODS: Final = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS"
 #: The base of an incoming request's context: a new root, never whatever span the server task had.
 _ROOT: Final = otel_context.Context()
 _SERVER: Final = trace.SpanKind.SERVER
+_CLIENT: Final = trace.SpanKind.CLIENT
 _ERROR: Final = trace.StatusCode.ERROR
 
 
@@ -423,14 +472,16 @@ class _ActiveTracer(trace.Tracer):
     def __init__(self, name: str, version: str | None, schema_url: str | None) -> None:
         self._key = (name, version, schema_url)
 
-    def _resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> trace.Tracer:
+    def joining(self, parent: otel_context.Context | None = None) -> trace.Tracer | None:
+        """The running app's tracer when there is a span to join, else ``None`` (nothing to record)."""
         tracing = switch.active.get()
-        if tracing is None:
-            return _NOOP_TRACER
-        parent = kwargs.get("context", args[0] if args else None)
-        if not trace.get_current_span(parent).get_span_context().is_valid:
-            return _NOOP_TRACER
+        if tracing is None or not trace.get_current_span(parent).get_span_context().is_valid:
+            return None
         return tracing.tracer_for(*self._key)
+
+    def _resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> trace.Tracer:
+        found = self.joining(kwargs.get("context", args[0] if args else None))
+        return _NOOP_TRACER if found is None else found
 
     def start_span(self, name: str, *args: Any, **kwargs: Any) -> trace.Span:
         return self._resolve(args, kwargs).start_span(name, *args, **kwargs)
@@ -544,7 +595,9 @@ def _lean_engine_tracer() -> Any:
         def _before_cur_exec(
             self, conn: Any, cursor: Any, statement: Any, params: Any, context: Any, _executemany: bool
         ) -> tuple[Any, Any]:
-            if not is_instrumentation_enabled():
+            # No traced app, or no span to join (a relay poll): no attributes, name or span at all.
+            tracer = self.tracer.joining() if isinstance(self.tracer, _ActiveTracer) else self.tracer
+            if tracer is None or not is_instrumentation_enabled():
                 return statement, params
             static = self._static
             if static is None:  # an engine's URL, database and server do not change between statements
@@ -553,7 +606,8 @@ def _lean_engine_tracer() -> Any:
             name: str = self._operation_name(self._db_name, statement)  # type: ignore[no-untyped-call]
             _set_db_statement(attributes, statement, self._sem_conv_opt_in_mode_db)
             _set_db_operation(attributes, name, self._sem_conv_opt_in_mode_db)
-            context._otel_span = self.tracer.start_span(name, kind=trace.SpanKind.CLIENT, attributes=attributes)
+            _tenant_attributes(attributes)  # at creation: the tenant processor then has nothing to add
+            context._otel_span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
             return statement, params
 
     return LeanEngineTracer

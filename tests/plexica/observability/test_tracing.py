@@ -363,27 +363,105 @@ class _Collector(http.server.BaseHTTPRequestHandler):
         return None
 
 
-async def test_spans_are_exported_over_otlp_http(tmp_path: Path) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+@contextlib.contextmanager
+def _collector(handler: type[_Collector]) -> Iterator[str]:
+    """Serve ``handler`` on a loopback port; yields the OTLP/HTTP traces endpoint."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
-        settings = load_settings(
-            environ={},
-            data_dir=str(tmp_path),
-            load_entry_points=False,
-            environment="test",
-            tracing={"enabled": True, "exporter": "otlp", "endpoint": endpoint, "service_name": "plexica-test"},
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx2.ASGITransport(app=app)
-            async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                assert (await client.get("/openapi.json")).status_code == 200
-        # Leaving the lifespan flushed the batch processor.
-        assert "GET /openapi.json" in _Collector.received
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
     finally:
         server.shutdown()
         thread.join()
         server.server_close()
+
+
+@contextlib.asynccontextmanager
+async def _otlp_client(tmp_path: Path, endpoint: str) -> AsyncIterator[httpx2.AsyncClient]:
+    """A client of an app exporting over OTLP/HTTP to ``endpoint``, inside its lifespan (leaving it flushes)."""
+    settings = load_settings(
+        environ={},
+        data_dir=str(tmp_path),
+        load_entry_points=False,
+        environment="test",
+        tracing={"enabled": True, "exporter": "otlp", "endpoint": endpoint, "service_name": "plexica-test"},
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+async def test_spans_are_exported_over_otlp_http(tmp_path: Path) -> None:
+    with _collector(_Collector) as endpoint:
+        async with _otlp_client(tmp_path, endpoint) as client:
+            assert (await client.get("/openapi.json")).status_code == 200
+        # Leaving the lifespan flushed the batch processor.
+        assert "GET /openapi.json" in _Collector.received
+
+
+class _StuckCollector(_Collector):
+    """An OTLP/HTTP receiver that holds every export until the test releases it."""
+
+    arrived: ClassVar[threading.Event] = threading.Event()
+    release: ClassVar[threading.Event] = threading.Event()
+
+    def do_POST(self) -> None:
+        type(self).arrived.set()
+        type(self).release.wait(60)
+        super().do_POST()
+
+
+async def test_requests_do_not_wait_for_an_export_in_flight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "10")  # the batch worker exports 10 ms after the first span
+    _StuckCollector.received.clear()
+    with _collector(_StuckCollector) as endpoint:
+        try:
+            async with _otlp_client(tmp_path, endpoint) as client:
+                assert (await client.get("/openapi.json")).status_code == 200
+                # The batch worker is now stuck in its export, inside the collector.
+                assert await anyio.to_thread.run_sync(_StuckCollector.arrived.wait, 30)
+                statuses = [(await client.get("/openapi.json")).status_code for _ in range(5)]
+                assert not _StuckCollector.release.is_set()  # all answered while the export hung
+                _StuckCollector.release.set()  # before the lifespan's end flushes
+        finally:
+            _StuckCollector.release.set()  # never leave the collector's handler thread waiting
+    assert statuses == [200] * 5
+    assert "GET /openapi.json" in _StuckCollector.received
+
+
+def test_a_request_served_with_tracing_off_loads_no_opentelemetry(tmp_path: Path) -> None:
+    """Serving, not only building: lifespan, provisioning and a tenant request import and instrument nothing."""
+    script = f"""
+import asyncio, sys
+import httpx2
+from plexica_plugin_notes import NotesPlugin
+from plexica import create_app, load_settings
+from plexica.observability import tracing
+
+async def main():
+    settings = load_settings(environ={{}}, data_dir={str(tmp_path)!r}, load_entry_points=False, environment="test")
+    app = create_app(settings, plugins=[NotesPlugin()])
+    async with app.router.lifespan_context(app):
+        platform = app.state.platform
+        await platform.tenants.provision("acme")
+        token = platform.dev_issuer.mint(realm="tenant-acme", subject="alice", roles=["member", "notes-editor"])
+        headers = {{"Authorization": f"Bearer {{token}}"}}
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            created = await client.post("/api/plugins/notes/notes", json={{"title": "t"}}, headers=headers)
+            listed = await client.get("/api/plugins/notes/notes", headers=headers)
+        await platform.relay.drain()
+        assert (created.status_code, listed.status_code) == (201, 200), (created.text, listed.text)
+        assert tracing.active.get() is None
+    loaded = sorted(name for name in sys.modules if name.startswith("opentelemetry") or name.endswith("._otel"))
+    assert not loaded, loaded
+    print("ok")
+
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
