@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 
@@ -39,6 +41,14 @@ async def test_uninstall_then_install_leaves_a_fresh_empty_table(
     plexica_host: RunningHost, tenant: ProvisionedTenant
 ) -> None:
     tenants = plexica_host.platform.tenants
+    # The welcome note is written by an event handler after provisioning; let it land first, or a
+    # late (remote, loaded machine) delivery would write it into the reinstalled table.
+    for _ in range(300):
+        async with plexica_host.platform.db.tenant_connection(tenant.info.schema) as conn:
+            table = sa.table("notes", schema=tenant.info.schema)
+            if await conn.scalar(sa.select(sa.func.count()).select_from(table)):
+                break
+        await asyncio.sleep(0.05)
     await tenants.uninstall_plugin(tenant.slug, "notes")
     async with plexica_host.platform.db.tenant_connection(tenant.info.schema) as conn:
         tables = await conn.run_sync(lambda c: sa.inspect(c).get_table_names(schema=tenant.info.schema))
