@@ -13,6 +13,7 @@ Without configured keys a development host keeps one generated key in
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from joserfc import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 __all__ = ["KEY_FILE_NAME", "ContextSigner", "generate_signing_key", "load_signer", "parse_signing_key"]
 
 KEY_FILE_NAME = "remote-signing-keys.json"
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def generate_signing_key() -> str:
@@ -89,8 +94,12 @@ class ContextSigner:
         self.ttl_seconds = ttl_seconds
         self._clock = clock
         self._loader = keys if callable(keys) else None
-        self._keys: list[OKPKey] | None = None if callable(keys) else self._checked(keys)
+        self._keys: list[OKPKey] | None = None
+        #: The current key's encoded header segment and loaded private key: a token is then one sign.
+        self._signing: tuple[bytes, Ed25519PrivateKey] | None = None
         self._lock = threading.Lock()
+        if not callable(keys):
+            self._install(keys)
 
     @staticmethod
     def _checked(keys: Sequence[OKPKey]) -> list[OKPKey]:
@@ -100,12 +109,23 @@ class ContextSigner:
             key.ensure_kid()
         return list(keys)
 
+    def _install(self, keys: Sequence[OKPKey]) -> list[OKPKey]:
+        checked = self._checked(keys)
+        current = checked[0]
+        private = current.private_key
+        if not isinstance(private, Ed25519PrivateKey):
+            raise SettingsError(["remote.signing_keys: the current key must be a private Ed25519 JWK"])
+        header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": current.kid}
+        self._signing = (_b64(json.dumps(header, separators=(",", ":")).encode()), private)
+        self._keys = checked
+        return checked
+
     def _key_list(self) -> list[OKPKey]:
         if self._keys is None:
             with self._lock:
                 if self._keys is None:
                     assert self._loader is not None
-                    self._keys = self._checked(self._loader())
+                    return self._install(self._loader())
         return self._keys
 
     @property
@@ -129,9 +149,12 @@ class ContextSigner:
             issued_at=now,
             expires_at=now + self.ttl_seconds,
         )
-        key = self._key_list()[0]
-        header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": key.kid}
-        return jwt.encode(header, claims, key, algorithms=[ALGORITHM])
+        if self._signing is None:
+            self._key_list()
+        assert self._signing is not None
+        head, private = self._signing
+        signing_input = head + b"." + _b64(json.dumps(claims, separators=(",", ":")).encode())
+        return (signing_input + b"." + _b64(private.sign(signing_input))).decode("ascii")
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK set of every key (current and previous), as served at the well-known URL."""

@@ -13,6 +13,8 @@ seen before within its lifetime (a replayed token is refused).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 import time
@@ -22,10 +24,10 @@ from typing import Any
 
 import attrs
 import httpx2
-from joserfc import jwt
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
-from joserfc.jws import extract_compact
 
 from plexica_sdk.errors import AuthenticationError, BackendUnavailableError
 from plexica_sdk.remote.claims import ALGORITHM, MAX_TTL_SECONDS, TOKEN_TYPE, RemoteContext, remote_context_from_claims
@@ -38,6 +40,20 @@ _MAX_TOKEN_BYTES = 8192
 _MAX_JWKS_BYTES = 64 * 1024
 
 JwksSource = Callable[[], Awaitable[Mapping[str, Any]]]
+
+
+def _b64decode(segment: str) -> bytes:
+    """Strict unpadded base64url (RFC 7515 §2): padding or any other character is malformed."""
+    if "=" in segment:
+        raise ValueError("padded base64url")
+    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
 
 
 @typing.final
@@ -110,7 +126,7 @@ class ContextVerifier:
         self._refresh_min = refresh_min_seconds
         self._max_age = max_age_seconds
         self._clock = clock
-        self._keys: dict[str, OKPKey] = {}
+        self._keys: dict[str, Ed25519PublicKey] = {}
         self._loaded_at = float("-inf")
         self._attempted_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -132,24 +148,32 @@ class ContextVerifier:
                 longer-lived than 60 s, or replayed. ``reason`` says which, never the token.
             BackendUnavailableError: the host's JWKS could not be fetched to look up a new ``kid``.
         """
+        # One pass over the compact JWS: header checks, then the key, the signature, the claims.
         if len(token) > _MAX_TOKEN_BYTES:
             raise AuthenticationError("context token is too large")
         try:
-            header = extract_compact(token.encode("ascii")).headers()
-        except (JoseError, ValueError, UnicodeError) as exc:
+            head, payload, signature = token.split(".")
+            header = _json_object(_b64decode(head))
+        except (ValueError, UnicodeError, binascii.Error) as exc:
             raise AuthenticationError("context token is malformed") from exc
         if header.get("alg") != ALGORITHM:  # before any key: no algorithm confusion, no "none"
             raise AuthenticationError(f"context token algorithm must be {ALGORITHM}")
         if header.get("typ") != TOKEN_TYPE:
             raise AuthenticationError("not a context token")
+        if "crit" in header:  # no extension is understood, so none may be required (RFC 7515 §4.1.11)
+            raise AuthenticationError("context token is malformed")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthenticationError("context token has no key id")
         key = await self._key(kid)
         try:
-            claims = jwt.decode(token, key, algorithms=[ALGORITHM]).claims
-        except (JoseError, ValueError) as exc:
+            key.verify(_b64decode(signature), f"{head}.{payload}".encode("ascii"))
+        except (InvalidSignature, ValueError, UnicodeError, binascii.Error) as exc:
             raise AuthenticationError("context token signature is invalid") from exc
+        try:
+            claims = _json_object(_b64decode(payload))
+        except (ValueError, UnicodeError, binascii.Error) as exc:
+            raise AuthenticationError("context token is malformed") from exc
         context = remote_context_from_claims(claims)
         now = self._clock()
         if context.audience != self.audience:
@@ -166,7 +190,7 @@ class ContextVerifier:
             raise AuthenticationError("context token was already used")
         return attrs.evolve(context, token=token)
 
-    async def _key(self, kid: str) -> OKPKey:
+    async def _key(self, kid: str) -> Ed25519PublicKey:
         now = self._clock()
         key = self._keys.get(kid) if now - self._loaded_at < self._max_age else None
         if key is not None:
@@ -191,10 +215,10 @@ class ContextVerifier:
             key_set = KeySet.import_key_set(document)  # type: ignore[arg-type]
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise BackendUnavailableError("host jwks", "not a JWK set") from exc
-        keys = {
-            key.kid: key
+        keys = {  # the loaded key objects, so a call verifies without parsing a JWK
+            key.kid: key.public_key
             for key in key_set
-            if isinstance(key, OKPKey) and key.kid and key.as_dict(private=False).get("crv") == "Ed25519"
+            if isinstance(key, OKPKey) and key.kid and isinstance(key.public_key, Ed25519PublicKey)
         }
         self._keys = keys
         self._loaded_at = self._clock()

@@ -9,7 +9,8 @@ from pathlib import Path
 import attrs
 import httpx2
 import pytest
-from joserfc.jwk import OKPKey
+from joserfc import jwt
+from joserfc.jwk import KeySet, OKPKey
 
 from plexica.remote import ContextSigner, generate_signing_key, load_signer, parse_signing_key
 from plexica.remote.context_tokens import KEY_FILE_NAME
@@ -63,6 +64,17 @@ async def test_a_signed_token_verifies_in_the_sdk_with_every_claim_and_no_pii() 
     assert remote.expires_at - remote.issued_at == 20
     assert "ada@example.com" not in token
     assert signer.issue("notes", TENANT) != signer.issue("notes", TENANT)  # a fresh jti per call
+
+
+def test_a_signed_token_is_a_standard_jwt_that_joserfc_verifies_against_the_published_jwks() -> None:
+    signer = ContextSigner([key()], clock=Clock())
+    token = signer.issue("notes", TENANT)
+    published = KeySet.import_key_set(signer.jwks())  # type: ignore[arg-type]
+    decoded = jwt.decode(token, published, algorithms=["Ed25519"])
+    assert decoded.header == {"alg": "Ed25519", "typ": "plexica-context+jwt", "kid": signer.current_kid}
+    assert decoded.claims["aud"] == "notes" and decoded.claims["exp"] - decoded.claims["iat"] == 30
+    assert decoded.claims["tenant"]["slug"] == "acme" and decoded.claims["sub"] == "u-7"
+    assert "=" not in token and len(token.split(".")[2]) == 86  # unpadded base64url of a 64-byte Ed25519 signature
 
 
 def test_the_jwks_holds_public_keys_only() -> None:

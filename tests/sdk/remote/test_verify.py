@@ -90,6 +90,33 @@ async def test_a_token_signed_by_another_key_under_the_hosts_kid_is_refused(
         await verifier.verify(sign(new_key(), claims(), kid=key.kid))
 
 
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda head, body, sig: f"{head}.{raw_header(b'{}')}.{sig}", id="payload-swapped"),
+        pytest.param(lambda head, body, sig: f"{head}.{body}.{sig[:-4]}AAAA", id="signature-changed"),
+        pytest.param(lambda head, body, sig: f"{head}.{body}.{sig[:20]}", id="signature-truncated"),
+        pytest.param(lambda head, body, sig: f"{head}.{body}.", id="signature-empty"),
+        pytest.param(lambda head, body, sig: f"{head}.{body}.{sig[:-1]}*", id="signature-not-b64"),
+    ],
+)
+async def test_a_tampered_token_is_refused(verifier: ContextVerifier, key: OKPKey, tamper: Any) -> None:
+    head, body, sig = sign(key, claims()).split(".")
+    with pytest.raises(AuthenticationError, match="signature is invalid"):
+        await verifier.verify(tamper(head, body, sig))
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"\xff\xfe"], ids=["not-json", "not-object", "not-utf8"])
+async def test_a_signed_payload_that_is_no_json_object_is_malformed(
+    verifier: ContextVerifier, key: OKPKey, body: bytes
+) -> None:
+    head = raw_header(json.dumps({"alg": "Ed25519", "typ": "plexica-context+jwt", "kid": key.kid}).encode())
+    signing_input = f"{head}.{raw_header(body)}"
+    signature = key.private_key.sign(signing_input.encode())  # type: ignore[union-attr]
+    with pytest.raises(AuthenticationError, match="malformed"):
+        await verifier.verify(f"{signing_input}.{raw_header(signature)}")
+
+
 async def test_an_expired_token_is_refused_after_the_leeway(
     verifier: ContextVerifier, key: OKPKey, clock: Clock
 ) -> None:
@@ -142,6 +169,18 @@ async def test_a_replayed_token_is_refused_until_it_expires(
         pytest.param(lambda key, payload: sign(key, payload, typ="JWT"), "not a context token", id="plain-jwt"),
         pytest.param(lambda key, payload: "not.a.token", "malformed", id="garbage"),
         pytest.param(lambda key, payload: "x" * 9000, "too large", id="oversized"),
+        pytest.param(
+            lambda key, payload: "!!." + sign(key, payload).split(".", 1)[1], "malformed", id="header-not-b64"
+        ),
+        pytest.param(lambda key, payload: raw_header(b"{not json") + ".e30.", "malformed", id="header-not-json"),
+        pytest.param(lambda key, payload: raw_header(b"[1]") + ".e30.", "malformed", id="header-not-object"),
+        pytest.param(lambda key, payload: sign(key, payload) + ".x", "malformed", id="four-segments"),
+        pytest.param(lambda key, payload: raw_header(b'{"alg":"Ed25519"}') + "==.e30.", "malformed", id="padded"),
+        pytest.param(lambda key, payload: "é" + sign(key, payload), "malformed", id="non-ascii"),
+        pytest.param(
+            lambda key, payload: with_header(sign(key, payload), crit=["x"]), "malformed", id="crit-extension"
+        ),
+        pytest.param(lambda key, payload: with_header(sign(key, payload), kid=""), "key id", id="no-kid"),
     ],
 )
 async def test_algorithm_confusion_and_malformed_tokens_are_refused_before_any_key_lookup(
@@ -150,6 +189,10 @@ async def test_algorithm_confusion_and_malformed_tokens_are_refused_before_any_k
     with pytest.raises(AuthenticationError, match=reason):
         await verifier.verify(forge(key, claims()))
     assert jwks.calls == 0
+
+
+def raw_header(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def with_header(token: str, **changes: Any) -> str:
