@@ -14,7 +14,8 @@ PYTHON = "3.11"
 
 def install(session: nox.Session, *groups: str, extras: str = "all") -> None:
     session.install("--upgrade", "pip>=25.1")
-    args = ["-e", f".[{extras}]", "-e", "examples/notes"]
+    # The SDK first (its own distribution, src/pyproject.toml), which the host pins.
+    args = ["-e", "./src", "-e", f".[{extras}]", "-e", "examples/notes"]
     # The contrib plugins too: the root pyproject's testpaths include plugins-contrib/*/tests.
     for project in sorted(Path("plugins-contrib").glob("*/pyproject.toml")):
         args += ["-e", str(project.parent)]

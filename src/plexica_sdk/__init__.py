@@ -122,5 +122,5 @@ def __getattr__(name: str) -> Any:
     if name == "__version__":
         from importlib.metadata import version
 
-        return version("plexica")
+        return version("plexica-sdk")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

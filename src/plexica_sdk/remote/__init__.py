@@ -1,6 +1,6 @@
 """Running a plugin out of process: wire protocol v1 (docs/remote.md).
 
-``create_app`` (the server) needs the ``plexica[remote]`` extra (Starlette, uvicorn, joserfc,
+``create_app`` (the server) needs the ``plexica-sdk[remote]`` extra (Starlette, uvicorn, joserfc,
 httpx2); nothing here imports the host package ``plexica``.
 """
 

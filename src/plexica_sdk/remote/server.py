@@ -1,6 +1,6 @@
 """The remote plugin process: one plugin object, served unchanged over wire protocol v1.
 
-``create_app(plugin, host_url=...)`` is an ASGI app (Starlette, the ``plexica[remote]`` extra)
+``create_app(plugin, host_url=...)`` is an ASGI app (Starlette, the ``plexica-sdk[remote]`` extra)
 serving ``/.plexica/manifest``, ``/.plexica/health``, ``/.plexica/contributions``,
 ``/.plexica/migrations``, ``POST /.plexica/rpc``, ``POST /.plexica/events`` and the plugin's own
 routes. Every call but the first four (the plugin's code-level declarations, which the host reads

@@ -37,6 +37,7 @@ __all__ = [
     "host_environ",
     "plugin_name",
     "process_environ",
+    "require_host",
     "start_host",
 ]
 
@@ -302,8 +303,29 @@ class RunningHost:
         self.tenants.clear()
 
 
+def require_host() -> None:
+    """Fail with the fix when only ``plexica-sdk`` is installed: the host fixtures run a real host.
+
+    Raises:
+        ModuleNotFoundError: ``plexica`` is not importable.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("plexica") is None:
+        raise ModuleNotFoundError(
+            "the plexica_sdk.testing host fixtures run a Plexica host, and only plexica-sdk is installed: "
+            "add `plexica` to the plugin's tests dependency group (FakeHost needs only the SDK)",
+            name="plexica",
+        )
+
+
 def build_settings(data_dir: Path, environ: Mapping[str, str], **overrides: Any) -> Settings:
-    """The test host's settings: embedded defaults in ``data_dir``, then ``environ``, then ``overrides``."""
+    """The test host's settings: embedded defaults in ``data_dir``, then ``environ``, then ``overrides``.
+
+    Raises:
+        ModuleNotFoundError: the host (``plexica``) is not installed (:func:`require_host`).
+    """
+    require_host()
     from plexica.settings import load_settings
 
     overrides.setdefault("data_dir", str(data_dir))

@@ -5,18 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from plexica_sdk.migrations import tenant_schema
+
 __all__ = ["create_outbox", "drop_outbox", "tenant_schema"]
-
-
-def tenant_schema() -> str | None:
-    """The schema this revision runs in, for operations that name their table by string.
-
-    Alembic's index and column operations build their statements from table *names*, out of
-    reach of the connection's ``schema_translate_map``; pass ``schema=tenant_schema()`` to them.
-    """
-    translate = op.get_bind().get_execution_options().get("schema_translate_map") or {}
-    schema: str | None = translate.get(None)
-    return schema
 
 
 def create_outbox(*, table_schema: str | None, index_schema: str | None) -> None:

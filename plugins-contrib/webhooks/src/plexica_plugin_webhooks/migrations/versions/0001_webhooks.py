@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from plexica.db.migrations.ops import tenant_schema
+from plexica_sdk.migrations import tenant_schema
 
 revision = "webhooks_0001"
 down_revision = None
