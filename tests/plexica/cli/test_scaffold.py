@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -12,6 +13,7 @@ import pytest
 
 from plexica.cli.main import main
 from plexica.cli.scaffold import render_plugin, template_values
+from plexica_sdk.testing.host import SERVICE_VARIABLES
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -78,9 +80,24 @@ def test_package_has_every_part_of_a_plugin_and_no_placeholder_left() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "backends",
+    [
+        "embedded",
+        pytest.param("services", marks=[pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka, pytest.mark.s3]),
+    ],
+)
 def test_generated_plugin_installs_into_a_fresh_venv_and_passes_its_own_tests(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], backends: str
 ) -> None:
+    # The generated tests use the real servers exactly when the project's TEST_* variables are set.
+    service_variables = {name for variables in SERVICE_VARIABLES.values() for name in variables}
+    if backends == "embedded":
+        environ = {k: v for k, v in os.environ.items() if k not in service_variables}
+    else:
+        missing = sorted(name for name in service_variables if name not in os.environ)
+        assert not missing, f"the services run needs {missing}"
+        environ = dict(os.environ)
     started = time.monotonic()
     code, out, _ = run_cli(capsys, "plugin", "new", "demo", "--dir", str(tmp_path / "demo"))
     assert code == 0, out
@@ -140,6 +157,7 @@ def test_generated_plugin_installs_into_a_fresh_venv_and_passes_its_own_tests(
         check=False,
         timeout=300,
         cwd=tmp_path / "demo",
+        env=environ,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "PASSED tests/test_demo.py::test_items_of_one_tenant_are_invisible_to_another" in tests.stdout
@@ -147,4 +165,4 @@ def test_generated_plugin_installs_into_a_fresh_venv_and_passes_its_own_tests(
     assert len(bad_bodies) == 4 and all(line.startswith("PASSED") for line in bad_bodies), bad_bodies
     assert "\n12 passed in " in tests.stdout
     elapsed = time.monotonic() - started
-    print(f"plexica plugin new -> installed -> green: {elapsed:.1f}s")
+    print(f"plexica plugin new -> installed -> green ({backends}): {elapsed:.1f}s")
