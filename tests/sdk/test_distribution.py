@@ -44,6 +44,14 @@ def sdk_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build_wheel(ROOT / "src", tmp_path_factory.mktemp("sdk-wheel"))
 
 
+@pytest.fixture(scope="module")
+def unpacked_sdk(sdk_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    unpacked = tmp_path_factory.mktemp("sdk")
+    with zipfile.ZipFile(sdk_wheel) as archive:
+        archive.extractall(unpacked)
+    return unpacked
+
+
 def _metadata(wheel: Path) -> email.message.Message:
     with zipfile.ZipFile(wheel) as archive:
         (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
@@ -141,11 +149,9 @@ print(json.dumps({"sdk": plexica_sdk.__file__, "status": status, "name": manifes
     ],
 )
 def test_a_remote_plugin_runs_from_the_sdk_wheel_with_only_its_declared_dependencies(
-    sdk_wheel: Path, tmp_path: Path, project: str, plugin: str, name: str
+    sdk_wheel: Path, unpacked_sdk: Path, project: str, plugin: str, name: str
 ) -> None:
-    unpacked = tmp_path / "sdk"
-    with zipfile.ZipFile(sdk_wheel) as archive:
-        archive.extractall(unpacked)
+    unpacked = unpacked_sdk
     sdk_requires = _metadata(sdk_wheel).get_all("Requires-Dist", [])
     declared = tomllib.loads((ROOT / project / "pyproject.toml").read_text())["project"]["dependencies"]
     plugin_requires = [r for r in declared if Requirement(r).name != "plexica-sdk"]
@@ -182,12 +188,8 @@ def test_a_remote_plugin_runs_from_the_sdk_wheel_with_only_its_declared_dependen
     assert "plexica" not in report["roots"] and "plexica_sdk" in report["roots"]
 
 
-def test_the_host_fixtures_name_the_missing_host_when_only_the_sdk_is_installed(
-    sdk_wheel: Path, tmp_path: Path
-) -> None:
-    unpacked = tmp_path / "sdk"
-    with zipfile.ZipFile(sdk_wheel) as archive:
-        archive.extractall(unpacked)
+def test_the_host_fixtures_name_the_missing_host_when_only_the_sdk_is_installed(unpacked_sdk: Path) -> None:
+    unpacked = unpacked_sdk
     probe = (
         f"import sys; sys.path[:0] = {[str(unpacked), sysconfig.get_paths()['purelib']]!r}\n"
         "from plexica_sdk.testing.host import build_settings\n"

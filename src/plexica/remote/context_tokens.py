@@ -13,7 +13,6 @@ Without configured keys a development host keeps one generated key in
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import threading
@@ -29,7 +28,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
 from plexica_sdk.errors import SettingsError
-from plexica_sdk.remote.claims import ALGORITHM, MAX_TTL_SECONDS, TOKEN_TYPE, context_claims
+from plexica_sdk.remote.claims import ALGORITHM, MAX_TTL_SECONDS, TOKEN_TYPE, b64url_encode, context_claims
 from plexica_sdk.types import TenantContext
 
 if TYPE_CHECKING:
@@ -38,10 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["KEY_FILE_NAME", "ContextSigner", "generate_signing_key", "load_signer", "parse_signing_key"]
 
 KEY_FILE_NAME = "remote-signing-keys.json"
-
-
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def generate_signing_key() -> str:
@@ -116,7 +111,7 @@ class ContextSigner:
         if not isinstance(private, Ed25519PrivateKey):
             raise SettingsError(["remote.signing_keys: the current key must be a private Ed25519 JWK"])
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": current.kid}
-        self._signing = (_b64(json.dumps(header, separators=(",", ":")).encode()), private)
+        self._signing = (b64url_encode(json.dumps(header, separators=(",", ":")).encode()), private)
         self._keys = checked
         return checked
 
@@ -153,8 +148,8 @@ class ContextSigner:
             self._key_list()
         assert self._signing is not None
         head, private = self._signing
-        signing_input = head + b"." + _b64(json.dumps(claims, separators=(",", ":")).encode())
-        return (signing_input + b"." + _b64(private.sign(signing_input))).decode("ascii")
+        signing_input = head + b"." + b64url_encode(json.dumps(claims, separators=(",", ":")).encode())
+        return (signing_input + b"." + b64url_encode(private.sign(signing_input))).decode("ascii")
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK set of every key (current and previous), as served at the well-known URL."""

@@ -8,6 +8,7 @@ Only identifiers travel: no e-mail address, no name, no upstream token.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any, Final, get_args
 
@@ -21,9 +22,28 @@ __all__ = [
     "MAX_TTL_SECONDS",
     "TOKEN_TYPE",
     "RemoteContext",
+    "b64url_decode",
+    "b64url_encode",
     "context_claims",
     "remote_context_from_claims",
 ]
+
+
+def b64url_encode(data: bytes) -> bytes:
+    """Unpadded base64url (RFC 7515 §2), the encoding of each segment of a context token."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Strict unpadded base64url: padding or any other character is malformed.
+
+    Raises:
+        ValueError: not unpadded base64url (``binascii.Error`` is a ``ValueError``).
+    """
+    if "=" in segment:
+        raise ValueError("padded base64url")
+    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
+
 
 #: Ed25519 (RFC 9864's fully specified name for EdDSA over Ed25519); the only algorithm either side accepts.
 ALGORITHM: Final = "Ed25519"

@@ -13,7 +13,6 @@ seen before within its lifetime (a replayed token is refused).
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import json
 import logging
@@ -30,7 +29,14 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
 
 from plexica_sdk.errors import AuthenticationError, BackendUnavailableError
-from plexica_sdk.remote.claims import ALGORITHM, MAX_TTL_SECONDS, TOKEN_TYPE, RemoteContext, remote_context_from_claims
+from plexica_sdk.remote.claims import (
+    ALGORITHM,
+    MAX_TTL_SECONDS,
+    TOKEN_TYPE,
+    RemoteContext,
+    b64url_decode,
+    remote_context_from_claims,
+)
 
 __all__ = ["ContextVerifier", "ReplayGuard"]
 
@@ -40,13 +46,6 @@ _MAX_TOKEN_BYTES = 8192
 _MAX_JWKS_BYTES = 64 * 1024
 
 JwksSource = Callable[[], Awaitable[Mapping[str, Any]]]
-
-
-def _b64decode(segment: str) -> bytes:
-    """Strict unpadded base64url (RFC 7515 §2): padding or any other character is malformed."""
-    if "=" in segment:
-        raise ValueError("padded base64url")
-    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
@@ -153,7 +152,7 @@ class ContextVerifier:
             raise AuthenticationError("context token is too large")
         try:
             head, payload, signature = token.split(".")
-            header = _json_object(_b64decode(head))
+            header = _json_object(b64url_decode(head))
         except (ValueError, UnicodeError, binascii.Error) as exc:
             raise AuthenticationError("context token is malformed") from exc
         if header.get("alg") != ALGORITHM:  # before any key: no algorithm confusion, no "none"
@@ -167,11 +166,11 @@ class ContextVerifier:
             raise AuthenticationError("context token has no key id")
         key = await self._key(kid)
         try:
-            key.verify(_b64decode(signature), f"{head}.{payload}".encode("ascii"))
+            key.verify(b64url_decode(signature), f"{head}.{payload}".encode("ascii"))
         except (InvalidSignature, ValueError, UnicodeError, binascii.Error) as exc:
             raise AuthenticationError("context token signature is invalid") from exc
         try:
-            claims = _json_object(_b64decode(payload))
+            claims = _json_object(b64url_decode(payload))
         except (ValueError, UnicodeError, binascii.Error) as exc:
             raise AuthenticationError("context token is malformed") from exc
         context = remote_context_from_claims(claims)
