@@ -4,12 +4,17 @@ A fleet run plans from the ledger and then changes schemas; two runs at once wou
 tenants twice and race their DDL, and a serving host's spare refill racing a run would clone
 spares from a template the run is about to make stale. The lock covers the whole run:
 
-* PostgreSQL: a session-level ``pg_advisory_lock(FLEET_LOCK_KEY)`` held on a connection of its
-  own (not one from the pool, so no request ever inherits it), opened in autocommit so the run
-  never holds a transaction open. The connection's ``application_name`` says who holds it, so a
-  waiter can name the holder from ``pg_locks`` and ``pg_stat_activity``. If the holder dies, the
-  server ends its session and releases the lock. Session locks do not survive PgBouncer in
-  transaction mode: run ``plexica migrate`` against PostgreSQL directly (see docs/scaling.md).
+* PostgreSQL: a transaction-level ``pg_advisory_xact_lock(FLEET_LOCK_KEY)`` taken in a
+  transaction of its own, on a connection of its own (not one from the pool, so no request ever
+  inherits it), kept open for the run and committed at its end. A transaction, unlike a session
+  lock, keeps its one server connection behind PgBouncer in transaction mode, and every statement
+  (the driver's own start-up queries included) runs inside it, so the lock works through such a
+  pooler too. The transaction takes nothing else and, in READ COMMITTED, holds no snapshot between
+  statements, so it holds back neither DDL nor vacuum. The connection's ``application_name`` says
+  who holds it, so a waiter can name the holder from ``pg_locks`` and ``pg_stat_activity``. If the
+  holder dies, its transaction ends and the lock is released. A server-side
+  ``idle_in_transaction_session_timeout`` shorter than a run would end the lock early (the run
+  then logs that it lost it).
 * SQLite: an exclusive ``flock`` on ``<database dir>/.plexica-fleet.lock``, whose content names
   the holder; the kernel releases it when the holder's process ends.
 
@@ -139,7 +144,6 @@ class FleetLock:
         engine = create_async_engine(
             url,
             poolclass=NullPool,
-            isolation_level="AUTOCOMMIT",
             connect_args={**asyncpg_connect_args(url), "server_settings": {"application_name": label}},
         )
         try:
@@ -148,7 +152,13 @@ class FleetLock:
             except (OSError, OperationalError, DBAPIError) as exc:
                 raise BackendUnavailableError("database", type(exc).__name__) from exc
             try:
-                held = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": FLEET_LOCK_KEY}))
+                # The first statement opens the lock's transaction; it stays open until the run ends.
+                try:
+                    held = bool(
+                        await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": FLEET_LOCK_KEY})
+                    )
+                except (OSError, DBAPIError) as exc:
+                    raise BackendUnavailableError("database", type(exc).__name__) from exc
                 if not held:
                     holder = await _postgres_holder(conn)
                     if not wait:
@@ -158,14 +168,14 @@ class FleetLock:
                         return
                     if on_wait is not None:
                         on_wait(holder)
-                    await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": FLEET_LOCK_KEY})
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FLEET_LOCK_KEY})
                 try:
                     yield True
                 finally:
-                    with contextlib.suppress(OSError, DBAPIError):  # a lost session released it already
-                        still = await conn.scalar(text("SELECT pg_advisory_unlock(:key)"), {"key": FLEET_LOCK_KEY})
-                        if not still:
-                            logger.warning("the fleet lock was lost during the run (database session ended)")
+                    try:
+                        await conn.commit()  # ends the transaction: releases the lock
+                    except (OSError, DBAPIError):  # the transaction ended with its connection
+                        logger.warning("the fleet lock was lost during the run (database connection ended)")
             finally:
                 with contextlib.suppress(OSError, DBAPIError):
                     await conn.close()

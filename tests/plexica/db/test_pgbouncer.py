@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from plexica.db.fleet import FleetMigrator
+from plexica.db.fleet_lock import FleetLock, FleetLockedError
 from plexica.platform import Platform
 from tests.fixtures.services import unavailable
 from tests.plexica.db.support import ItemsPlugin, fresh_postgres_database, make_platform_settings, write_migrations
@@ -109,3 +110,18 @@ async def test_transaction_pooling_keeps_tenants_apart_and_migrations_working(
     assert report.ok and report.counts()["up-to-date"] == 2
     change = await bounced.tenants.uninstall_plugin("acme", "items")
     assert change.after is None
+
+
+async def test_fleet_lock_excludes_a_second_holder_through_the_pooler(bounced: Platform) -> None:
+    """Held in a transaction, the lock keeps its server connection: a second taker is refused."""
+    first, second = FleetLock(bounced.db, "migrate"), FleetLock(bounced.db, "spares")
+    async with first.hold():
+        for _ in range(5):  # each attempt may reach either of the pooler's two server connections
+            async with second.try_hold() as held:
+                assert not held
+        with pytest.raises(FleetLockedError) as refused:
+            async with second.hold(wait=False):
+                pass
+        assert refused.value.holder.role == "migrate"
+    async with second.try_hold() as held:
+        assert held
