@@ -20,6 +20,7 @@ import attrs
 import pytest
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from plexica.app import create_app
 from plexica.platform import Platform
@@ -209,8 +210,21 @@ async def serve_host(
     app = create_app(settings, plugins=loaded)
     for name in remote:
         remote_mode(app.state.platform, name)
+    async with on_loopback(app) as url:
+        served = ServedHost(url=url, app=app, settings=settings, spy=spy)
+        plan = installs if installs is not None else {"acme": ("probe", "spy"), "globex": ("spy",)}
+        tenants = served.platform.tenants
+        for slug, names in plan.items():
+            served.tenants[slug] = await tenants.provision(slug)  # installs every plugin
+            for name in set(await tenants.installed_plugins(served.tenants[slug])) - set(names):
+                await tenants.uninstall_plugin(slug, name)
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def on_loopback(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn in this event loop on a free loopback port; its base URL."""
     sock = _socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = uvicorn.Server(
         uvicorn.Config(app, lifespan="on", log_config=None, log_level="warning", access_log=False, http="h11")
     )
@@ -221,15 +235,8 @@ async def serve_host(
                 break
             await asyncio.sleep(0.02)
         if not server.started:
-            raise RuntimeError("the host did not start")
-        served = ServedHost(url=url, app=app, settings=settings, spy=spy)
-        plan = installs if installs is not None else {"acme": ("probe", "spy"), "globex": ("spy",)}
-        tenants = served.platform.tenants
-        for slug, names in plan.items():
-            served.tenants[slug] = await tenants.provision(slug)  # installs every plugin
-            for name in set(await tenants.installed_plugins(served.tenants[slug])) - set(names):
-                await tenants.uninstall_plugin(slug, name)
-        yield served
+            raise RuntimeError("the server did not start")
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)

@@ -20,11 +20,13 @@ retries them, with backoff and its dead-letter queue, exactly as for an embedded
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, final
 
+import attrs
 import httpx2
 
 from plexica.remote.breaker import CircuitBreaker
@@ -41,8 +43,11 @@ from plexica_sdk.errors import (
 )
 from plexica_sdk.remote.wire import (
     CONTEXT_HEADER,
+    EVENT_BATCH_PATH,
     EVENTS_PATH,
     HEALTH_PATH,
+    MAX_EVENT_BATCH,
+    MAX_EVENT_BATCH_BYTES,
     PROTOCOL_HEADER,
     RPC_PATH,
     decode_problem,
@@ -72,6 +77,8 @@ IDEMPOTENT_HOOKS: Final = frozenset(
 #: The largest answer to a hook call or delivery the host reads (a plugin spewing bytes is cut off).
 MAX_ANSWER_BYTES: Final = 8 * 1024 * 1024
 _BACKOFF_SECONDS: Final = 0.05
+#: A delivery larger than this travels alone (a batch's body, with its framing, stays under the limit).
+_MAX_ITEM_BYTES: Final = MAX_EVENT_BATCH_BYTES - 64 * 1024
 
 
 class _Failure(Exception):
@@ -138,12 +145,18 @@ class RemoteClient:
             follow_redirects=False,  # a remote URL comes from settings, never from the plugin's answer
             trust_env=False,  # no proxy from the environment between the host and its plugins
         )
+        self._batches = False
+        self._lanes: dict[TenantContext | None, _Lane] = {}
+        self._senders: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> RemoteClient:
         await self.http.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for task in list(self._senders):
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
         await self.http.aclose()
 
     def headers(self, ctx: TenantContext | None) -> dict[str, str]:
@@ -186,17 +199,70 @@ class RemoteClient:
 
     # ------------------------------------------------------------ events
 
+    def use_event_batches(self, enabled: bool) -> None:
+        """Whether deliveries may share a call (the plugin's contributions say it serves ``EVENT_BATCH_PATH``)."""
+        self._batches = enabled
+
     async def deliver(self, subscription: str, event: Event, ctx: TenantContext | None, plugins: Sequence[str]) -> None:
         """Run the plugin's ``subscription`` handler for ``event`` in ``ctx``'s tenant (once: the bus retries).
+
+        Deliveries for the same tenant that are waiting at the same time travel together in one
+        call (see :class:`_Lane`); each still gets its own outcome.
 
         Raises:
             PlexicaError: the handler failed, or the plugin could not be reached (the bus then retries).
         """
-        body = {"subscription": subscription, "event": unstructure(event), "plugins": list(plugins)}
+        item = {"subscription": subscription, "event": unstructure(event)}
+        if self._batches:
+            if ctx is not None and ctx.trace_id is not None:
+                item["trace_id"] = ctx.trace_id
+            encoded = json.dumps(item, separators=(",", ":")).encode()
+            if len(encoded) <= _MAX_ITEM_BYTES:
+                key = ctx if ctx is None or ctx.trace_id is None else attrs.evolve(ctx, trace_id=None)
+                await self._lane(key).deliver(f"subscription {subscription}", encoded, plugins)
+                return
+            item.pop("trace_id", None)
         try:
-            await self._post(EVENTS_PATH, body, ctx, f"subscription {subscription}", empty_ok=True)
+            await self._post(
+                EVENTS_PATH, {**item, "plugins": list(plugins)}, ctx, f"subscription {subscription}", empty_ok=True
+            )
         except _Failure as failure:
             raise failure.error from None
+
+    def _lane(self, ctx: TenantContext | None) -> _Lane:
+        lane = self._lanes.get(ctx)
+        if lane is None:
+            lane = self._lanes[ctx] = _Lane(self, ctx)
+        return lane
+
+    async def _deliver_batch(self, ctx: TenantContext | None, batch: Sequence[_Waiting]) -> list[PlexicaError | None]:
+        """One call carrying ``batch``; each delivery's error, or None when its handler returned.
+
+        Raises:
+            PlexicaError: the call as a whole failed (every delivery in it then failed with this).
+        """
+        named = {waiting.what for waiting in batch}
+        what = named.pop() if len(named) == 1 else f"{len(batch)} event deliveries"
+        body = b"".join(
+            (
+                b'{"plugins":',
+                json.dumps(list(batch[0].plugins)).encode(),
+                b',"deliveries":[',
+                b",".join(waiting.item for waiting in batch),
+                b"]}",
+            )
+        )
+        try:
+            answer = await self._post(EVENT_BATCH_PATH, body, ctx, what, healthy=_no_server_error)
+        except _Failure as failure:
+            raise failure.error from None
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list) or len(results) != len(batch):
+            raise PluginAnswerError(self.name, what, "answered without one result per delivery")
+        return [
+            None if result is None else decode_problem(_problem_status(result), result, plugin=self.name)
+            for result in results
+        ]
 
     # ------------------------------------------------------------ probing
 
@@ -223,17 +289,34 @@ class RemoteClient:
     # ------------------------------------------------------------ one attempt
 
     async def _post(
-        self, path: str, body: Mapping[str, Any], ctx: TenantContext | None, what: str, *, empty_ok: bool = False
+        self,
+        path: str,
+        body: Mapping[str, Any] | bytes,
+        ctx: TenantContext | None,
+        what: str,
+        *,
+        empty_ok: bool = False,
+        healthy: Callable[[Any], bool] | None = None,
     ) -> Any:
-        """One attempt through the breaker; the decoded JSON answer, or a :class:`_Failure`."""
+        """One attempt through the breaker; the decoded JSON answer, or a :class:`_Failure`.
+
+        ``body`` is a JSON document or its encoding; ``healthy`` judges a 200 answer for the
+        breaker (a batch whose handlers failed with 5xx problems counts as a failure).
+        """
         try:
             trial = self.breaker.admit(what)
         except PluginUnavailableError as exc:
             raise _Failure(exc, sent=False, retryable=False) from None
         outcome: bool | None = None
+        headers = self.headers(ctx)
+        if isinstance(body, bytes):
+            payload: dict[str, Any] = {"content": body}
+            headers["Content-Type"] = "application/json"
+        else:
+            payload = {"json": body}
         try:
             try:
-                async with self.http.stream("POST", path, json=body, headers=self.headers(ctx)) as response:
+                async with self.http.stream("POST", path, headers=headers, **payload) as response:
                     content = await _read_capped(response, MAX_ANSWER_BYTES)
             except httpx2.HTTPError as exc:
                 outcome = False
@@ -257,6 +340,8 @@ class RemoteClient:
                 error = PluginAnswerError(self.name, what, f"answered HTTP {status} with something that is not JSON")
                 raise _Failure(error, sent=True) from None
             if status == 200:
+                if healthy is not None:
+                    outcome = healthy(answer)
                 return answer
             if status >= 400:
                 # A 4xx is the plugin's considered answer: raised as is, never retried.
@@ -265,6 +350,104 @@ class RemoteClient:
             raise _Failure(PluginAnswerError(self.name, what, f"answered HTTP {status}"), sent=True)
         finally:
             self.breaker.record(outcome, trial=trial)
+
+
+def _problem_status(problem: Any) -> int:
+    status = problem.get("status") if isinstance(problem, dict) else None
+    return status if isinstance(status, int) and 400 <= status <= 599 else 500
+
+
+def _no_server_error(answer: Any) -> bool:
+    results = answer.get("results") if isinstance(answer, dict) else None
+    return isinstance(results, list) and all(result is None or _problem_status(result) < 500 for result in results)
+
+
+@attrs.frozen
+class _Waiting:
+    """One delivery waiting for a call: what it is for errors, its encoded JSON, the host's plugins."""
+
+    what: str
+    item: bytes
+    plugins: Sequence[str]
+    done: asyncio.Future[None]
+
+
+@final
+class _Lane:
+    """The deliveries of one tenant context waiting for a call, and the calls that carry them.
+
+    A delivery joins the queue; a sender started for it waits one loop pass (so deliveries made
+    in the same pass join), then sends up to :data:`MAX_EVENT_BATCH` of them in one call, and
+    goes on while more wait. Up to ``max_connections`` senders run at once, so a lone delivery
+    is sent at once, never held back for company, while under load the waiting ones batch up.
+    """
+
+    def __init__(self, client: RemoteClient, ctx: TenantContext | None) -> None:
+        self.client = client
+        self.ctx = ctx
+        self.waiting: collections.deque[_Waiting] = collections.deque()
+        self.senders = 0
+        self.collecting = False
+
+    async def deliver(self, what: str, item: bytes, plugins: Sequence[str]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(_Waiting(what, item, plugins, done))
+        if not self.collecting and self.senders < self.client.config.max_connections:
+            self.collecting = True
+            self.senders += 1
+            task = asyncio.create_task(self._send(), name=f"plexica-remote-events-{self.client.name}")
+            self.client._senders.add(task)
+            task.add_done_callback(self.client._senders.discard)
+        await done
+
+    def _take(self) -> list[_Waiting]:
+        """The next batch: one ``plugins`` list, at most MAX_EVENT_BATCH deliveries and MAX_EVENT_BATCH_BYTES."""
+        batch: list[_Waiting] = []
+        plugins = self.waiting[0].plugins
+        size = 0
+        while self.waiting and len(batch) < MAX_EVENT_BATCH:
+            waiting = self.waiting[0]
+            if waiting.plugins != plugins or size + len(waiting.item) > _MAX_ITEM_BYTES:
+                break
+            self.waiting.popleft()
+            if waiting.done.done():  # its caller gave up (cancelled): nothing waits for the outcome
+                continue
+            batch.append(waiting)
+            size += len(waiting.item) + 1
+        return batch
+
+    async def _send(self) -> None:
+        batch: list[_Waiting] = []
+        collected = False
+        try:
+            await asyncio.sleep(0)  # let the deliveries made in this loop pass join
+            self.collecting, collected = False, True
+            while self.waiting:
+                batch = self._take()
+                if not batch:
+                    continue
+                try:
+                    outcomes: Sequence[PlexicaError | None] = await self.client._deliver_batch(self.ctx, batch)
+                except PlexicaError as exc:
+                    outcomes = [exc] * len(batch)
+                for waiting, outcome in zip(batch, outcomes, strict=True):
+                    if waiting.done.done():
+                        continue
+                    if outcome is None:
+                        waiting.done.set_result(None)
+                    else:
+                        waiting.done.set_exception(outcome)
+                batch = []
+        finally:
+            if not collected:  # cancelled before it took anything: let the next delivery start a sender
+                self.collecting = False
+            self.senders -= 1
+            for waiting in batch:  # cancelled mid-call (the host is stopping)
+                if not waiting.done.done():
+                    stopping = PluginUnavailableError(self.client.name, waiting.what, "the host is stopping")
+                    waiting.done.set_exception(stopping)
+            if not self.senders and not self.waiting:
+                self.client._lanes.pop(self.ctx, None)
 
 
 class _TooLarge(Exception):

@@ -98,6 +98,7 @@ class RemotePlugin:
         except ValidationError as exc:
             raise PluginLoadError(self.name, f"its manifest is invalid: {exc}") from exc
         self._install(snapshot, migrations)
+        client.use_event_batches(snapshot.contributions.get("event_batches") is True)
 
     def __repr__(self) -> str:
         return f"<RemotePlugin {self.name} at {self.url}>"
@@ -141,6 +142,7 @@ class RemotePlugin:
         snapshot = self.snapshot
         if snapshot.contributions.get("subscriptions_use_plugins") is True and self._refetch is not None and plugins:
             snapshot = self.snapshot = self._refetch(plugins)
+            self.client.use_event_batches(snapshot.contributions.get("event_batches") is True)
         subscriptions = []
         for entry in snapshot.contributions.get("subscriptions", []):
             if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):

@@ -2,16 +2,17 @@
 
 ``create_app(plugin, host_url=...)`` is an ASGI app (Starlette, the ``plexica-sdk[remote]`` extra)
 serving ``/.plexica/manifest``, ``/.plexica/health``, ``/.plexica/contributions``,
-``/.plexica/migrations``, ``POST /.plexica/rpc``, ``POST /.plexica/events`` and the plugin's own
-routes. Every call but the first four (the plugin's code-level declarations, which the host reads
-before it serves the keys that verify tokens) must carry a context token the host signed for this
-plugin: the server verifies it before it reads a body byte, and runs the call inside the tenant
-context the token names. It imports nothing of the host (``plexica``): a plugin container needs
-only ``plexica_sdk`` and its own dependencies.
+``/.plexica/migrations``, ``POST /.plexica/rpc``, ``POST /.plexica/events``, ``POST
+/.plexica/events/batch`` and the plugin's own routes. Every call but the first four (the plugin's
+code-level declarations, which the host reads before it serves the keys that verify tokens) must
+carry a context token the host signed for this plugin: the server verifies it before it reads a
+body byte, and runs the call inside the tenant context the token names. It imports nothing of the
+host (``plexica``): a plugin container needs only ``plexica_sdk`` and its own dependencies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -45,10 +47,13 @@ from plexica_sdk.remote.wire import (
     CONTEXT_HEADER,
     CONTRIBUTION_KEYS,
     CONTRIBUTIONS_PATH,
+    EVENT_BATCH_PATH,
     EVENTS_PATH,
     HEALTH_PATH,
     JWKS_PATH,
     MANIFEST_PATH,
+    MAX_EVENT_BATCH,
+    MAX_EVENT_BATCH_BYTES,
     MIGRATIONS_PATH,
     PROBLEM_JSON,
     PROTOCOL_HEADER,
@@ -251,6 +256,7 @@ def create_app(
             "hooks": hooks,
             "routes": bool(plugin_routes),
             "subscriptions_use_plugins": subscribes_with_plugins,
+            "event_batches": True,
             "migrations": None if migrations_body is None else {"sha256": migrations_body["sha256"]},
         }
         for hook, key in CONTRIBUTION_KEYS.items():
@@ -298,21 +304,26 @@ def create_app(
             raise NotFoundError(f"plugin {name!r} has no tenant migrations", resource="migrations")
         return JSONResponse(migrations_body)
 
-    async def events(request: Request) -> Response:
-        """One event for one subscription: its handler runs in the event's tenant context (204 when it returned)."""
-        remote, body = await verified_call(request, "subscription", "send {'subscription': name, 'event': {...}}")
-        event = structure(body.get("event"), Event)
-        if event.tenantid != (remote.tenant.tenant_id if remote.tenant is not None else None):
-            raise AuthenticationError("the event's tenant is not the tenant the context token names")
-        subscription = subscriptions.get(body["subscription"])
-        if subscription is None and isinstance(body.get("plugins"), list):
-            contributions_for(_plugin_names(",".join(str(item) for item in body["plugins"])))
-            subscription = subscriptions.get(body["subscription"])
+    def subscription_for(subscription_name: str, plugins: object) -> Subscription:
+        """The named subscription; asks ``plexica_subscriptions`` again with the host's ``plugins`` if unseen."""
+        subscription = subscriptions.get(subscription_name)
+        if subscription is None and isinstance(plugins, list):
+            contributions_for(_plugin_names(",".join(str(item) for item in plugins)))
+            subscription = subscriptions.get(subscription_name)
         if subscription is None:
             raise NotFoundError(
-                f"plugin {name!r} has no subscription {body['subscription'][:80]!r}", resource="subscription"
+                f"plugin {name!r} has no subscription {subscription_name[:80]!r}", resource="subscription"
             )
-        request.scope["plexica.hook"] = f"subscription {subscription.name}"
+        return subscription
+
+    def checked_event(remote: RemoteContext, raw: object) -> Event:
+        event = structure(raw, Event)
+        if event.tenantid != (remote.tenant.tenant_id if remote.tenant is not None else None):
+            raise AuthenticationError("the event's tenant is not the tenant the context token names")
+        return event
+
+    async def run_handler(remote: RemoteContext, subscription: Subscription, event: Event) -> None:
+        """Run one handler in the token's tenant context, with a host handle of that context."""
         if host_factory is None:
             raise PluginCallError(
                 name, f"subscription {subscription.name}", "it needs host callbacks and this server has none"
@@ -322,7 +333,54 @@ def create_app(
             result = subscription.handler(event, host)
             if inspect.isawaitable(result):
                 await result
+
+    async def events(request: Request) -> Response:
+        """One event for one subscription: its handler runs in the event's tenant context (204 when it returned)."""
+        remote, body = await verified_call(request, "subscription", "send {'subscription': name, 'event': {...}}")
+        event = checked_event(remote, body.get("event"))
+        subscription = subscription_for(body["subscription"], body.get("plugins"))
+        request.scope["plexica.hook"] = f"subscription {subscription.name}"
+        await run_handler(remote, subscription, event)
         return Response(status_code=204)
+
+    async def event_batch(request: Request) -> Response:
+        """Several events of the token's tenant, their handlers run concurrently; one result each, in order.
+
+        A result is ``null`` when the handler returned, else the problem a single delivery would
+        have answered. What is wrong with the batch itself (the token, its shape, an event of
+        another tenant, an unknown subscription) refuses it whole, before any handler runs.
+        """
+        assert verifier is not None
+        remote = await verifier.verify(_token_of(request.headers))
+        body = await json_body(request, max_bytes=max(max_body_bytes, MAX_EVENT_BATCH_BYTES))
+        shape = "send {'deliveries': [{'subscription': name, 'event': {...}, 'trace_id': ...}, ...]}"
+        items = body.get("deliveries") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_EVENT_BATCH:
+            raise ValidationError(f"{shape}, 1 to {MAX_EVENT_BATCH} of them", field="deliveries")
+        runs: list[tuple[RemoteContext, Subscription, Event]] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("subscription"), str):
+                raise ValidationError(shape, field=f"deliveries[{index}].subscription")
+            trace_id = item.get("trace_id")
+            if trace_id is not None and not isinstance(trace_id, str):
+                raise ValidationError("'trace_id' must be a string", field=f"deliveries[{index}].trace_id")
+            own = remote
+            if trace_id is not None and remote.tenant is not None:  # the trace of the event's own delivery
+                own = attrs.evolve(remote, tenant=attrs.evolve(remote.tenant, trace_id=trace_id[:64]))
+            subscription = subscription_for(item["subscription"], body.get("plugins"))
+            runs.append((own, subscription, checked_event(own, item.get("event"))))
+
+        async def outcome(own: RemoteContext, subscription: Subscription, event: Event) -> dict[str, Any] | None:
+            try:
+                await run_handler(own, subscription, event)
+            except Exception as exc:  # one handler's failure is its own result, not the batch's
+                if not isinstance(exc, PlexicaError):
+                    logger.exception("plugin %s failed on subscription %s", name, subscription.name)
+                return encode_problem(exc, plugin=name, hook=f"subscription {subscription.name}")[1]
+            return None
+
+        results = await asyncio.gather(*(outcome(*run) for run in runs))
+        return JSONResponse({"results": results, "protocol": PROTOCOL_VERSION})
 
     async def rpc(request: Request) -> Response:
         """One hook call: verify the token, then structure the arguments by the hook's spec."""
@@ -384,6 +442,7 @@ def create_app(
         Route(MIGRATIONS_PATH, migrations_endpoint, methods=["GET"]),
         Route(RPC_PATH, rpc, methods=["POST"]),
         Route(EVENTS_PATH, events, methods=["POST"]),
+        Route(EVENT_BATCH_PATH, event_batch, methods=["POST"]),
     ]
     if plugin_routes:
         native = _VerifiedRoutes(

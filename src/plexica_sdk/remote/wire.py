@@ -49,9 +49,12 @@ __all__ = [
     "CONTRIBUTIONS_PATH",
     "CONTRIBUTION_KEYS",
     "EVENTS_PATH",
+    "EVENT_BATCH_PATH",
     "HEALTH_PATH",
     "JWKS_PATH",
     "MANIFEST_PATH",
+    "MAX_EVENT_BATCH",
+    "MAX_EVENT_BATCH_BYTES",
     "MIGRATIONS_PATH",
     "PROBLEM_JSON",
     "PROTOCOL_HEADER",
@@ -81,6 +84,12 @@ CONTRIBUTIONS_PATH: Final = "/.plexica/contributions"
 MIGRATIONS_PATH: Final = "/.plexica/migrations"
 #: One event for one of the plugin's subscriptions, run in the event's tenant context.
 EVENTS_PATH: Final = "/.plexica/events"
+#: Several events of one tenant under one context token, one result each (``event_batches`` in
+#: the contributions says a plugin serves it; a host sends single events to one that does not).
+EVENT_BATCH_PATH: Final = "/.plexica/events/batch"
+#: The most deliveries one batch carries, and the most bytes its body may take.
+MAX_EVENT_BATCH: Final = 64
+MAX_EVENT_BATCH_BYTES: Final = 1_048_576
 #: Each start-up contribution hook and its key in the contributions document.
 CONTRIBUTION_KEYS: Final[Mapping[str, str]] = {
     "plexica_permissions": "permissions",

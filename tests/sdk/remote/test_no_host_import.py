@@ -23,7 +23,7 @@ def test_serving_the_notes_plugin_imports_nothing_of_the_host() -> None:
     completed = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=False, timeout=60)
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout)
-    # manifest, health, contributions, migrations, rpc, events, and the plugin's own routes
-    assert report["routes"] == 7
+    # manifest, health, contributions, migrations, rpc, events, event batches, and the plugin's own routes
+    assert report["routes"] == 8
     assert "plexica_sdk" in report["roots"] and "starlette" in report["roots"]
     assert [root for root in report["roots"] if root in HOST_ONLY] == []

@@ -147,3 +147,39 @@ async def test_without_a_host_factory_a_handler_cannot_run(key: OKPKey, migratio
         response = await client.post("/.plexica/events", json=event_body("on_created"), headers=token(key))
     error = raised(response)
     assert isinstance(error, PluginCallError) and error.hook == "subscription on_created"
+
+
+async def test_a_batch_runs_each_handler_and_answers_one_result_each(client: httpx2.AsyncClient, key: OKPKey) -> None:
+    SEEN.clear()
+    deliveries = [event_body("on_created", trace_id=f"{n:032x}") for n in range(3)]
+    answer = await client.post("/.plexica/events/batch", json={"deliveries": deliveries}, headers=token(key))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"results": [None, None, None], "protocol": 1}
+    assert sorted(event_id for event_id, _, _ in SEEN) == sorted(body["event"]["id"] for body in deliveries)
+    document = (await client.get("/.plexica/contributions")).json()
+    assert document["event_batches"] is True
+
+
+async def test_a_batch_with_anything_wrong_is_refused_whole_before_any_handler_runs(
+    client: httpx2.AsyncClient, key: OKPKey
+) -> None:
+    SEEN.clear()
+    path = "/.plexica/events/batch"
+    good = event_body("on_created")
+    unsigned = await client.post(path, json={"deliveries": [good]})
+    assert unsigned.status_code == 401
+    other_tenant = await client.post(
+        path, json={"deliveries": [good, event_body("on_created", "t-2")]}, headers=token(key)
+    )
+    assert other_tenant.status_code == 401 and isinstance(raised(other_tenant), AuthenticationError)
+    unknown = await client.post(path, json={"deliveries": [good, event_body("nope")]}, headers=token(key))
+    assert unknown.status_code == 404 and isinstance(raised(unknown), NotFoundError)
+    too_many = await client.post(path, json={"deliveries": [good] * 65}, headers=token(key))
+    assert too_many.status_code == 422 and raised(too_many).field == "deliveries"  # type: ignore[attr-defined]
+    empty = await client.post(path, json={"deliveries": []}, headers=token(key))
+    assert empty.status_code == 422
+    shapeless = await client.post(path, json={"deliveries": [good, {"event": good["event"]}]}, headers=token(key))
+    assert shapeless.status_code == 422 and raised(shapeless).field == "deliveries[1].subscription"  # type: ignore[attr-defined]
+    bad_trace = await client.post(path, json={"deliveries": [{**good, "trace_id": 7}]}, headers=token(key))
+    assert bad_trace.status_code == 422
+    assert SEEN == []
