@@ -26,18 +26,17 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, final
 
+import aiohttp
 import attrs
-import httpx2
 
 from plexica.remote.breaker import CircuitBreaker
 from plexica.remote.context_tokens import ContextSigner
+from plexica.remote.transport import AnswerTooLarge, plugin_url, read_capped, session_for, transport_error
 from plexica.settings import RemotePluginSettings
 from plexica_sdk.converter import unstructure
 from plexica_sdk.errors import (
     PlexicaError,
     PluginAnswerError,
-    PluginCallError,
-    PluginTimeoutError,
     PluginUnavailableError,
     ValidationError,
 )
@@ -55,7 +54,7 @@ from plexica_sdk.remote.wire import (
 )
 from plexica_sdk.types import Event, TenantContext
 
-__all__ = ["IDEMPOTENT_HOOKS", "MAX_ANSWER_BYTES", "RemoteClient", "transport_error"]
+__all__ = ["IDEMPOTENT_HOOKS", "MAX_ANSWER_BYTES", "RemoteClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,25 +90,6 @@ class _Failure(Exception):
         self.retryable = retryable
 
 
-def transport_error(plugin: str, what: str, exc: httpx2.HTTPError, timeout: float) -> tuple[PluginCallError, bool]:
-    """The SDK error an HTTP transport failure stands for, and whether the request may have been sent.
-
-    Connection refused, a connect timeout or a full pool: the request never left (503). A read or
-    write timeout: 504. A dropped connection: 503, possibly after the plugin acted. Anything else
-    (an HTTP answer that does not parse): 502.
-    """
-    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
-        return PluginUnavailableError(plugin, what, f"cannot connect ({type(exc).__name__})"), False
-    if isinstance(exc, httpx2.TimeoutException):
-        return PluginTimeoutError(plugin, what, timeout), True
-    if isinstance(exc, httpx2.ReadError | httpx2.WriteError) or (
-        isinstance(exc, httpx2.RemoteProtocolError) and "disconnect" in str(exc).lower()
-    ):
-        return PluginUnavailableError(plugin, what, f"the connection dropped ({type(exc).__name__})"), True
-    return PluginAnswerError(plugin, what, f"answered malformed HTTP ({type(exc).__name__})"), True
-
-
-@final
 class RemoteClient:
     """Calls one remote plugin. Build it when the host is built; enter it with the host (it closes its pool).
 
@@ -117,7 +97,6 @@ class RemoteClient:
         config: the plugin's ``[[plugins.remote]]`` entry.
         signer: the host's context-token signer.
         breaker: the plugin's breaker; default: one from ``config``.
-        transport: an HTTP transport (tests); default: a pooled one bounded by ``config.max_connections``.
     """
 
     def __init__(
@@ -126,7 +105,6 @@ class RemoteClient:
         signer: ContextSigner,
         *,
         breaker: CircuitBreaker | None = None,
-        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -134,30 +112,29 @@ class RemoteClient:
         self.breaker = breaker or CircuitBreaker(
             config.name, failures=config.breaker_failures, reset_seconds=config.breaker_reset_seconds
         )
-        limits = httpx2.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
-        self.timeout = httpx2.Timeout(
-            config.timeout_seconds, connect=config.connect_timeout_seconds, pool=config.connect_timeout_seconds
-        )
-        self.http = httpx2.AsyncClient(
-            base_url=config.url.rstrip("/"),
-            timeout=self.timeout,
-            transport=transport or httpx2.AsyncHTTPTransport(limits=limits, retries=0),
-            follow_redirects=False,  # a remote URL comes from settings, never from the plugin's answer
-            trust_env=False,  # no proxy from the environment between the host and its plugins
-        )
+        self._session: aiohttp.ClientSession | None = None
+        self._urls = {path: plugin_url(config.url, path) for path in (RPC_PATH, EVENTS_PATH, EVENT_BATCH_PATH)}
         self._batches = False
         self._lanes: dict[TenantContext | None, _Lane] = {}
         self._senders: set[asyncio.Task[None]] = set()
 
+    def session(self) -> aiohttp.ClientSession:
+        """The plugin's connection pool (made on first use, inside the running loop)."""
+        if self._session is None:
+            self._session = session_for(self.config)
+        return self._session
+
     async def __aenter__(self) -> RemoteClient:
-        await self.http.__aenter__()
+        self.session()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         for task in list(self._senders):
             task.cancel()
         await asyncio.gather(*self._senders, return_exceptions=True)
-        await self.http.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def headers(self, ctx: TenantContext | None) -> dict[str, str]:
         """A fresh context token for one attempt, and the protocol version."""
@@ -272,14 +249,24 @@ class RemoteClient:
         Raises:
             PlexicaError: no answer, or not a wire protocol v1 health document.
         """
+        seconds = self.config.connect_timeout_seconds
         try:
-            response = await self.http.get(HEALTH_PATH, timeout=self.config.connect_timeout_seconds)
-        except httpx2.HTTPError as exc:
-            raise transport_error(self.name, "a health probe", exc, self.config.connect_timeout_seconds)[0] from None
-        if response.status_code != 200 or response.headers.get(PROTOCOL_HEADER) != "1":
-            raise PluginAnswerError(self.name, "a health probe", f"answered HTTP {response.status_code}")
+            async with self.session().get(
+                plugin_url(self.config.url, HEALTH_PATH),
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=seconds, connect=seconds),
+            ) as response:
+                status = response.status
+                protocol = response.headers.get(PROTOCOL_HEADER)
+                content = await read_capped(response, MAX_ANSWER_BYTES)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise transport_error(self.name, "a health probe", exc, seconds)[0] from None
+        except AnswerTooLarge:
+            raise PluginAnswerError(self.name, "a health probe", "answered more than 8 MiB") from None
+        if status != 200 or protocol != "1":
+            raise PluginAnswerError(self.name, "a health probe", f"answered HTTP {status}")
         try:
-            document = response.json()
+            document = json.loads(content)
         except ValueError:
             raise PluginAnswerError(self.name, "a health probe", "answered something that is not JSON") from None
         if not isinstance(document, dict) or document.get("status") != "ok":
@@ -309,25 +296,25 @@ class RemoteClient:
             raise _Failure(exc, sent=False, retryable=False) from None
         outcome: bool | None = None
         headers = self.headers(ctx)
-        if isinstance(body, bytes):
-            payload: dict[str, Any] = {"content": body}
-            headers["Content-Type"] = "application/json"
-        else:
-            payload = {"json": body}
+        headers["Content-Type"] = "application/json"
+        data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
         try:
             try:
-                async with self.http.stream("POST", path, headers=headers, **payload) as response:
-                    content = await _read_capped(response, MAX_ANSWER_BYTES)
-            except httpx2.HTTPError as exc:
+                async with self.session().post(
+                    self._urls[path], data=data, headers=headers, allow_redirects=False
+                ) as response:
+                    status = response.status
+                    protocol = response.headers.get(PROTOCOL_HEADER)
+                    content = await read_capped(response, MAX_ANSWER_BYTES)
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 outcome = False
                 error, sent = transport_error(self.name, what, exc, self.config.timeout_seconds)
                 raise _Failure(error, sent=sent) from None
-            except _TooLarge:
+            except AnswerTooLarge:
                 outcome = False
                 raise _Failure(PluginAnswerError(self.name, what, "answered more than 8 MiB"), sent=True) from None
-            status = response.status_code
             outcome = status < 500
-            if response.headers.get(PROTOCOL_HEADER) != "1":
+            if protocol != "1":
                 outcome = False
                 error = PluginAnswerError(self.name, what, f"answered HTTP {status} without {PROTOCOL_HEADER}: 1")
                 raise _Failure(error, sent=True)
@@ -448,18 +435,3 @@ class _Lane:
                     waiting.done.set_exception(stopping)
             if not self.senders and not self.waiting:
                 self.client._lanes.pop(self.ctx, None)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -27,10 +27,11 @@ from collections.abc import AsyncIterator
 from typing import Final, final
 from urllib.parse import quote
 
-import httpx2
+import aiohttp
 from starlette.types import Receive, Scope, Send
 
-from plexica.remote.client import RemoteClient, transport_error
+from plexica.remote.client import RemoteClient
+from plexica.remote.transport import AnswerTooLarge, plugin_url, read_capped, transport_error
 from plexica_sdk import context
 from plexica_sdk.errors import AuthenticationError, PayloadTooLargeError, PluginAnswerError
 from plexica_sdk.remote.wire import PROBLEM_JSON, PROTOCOL_HEADER, decode_problem
@@ -100,16 +101,23 @@ def _request_headers(scope: Scope) -> list[tuple[str, str]]:
     return forwarded
 
 
-def _response_headers(headers: httpx2.Headers) -> list[tuple[bytes, bytes]]:
-    connection = {token.strip().lower() for token in headers.get("connection", "").split(",") if token.strip()}
+def _response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """The plugin's answer headers as sent, less those the host never passes back."""
+    connection = {
+        token.strip().lower()
+        for name, value in raw
+        if name.lower() == b"connection"
+        for token in value.decode("latin-1").split(",")
+        if token.strip()
+    }
     kept = []
-    for name, value in headers.multi_items():
-        lower = name.lower()
+    for name, value in raw:
+        lower = name.decode("latin-1").lower()
         if lower in DROPPED_RESPONSE_HEADERS or lower in connection or lower.startswith("plexica-"):
             continue
         if lower.startswith("access-control-"):
             continue
-        kept.append((lower.encode("latin-1"), value.encode("latin-1")))
+        kept.append((lower.encode("latin-1"), value))
     return kept
 
 
@@ -153,22 +161,28 @@ class ReverseProxy:
                 if not message.get("more_body", False):
                     return
 
-        request = client.http.build_request(scope["method"], url, headers=headers, content=body() if has_body else None)
         started = False
         try:
             try:
-                response = await client.http.send(request, stream=True)
-            except (PayloadTooLargeError, _Disconnected):
-                raise  # the caller's fault: the plugin is not to blame
-            except httpx2.HTTPError as exc:
+                response = await client.session().request(
+                    scope["method"],
+                    plugin_url(client.config.url, url),
+                    headers=headers,
+                    data=body() if has_body else None,
+                    allow_redirects=False,
+                )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                cause = _caller_fault(exc)
+                if cause is not None:
+                    raise cause from None  # the caller's fault: the plugin is not to blame
                 outcome = False
                 raise _transport(client, exc) from None
             try:
-                outcome = response.status_code < 500
+                outcome = response.status < 500
                 if response.headers.get(PROTOCOL_HEADER) != "1":
                     outcome = False
                     raise PluginAnswerError(
-                        self.name, "a route", f"answered HTTP {response.status_code} without {PROTOCOL_HEADER}: 1"
+                        self.name, "a route", f"answered HTTP {response.status} without {PROTOCOL_HEADER}: 1"
                     )
                 problem = await self._problem(response)
                 if problem is not None:
@@ -176,45 +190,52 @@ class ReverseProxy:
                 await send(
                     {
                         "type": "http.response.start",
-                        "status": response.status_code,
-                        "headers": _response_headers(response.headers),
+                        "status": response.status,
+                        "headers": _response_headers(response.raw_headers),
                     }
                 )
                 started = True
-                async for chunk in response.aiter_raw():
+                async for chunk in response.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except httpx2.HTTPError as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 outcome = False
                 error = _transport(client, exc)
                 if started:  # the answer began: cut the connection so the caller sees it is incomplete
                     logger.warning("remote plugin failed mid-answer", extra={"plugin": self.name, "error": str(error)})
                 raise error from None
             finally:
-                await response.aclose()
+                response.release()
         except _Disconnected:
             outcome = None
         finally:
             client.breaker.record(outcome, trial=trial)
 
-    async def _problem(self, response: httpx2.Response) -> Exception | None:
+    async def _problem(self, response: aiohttp.ClientResponse) -> Exception | None:
         """The SDK error a wire problem answer carries (so the caller gets the embedded problem), else None."""
         content_type = response.headers.get("content-type", "")
-        if response.status_code < 400 or not content_type.startswith(PROBLEM_JSON):
+        if response.status < 400 or not content_type.startswith(PROBLEM_JSON):
             return None
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > _MAX_PROBLEM_BYTES:
-                return PluginAnswerError(self.name, "a route", "answered a problem larger than 64 KiB")
-            chunks.append(chunk)
         try:
-            body = json.loads(b"".join(chunks))
+            content = await read_capped(response, _MAX_PROBLEM_BYTES)
+        except AnswerTooLarge:
+            return PluginAnswerError(self.name, "a route", "answered a problem larger than 64 KiB")
+        try:
+            body = json.loads(content)
         except ValueError:
             return PluginAnswerError(self.name, "a route", "answered a problem that is not JSON")
-        return decode_problem(response.status_code, body, plugin=self.name)
+        return decode_problem(response.status, body, plugin=self.name)
 
 
-def _transport(client: RemoteClient, exc: httpx2.HTTPError) -> Exception:
+def _caller_fault(exc: BaseException) -> BaseException | None:
+    """The caller's own error behind a failed send (its body passed the cap, or it went away), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, PayloadTooLargeError | _Disconnected):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _transport(client: RemoteClient, exc: BaseException) -> Exception:
     return transport_error(client.name, "a route", exc, client.config.timeout_seconds)[0]
