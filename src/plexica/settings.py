@@ -63,6 +63,12 @@ class DatabaseSettings:
     echo: bool = False
     #: PostgreSQL: schemas kept migrated ahead of time by a serving host, renamed into place on sign-up.
     spare_schemas: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    #: PostgreSQL: seconds to open a connection; a server that does not answer by then is a 503.
+    connect_timeout_seconds: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    #: PostgreSQL: the longest single statement a request may run, then 503 (``plexica migrate`` runs have no limit).
+    command_timeout_seconds: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    #: PostgreSQL: seconds a request waits for a pooled connection when all are in use, then 503.
+    pool_timeout_seconds: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)

@@ -25,7 +25,10 @@ from typing import Any, Final
 import attrs
 import httpx2
 import pytest
+import sqlalchemy as sa
 from plexica_plugin_notes import NotesPlugin
+from plexica_plugin_notes.models import notes
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from plexica.settings import Settings
 from plexica_sdk.testing.host import RunningHost, build_settings, start_host
@@ -46,6 +49,7 @@ __all__ = [
     "own_tansu",
     "report",
     "running_host",
+    "stored_notes",
     "until",
 ]
 
@@ -114,6 +118,12 @@ class Load:
     acknowledged: dict[str, str] = attrs.Factory(dict)  # note id -> title
     _stop: asyncio.Event = attrs.Factory(asyncio.Event)
     _ok: asyncio.Condition = attrs.Factory(asyncio.Condition)
+
+    def missing_or_altered(self, stored: dict[str, tuple[str, str]]) -> tuple[list[str], list[str]]:
+        """The acknowledged notes absent from ``stored`` (lost), and those stored differently (corrupt)."""
+        lost = [note for note in self.acknowledged if note not in stored]
+        corrupt = [n for n, title in self.acknowledged.items() if n in stored and stored[n] != (title, title * 3)]
+        return lost, corrupt
 
     async def _request(self, method: str, url: str, body: dict[str, Any] | None = None) -> httpx2.Response | None:
         phase, started = self.phase, time.perf_counter()
@@ -211,3 +221,15 @@ async def until(check: Callable[[], Awaitable[bool]], *, timeout: float, what: s
 def clean_503(answer: Answer) -> bool:
     """A 503 problem (``application/problem+json`` with ``status`` 503): what an outage may answer."""
     return answer.status == 503 and answer.problem
+
+
+async def stored_notes(url: str, schema: str) -> dict[str, tuple[str, str]]:
+    """Every note of ``schema`` as ``{id: (title, body)}``, read on an engine of its own (not the host's)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            bound = await conn.execution_options(schema_translate_map={None: schema})
+            rows = (await bound.execute(sa.select(notes.c.id, notes.c.title, notes.c.body))).all()
+    finally:
+        await engine.dispose()
+    return {str(row.id): (row.title, row.body) for row in rows}

@@ -15,11 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from plexica_plugin_notes.models import notes
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.faults.support import OUTAGE_SECONDS, Load, clean_503, own_postgres, report, running_host
+from tests.faults.support import OUTAGE_SECONDS, Load, clean_503, own_postgres, report, running_host, stored_notes
 
 pytestmark = [pytest.mark.anyio, pytest.mark.faults]
 
@@ -47,19 +44,9 @@ async def test_postgres_restarted_under_load_answers_503_then_recovers_and_loses
                     recovery[mode] = load.recovered_after(back)
                     settled[mode] = round(load.last_failure_after(back), 3)
 
-        engine = create_async_engine(postgres.url)
-        try:
-            async with engine.connect() as conn:
-                bound = await conn.execution_options(schema_translate_map={None: tenant.schema})
-                rows = (await bound.execute(sa.select(notes.c.id, notes.c.title, notes.c.body))).all()
-        finally:
-            await engine.dispose()
+        stored = await stored_notes(postgres.url, tenant.schema)
 
-    stored = {row.id: (row.title, row.body) for row in rows}
-    lost = [note for note in load.acknowledged if note not in stored]
-    corrupt = [
-        note for note, title in load.acknowledged.items() if note in stored and stored[note] != (title, title * 3)
-    ]
+    lost, corrupt = load.missing_or_altered(stored)
     outage_503 = sum(1 for a in load.answers if a.phase.endswith(":outage") and a.status == 503)
     report(
         "postgres-restart",
@@ -75,4 +62,3 @@ async def test_postgres_restarted_under_load_answers_503_then_recovers_and_loses
     assert outage_503 > 0, "the load never met the outage"
     assert all(seconds is not None for seconds in recovery.values())
     assert lost == [] and corrupt == []
-    assert len(rows) == len(stored)  # ids are primary keys: nothing doubled

@@ -10,6 +10,12 @@ The request path pays no round trip it does not need:
   (asyncpg notices a server-side close as it happens); a dead one is replaced there, and
   ``pool_recycle`` retires connections before a proxy's idle timeout can cut them. A connection
   lost mid-flight fails that request with 503 and SQLAlchemy discards the pool's older ones.
+- **Bounded waits** (``connect_timeout_seconds``, ``command_timeout_seconds``,
+  ``pool_timeout_seconds``): a server that stops answering without closing its sockets (frozen,
+  or a network that drops packets) fails a request with 503 within those bounds instead of
+  holding it forever. A statement that timed out drops its connection at once and the pool's
+  older ones with it (see ``_listen_for_timeouts``). Fleet runs lift the statement bound
+  (:meth:`Database.unbounded_statements`): their DDL may run longer than any request.
 - **Deferred BEGIN** (``lazy_begin=True``, what plugins' sessions get): statements that only read
   run on their own, and BEGIN is sent just before the first statement that may write (or lock:
   ``FOR UPDATE``, advisory transaction locks, server-side cursors). Under READ COMMITTED every
@@ -23,17 +29,20 @@ import abc
 import asyncio
 import collections
 import contextlib
+import contextvars
 import logging
 import os
 import re
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, Literal, final
 
 from sqlalchemy import URL, Engine, event, make_url, text
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, PendingRollbackError
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError, DisconnectionError, PendingRollbackError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import greenlet_spawn
@@ -51,6 +60,11 @@ logger = logging.getLogger(__name__)
 #: The execution option asking for a deferred BEGIN (see the module docstring).
 LAZY_BEGIN: Final = "plexica_lazy_begin"
 _PENDING: Final = "plexica_begin_pending"  # in a connection's info: BEGIN deferred, not yet sent
+#: Set by :meth:`Database.unbounded_statements`: this task's statements run without the command timeout.
+_UNBOUNDED: Final = contextvars.ContextVar("plexica_unbounded_statements", default=False)
+#: What a database call raises when the server cannot be reached or does not answer in time
+#: (``TimeoutError`` is an ``OSError``; a full pool raises SQLAlchemy's own ``TimeoutError``).
+_FAILURES: Final = (OSError, DBAPIError, PoolTimeoutError)
 #: What makes a SELECT more than a read: row locks, transaction-scoped locks and settings, sequences.
 _NOT_ONLY_READING = re.compile(
     r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b|_xact_|\b(?:nextval|setval|set_config)\s*\(",
@@ -159,6 +173,19 @@ class Database(abc.ABC):
         # The request path's one session: a plain class, not a generator-based context manager (see _SessionScope).
         return _SessionScope(self, self._schema(schema), _LAZY if lazy_begin else None)
 
+    @contextlib.contextmanager
+    def unbounded_statements(self) -> Iterator[None]:
+        """Within the block (and tasks it starts), statements run without ``command_timeout_seconds``.
+
+        For fleet runs (``plexica migrate``): their DDL and lock waits may legitimately outlast any
+        request. Connecting and waiting for the pool stay bounded.
+        """
+        token = _UNBOUNDED.set(True)
+        try:
+            yield
+        finally:
+            _UNBOUNDED.reset(token)
+
     async def ping(self) -> None:
         """Raise :class:`BackendUnavailableError` unless the database answers."""
         async with self.core_connection() as conn:
@@ -172,7 +199,7 @@ class Database(abc.ABC):
     async def _translate_errors(self) -> AsyncIterator[None]:
         try:
             yield
-        except (OSError, ConnectionError, DBAPIError) as exc:
+        except _FAILURES as exc:
             unavailable = _unavailable(exc)
             if unavailable is None:
                 raise
@@ -181,7 +208,7 @@ class Database(abc.ABC):
 
 def _unavailable(exc: BaseException) -> BackendUnavailableError | None:
     """The 503 for an error that means the database cannot be reached, else ``None``."""
-    if isinstance(exc, (OSError, ConnectionError)):
+    if isinstance(exc, (OSError, PoolTimeoutError)):  # TimeoutError (connect, statement) is an OSError
         return BackendUnavailableError("database", type(exc).__name__)
     if isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_connect_error(exc)):
         return BackendUnavailableError("database", type(exc.orig).__name__)
@@ -218,7 +245,7 @@ class _SessionScope:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         try:
             await self._end(exc_type, exc, tb)
-        except (OSError, ConnectionError, DBAPIError) as failed:
+        except _FAILURES as failed:
             unavailable = _unavailable(failed)
             if unavailable is None:
                 raise
@@ -254,7 +281,10 @@ def _is_connect_error(exc: DBAPIError) -> bool:
     state = getattr(exc.orig, "sqlstate", None) or ""
     if state.startswith(_UNAVAILABLE_STATES):
         return True
-    names = {type(exc.orig).__name__, type(getattr(exc.orig, "__cause__", None)).__name__}
+    cause = getattr(exc.orig, "__cause__", None)
+    if isinstance(exc.orig, TimeoutError) or isinstance(cause, TimeoutError):
+        return True
+    names = {type(exc.orig).__name__, type(cause).__name__}
     return not names.isdisjoint({"CannotConnectNowError", "ConnectionDoesNotExistError", "InterfaceError"})
 
 
@@ -417,6 +447,14 @@ class SqliteDatabase(Database):
         return self.max_open_tenants
 
 
+def _asyncpg_timeouts(settings: DatabaseSettings, *, unbounded: bool = False) -> dict[str, Any]:
+    """asyncpg's connect arguments for ``settings``' timeouts (``unbounded``: no statement timeout)."""
+    return {
+        "timeout": settings.connect_timeout_seconds,
+        "command_timeout": None if unbounded else settings.command_timeout_seconds,
+    }
+
+
 def asyncpg_connect_args(url: URL) -> dict[str, Any]:
     """asyncpg's connect arguments for ``url``: unique statement names when its statement cache is off.
 
@@ -448,51 +486,63 @@ class PostgresDatabase(Database):
             raise ValueError("PostgresDatabase needs a database URL")
         self.settings = settings
         self._engine: AsyncEngine | None = None
-        self._bound: dict[str, AsyncEngine] = {}
+        self._unbounded: AsyncEngine | None = None  # created by the first unbounded statement
+        self._bound: dict[tuple[str, bool], AsyncEngine] = {}
 
     async def open(self) -> None:
         try:
             import asyncpg  # noqa: F401
         except ImportError as exc:
             raise MissingDependencyError("postgres", "asyncpg") from exc
-        url = make_url(self.settings.url or "")
-        connect_args = asyncpg_connect_args(url)
-        self._engine = create_async_engine(
-            url,
-            pool_size=self.settings.pool_size,
-            max_overflow=self.settings.max_overflow,
-            pool_recycle=self.settings.pool_recycle_seconds,
-            echo=self.settings.echo,
-            connect_args=connect_args,
-        )
-        _listen_for_liveness(self._engine)
-        _listen_for_deferred_begin(self._engine)
-        if self.on_engine is not None:
-            self.on_engine(self._engine.sync_engine)
+        self._engine = self._make_engine(unbounded=False)
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(CORE_SCHEMA)}"))
-        except (OSError, OperationalError, DBAPIError) as exc:
+        except _FAILURES as exc:
             await self._engine.dispose()
             self._engine = None
             raise BackendUnavailableError("database", type(exc).__name__) from exc
 
+    def _make_engine(self, *, unbounded: bool) -> AsyncEngine:
+        url = make_url(self.settings.url or "")
+        engine = create_async_engine(
+            url,
+            pool_size=self.settings.pool_size,
+            max_overflow=self.settings.max_overflow,
+            pool_recycle=self.settings.pool_recycle_seconds,
+            pool_timeout=self.settings.pool_timeout_seconds,
+            echo=self.settings.echo,
+            connect_args={**asyncpg_connect_args(url), **_asyncpg_timeouts(self.settings, unbounded=unbounded)},
+        )
+        _listen_for_liveness(engine)
+        _listen_for_timeouts(engine)
+        _listen_for_deferred_begin(engine)
+        if self.on_engine is not None:
+            self.on_engine(engine.sync_engine)
+        return engine
+
     async def close(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-        self._engine = None
+        for engine in (self._engine, self._unbounded):
+            if engine is not None:
+                await engine.dispose()
+        self._engine = self._unbounded = None
         self._bound.clear()
 
     def _core_engine(self) -> AsyncEngine:
         if self._engine is None:
             raise BackendUnavailableError("database", "not opened")
-        return self._engine
+        if not _UNBOUNDED.get():
+            return self._engine
+        if self._unbounded is None:  # a pool of its own: its connections have no statement timeout
+            self._unbounded = self._make_engine(unbounded=True)
+        return self._unbounded
 
     async def _tenant_engine(self, schema: str) -> AsyncEngine:
-        bound = self._bound.get(schema)
+        key = (schema, _UNBOUNDED.get())
+        bound = self._bound.get(key)
         if bound is None:
             # A shallow copy sharing the pool: only the statement compilation differs.
-            bound = self._bound[schema] = self._core_engine().execution_options(
+            bound = self._bound[key] = self._core_engine().execution_options(
                 schema_translate_map={None: check_identifier(schema)}
             )
         return bound
@@ -504,7 +554,8 @@ class PostgresDatabase(Database):
     async def drop_schema(self, schema: str) -> None:
         async with self.core_connection() as conn:
             await conn.execute(text(f"DROP SCHEMA IF EXISTS {quote_identifier(schema)} CASCADE"))
-        self._bound.pop(schema, None)
+        for unbounded in (False, True):
+            self._bound.pop((schema, unbounded), None)
 
     async def schema_exists(self, schema: str) -> bool:
         async with self.core_connection() as conn:
@@ -553,6 +604,27 @@ def _listen_for_liveness(engine: AsyncEngine) -> None:
         driver = getattr(dbapi_connection, "driver_connection", None)
         if driver is not None and driver.is_closed():
             raise DisconnectionError("the server closed this pooled connection")
+
+
+def _listen_for_timeouts(engine: AsyncEngine) -> None:
+    """A statement that timed out closes its connection at once and makes the pool replace the others.
+
+    On a timeout asyncpg sends the server a cancel request and keeps the connection until the
+    server acknowledges it; a frozen server never does, so the ROLLBACK that follows (or
+    SQLAlchemy's graceful close) would wait out further timeouts. Aborting the socket here and
+    calling the error a disconnect fails the request at once (503), invalidates the connections
+    pooled before it (all as stuck as this one) and leaves new ones to ``connect_timeout_seconds``.
+    """
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _timed_out(ctx: ExceptionContext) -> None:
+        if not isinstance(ctx.original_exception, TimeoutError) or ctx.connection is None:
+            return
+        if not ctx.connection.invalidated:
+            driver = ctx.connection.connection.driver_connection
+            if driver is not None:
+                driver.terminate()  # no IO: drops the socket and the pending cancel request
+        ctx.is_disconnect = True
 
 
 def _listen_for_deferred_begin(engine: AsyncEngine) -> None:

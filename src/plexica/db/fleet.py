@@ -258,18 +258,20 @@ class FleetMigrator:
             BackendUnavailableError: the database is down; tenants finished so far stay migrated.
             FleetLockedError: another run holds the fleet lock and ``wait`` is False.
         """
-        async with FleetLock(self.db, "migrate").hold(wait=wait, on_wait=on_wait):
-            return await self._run(
-                concurrency=concurrency,
-                canary=canary,
-                keep_going=keep_going,
-                verify=verify,
-                slugs=slugs,
-                spares=spares,
-                replay=replay,
-                on_plan=on_plan,
-                on_result=on_result,
-            )
+        # DDL and lock waits may outlast any request: no statement timeout for the run (its tasks inherit this).
+        with self.db.unbounded_statements():
+            async with FleetLock(self.db, "migrate").hold(wait=wait, on_wait=on_wait):
+                return await self._run(
+                    concurrency=concurrency,
+                    canary=canary,
+                    keep_going=keep_going,
+                    verify=verify,
+                    slugs=slugs,
+                    spares=spares,
+                    replay=replay,
+                    on_plan=on_plan,
+                    on_result=on_result,
+                )
 
     async def _run(
         self,
