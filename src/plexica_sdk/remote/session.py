@@ -77,7 +77,7 @@ class RemoteDatabase:
         pool_size, max_overflow: the engine's pool.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 0) -> None:
         self.url = url
         self._pool_size = pool_size
         self._max_overflow = max_overflow
