@@ -22,6 +22,7 @@ from plexica.cli.plugins_admin import config, install, register, uninstall, upgr
 from plexica.cli.realms import realms
 from plexica.cli.remote import serve_plugin
 from plexica.cli.remote_credentials import remote
+from plexica.cli.remote_keygen import keygen
 from plexica.cli.scaffold import plugin
 from plexica.platform import Platform
 from plexica.settings import Settings, load_settings
@@ -261,6 +262,7 @@ cli.add_command(migrate)
 cli.add_command(permissions)
 cli.add_command(events)
 cli.add_command(remote)
+remote.add_command(keygen)
 plugins.add_command(install)
 plugins.add_command(upgrade)
 plugins.add_command(uninstall)

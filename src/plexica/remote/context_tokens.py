@@ -39,9 +39,13 @@ __all__ = ["KEY_FILE_NAME", "ContextSigner", "generate_signing_key", "load_signe
 KEY_FILE_NAME = "remote-signing-keys.json"
 
 
-def generate_signing_key() -> str:
-    """A new Ed25519 private key as JWK JSON (``kid`` = its RFC 7638 thumbprint), for ``remote.signing_keys``."""
-    key = OKPKey.generate_key("Ed25519")
+def generate_signing_key(kid: str | None = None) -> str:
+    """A new Ed25519 private key as JWK JSON, for ``remote.signing_keys``.
+
+    Its ``kid`` is ``kid`` when given (a name operators recognise in a rotation), else the key's
+    RFC 7638 thumbprint.
+    """
+    key = OKPKey.generate_key("Ed25519", parameters={"kid": kid} if kid else None)
     key.ensure_kid()
     return json.dumps(key.as_dict(private=True))
 
