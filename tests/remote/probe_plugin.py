@@ -125,6 +125,10 @@ class ProbePlugin:
         )
 
     @hookimpl
+    def plexica_host_started(self) -> None:
+        record("started", pid=os.getpid())  # which process the host announced itself to
+
+    @hookimpl
     def plexica_permissions(self) -> Sequence[PermissionDef]:
         return [PermissionDef(key="probe:thing:ping", description="Ping things")]
 

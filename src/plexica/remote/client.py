@@ -41,6 +41,7 @@ from plexica_sdk.errors import (
     ValidationError,
 )
 from plexica_sdk.remote.wire import (
+    BOOT_HEADER,
     CONTEXT_HEADER,
     EVENT_BATCH_PATH,
     EVENTS_PATH,
@@ -117,6 +118,8 @@ class RemoteClient:
         self._batches = False
         self._lanes: dict[TenantContext | None, _Lane] = {}
         self._senders: set[asyncio.Task[None]] = set()
+        #: The boot id the plugin's process last answered with (None: not seen, or an older SDK).
+        self.boot_id: str | None = None
 
     def session(self) -> aiohttp.ClientSession:
         """The plugin's connection pool (made on first use, inside the running loop)."""
@@ -271,7 +274,13 @@ class RemoteClient:
             raise PluginAnswerError(self.name, "a health probe", "answered something that is not JSON") from None
         if not isinstance(document, dict) or document.get("status") != "ok":
             raise PluginAnswerError(self.name, "a health probe", "did not say it is ok")
+        self._answered_by(document.get("boot_id"))
         return document
+
+    def _answered_by(self, boot_id: object) -> None:
+        """Remember the boot id of the process that answered (none, or not a short string: an older SDK)."""
+        if isinstance(boot_id, str) and 0 < len(boot_id) <= 128:
+            self.boot_id = boot_id
 
     # ------------------------------------------------------------ one attempt
 
@@ -305,6 +314,7 @@ class RemoteClient:
                 ) as response:
                     status = response.status
                     protocol = response.headers.get(PROTOCOL_HEADER)
+                    self._answered_by(response.headers.get(BOOT_HEADER))
                     content = await read_capped(response, MAX_ANSWER_BYTES)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 outcome = False

@@ -13,15 +13,19 @@ the tenant lifecycle, ABAC resource attributes, the event bus) works unchanged:
 * ``plexica_routes`` returns one mount that reverse-proxies ``/api/plugins/{name}/*``;
 * every other hook the remote lists is an RPC through :class:`RemoteClient`, with a fresh
   context token per attempt; a lifecycle hook that cannot reach the plugin is deferred
-  (:mod:`plexica.remote.deferred`).
+  (:mod:`plexica.remote.deferred`);
+* ``plexica_host_started`` is called again on a process the host has not announced itself to:
+  a health probe (:meth:`RemotePlugin.check`) answered with a boot id other than the one of the
+  process that answered the hook (the plugin restarted, or was down when the host started).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, final
+from typing import Any, Final, final
 
 from starlette.routing import Mount
 
@@ -31,7 +35,15 @@ from plexica.remote.reverse_proxy import ReverseProxy
 from plexica.remote.snapshot import Snapshot
 from plexica_sdk import context, hookspecs
 from plexica_sdk.converter import structure
-from plexica_sdk.errors import PluginLoadError, PluginTimeoutError, PluginUnavailableError, ValidationError
+from plexica_sdk.errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    PlexicaError,
+    PluginLoadError,
+    PluginTimeoutError,
+    PluginUnavailableError,
+    ValidationError,
+)
 from plexica_sdk.markers import hookimpl
 from plexica_sdk.protocols import Host
 from plexica_sdk.remote.wire import CONTRIBUTION_KEYS, LOCAL_ARGUMENTS, RPC_HOOKS, decode_result
@@ -43,6 +55,10 @@ logger = logging.getLogger(__name__)
 
 #: Hooks the proxy answers itself instead of calling the plugin.
 _LOCAL_HOOKS = frozenset({"plexica_manifest", *CONTRIBUTION_KEYS})
+_STARTED: Final = "plexica_host_started"
+_STOPPING: Final = "plexica_host_stopping"
+#: What a plugin answers when it did not run a hook: it was not reached, or could not verify the call.
+_NOT_RUN = (PluginUnavailableError, PluginTimeoutError, BackendUnavailableError, AuthenticationError)
 
 Refetch = Callable[[Sequence[str]], Snapshot]
 
@@ -93,6 +109,11 @@ class RemotePlugin:
         self._refetch = refetch
         self._deferrer: HookDeferrer | None = None
         self._plugins: tuple[str, ...] = ()
+        #: Between the host's plexica_host_started and plexica_host_stopping: a new process is announced to.
+        self.started = False
+        self._announced: str | None = None  # the boot id of the process that answered plexica_host_started
+        self._announcing = asyncio.Lock()
+        self._again: asyncio.Task[None] | None = None
         try:
             self._manifest = structure(snapshot.manifest, PluginManifest)
         except ValidationError as exc:
@@ -124,6 +145,10 @@ class RemotePlugin:
             implementations["plexica_routes"] = lambda: routes
         for hook in sorted(hooks - _LOCAL_HOOKS):
             implementations[hook] = self._remote(hook)
+        if _STARTED in hooks:
+            implementations[_STARTED] = lambda host: self._host_started()
+            stopping = implementations.get(_STOPPING)
+            implementations[_STOPPING] = lambda host: self._host_stopping(stopping)
         for hook, function in implementations.items():
             setattr(self, hook, _implementation(hook, function))
 
@@ -188,6 +213,72 @@ class RemotePlugin:
         with context.use(ctx):
             await self.client.call(hook, args, ctx)
         logger.info("deferred lifecycle hook delivered", extra={"plugin": self.name, "hook": hook, "tenant": ctx.slug})
+
+    # ------------------------------------------------------- host started
+
+    async def _host_started(self) -> None:
+        self.started = True
+        async with self._announcing:
+            await self._announce()
+
+    async def _host_stopping(self, remote: Callable[..., Any] | None) -> None:
+        self.started = False  # from now on, a new process is not announced to
+        if remote is not None:
+            await remote(None)
+
+    async def _announce(self) -> None:
+        """Call ``plexica_host_started``; remember the process that ran it.
+
+        One that did not run it is announced to again by the next probe: not reached, no answer in
+        time, or refusing the call as unverifiable (at ``plexica serve``'s start the plugin cannot
+        fetch the JWKS of a host not serving yet: a 503, then a 401 until its verifier refetches).
+        """
+        try:
+            await self.client.call(_STARTED, {}, None)
+        except _NOT_RUN:
+            raise
+        except PlexicaError:
+            self._announced = self.client.boot_id  # it answered: its failure is its own, as embedded
+            raise
+        self._announced = self.client.boot_id
+
+    async def check(self) -> dict[str, Any]:
+        """The plugin's health answer (the ``/health`` probe, and the registry's watch).
+
+        A process the host has not announced itself to gets ``plexica_host_started``, in a task of
+        its own so the probe does not wait for the hook; only with the breaker closed, so the hook
+        never takes the one trial call of a half-open breaker from a caller (the next probe does it).
+        """
+        document = await self.client.probe()
+        boot = self.client.boot_id
+        if boot is None or boot == self._announced or not self.started or self._again is not None:
+            return document
+        if self.client.breaker.state == "closed":
+            self._again = asyncio.create_task(self._announce_again(boot), name=f"plexica-remote-announce-{self.name}")
+        return document
+
+    async def _announce_again(self, boot: str) -> None:
+        try:
+            async with self._announcing:
+                if not self.started or boot == self._announced:
+                    return  # announced meanwhile (the test kit's restart), or the host is stopping
+                await self._announce()
+            logger.info("plexica_host_started called on a new process", extra={"plugin": self.name, "boot": boot})
+        except PlexicaError as exc:
+            logger.warning(
+                "plexica_host_started on a new process failed", extra={"plugin": self.name, "error": str(exc)}
+            )
+        finally:
+            self._again = None
+
+    async def aclose(self) -> None:
+        """Stop a call of ``plexica_host_started`` still running (the host is stopping)."""
+        again = self._again
+        if again is not None:
+            again.cancel()
+            await asyncio.gather(again, return_exceptions=True)
+
+    # ---------------------------------------------------------------- calls
 
     def _remote(self, hook: str) -> Callable[..., Any]:
         names = list(inspect.signature(_spec(hook)).parameters)

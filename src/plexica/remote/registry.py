@@ -13,6 +13,7 @@ plugin manager loads like an embedded plugin, with ``PluginSource(mode="remote")
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +52,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 REGISTRATIONS_FILE: Final = "registrations.json"
+#: How often the host probes the remote plugins it announced itself to, to find a restarted process.
+WATCH_SECONDS: Final = 5.0
 
 
 def _registrations_path(data_dir: Path) -> Path:
@@ -175,6 +178,7 @@ class RemotePlugins:
         self.settings = settings
         self.configs = list(registrations(settings) if configs is None else configs)
         self.proxies: dict[str, RemotePlugin] = {}
+        self._watch: asyncio.Task[None] | None = None
         if not self.configs:
             return
         signer = load_signer(settings)
@@ -208,19 +212,39 @@ class RemotePlugins:
     async def __aenter__(self) -> RemotePlugins:
         for proxy in self.proxies.values():
             await proxy.client.__aenter__()
+        if any("plexica_host_started" in proxy.snapshot.hooks for proxy in self.proxies.values()):
+            self._watch = asyncio.create_task(self._watching(), name="plexica-remote-watch")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
         for proxy in self.proxies.values():
+            await proxy.aclose()
             await proxy.client.__aexit__()
+
+    async def _watching(self) -> None:
+        """Probe the plugins announced to every :data:`WATCH_SECONDS`, so a restarted process gets
+        ``plexica_host_started`` even when nobody polls ``/health``."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            started = [proxy for proxy in self.proxies.values() if proxy.started]
+            for outcome in await asyncio.gather(*(proxy.check() for proxy in started), return_exceptions=True):
+                if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                    raise outcome  # cancelled: the host is stopping
 
     # ------------------------------------------------------------ observing
 
     def probes(self) -> list[Probe]:
-        """One optional ``/health`` probe per plugin (``plugin:{name}``): its health answer, and its breaker."""
+        """One optional ``/health`` probe per plugin (``plugin:{name}``): its health answer, and its breaker.
+
+        A probe finding a process the host has not announced itself to calls its ``plexica_host_started``.
+        """
         # Not required: one plugin down degrades the host; it never makes it unusable.
         return [
-            Probe(name=f"plugin:{name}", check=proxy.client.probe, required=False, describe=_breaker_of(proxy))
+            Probe(name=f"plugin:{name}", check=proxy.check, required=False, describe=_breaker_of(proxy))
             for name, proxy in self.proxies.items()
         ]
 

@@ -17,6 +17,7 @@ import contextlib
 import inspect
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -26,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plexica_sdk import context
@@ -44,6 +45,7 @@ from plexica_sdk.protocols import Host
 from plexica_sdk.remote.claims import RemoteContext
 from plexica_sdk.remote.verify import ContextVerifier
 from plexica_sdk.remote.wire import (
+    BOOT_HEADER,
     CONTEXT_HEADER,
     CONTRIBUTION_KEYS,
     CONTRIBUTIONS_PATH,
@@ -66,7 +68,7 @@ from plexica_sdk.remote.wire import (
 )
 from plexica_sdk.types import PLUGIN_NAME_RE, Event, PluginManifest, Subscription
 
-__all__ = ["CONTEXT_SCOPE_KEY", "create_app"]
+__all__ = ["CONTEXT_SCOPE_KEY", "create_app", "route_templates"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,12 +139,30 @@ def _token_of(headers: Mapping[str, str]) -> str:
     return token
 
 
-class _Problems:
-    """Outermost stage: every error leaves as wire protocol problem+json, every answer says its protocol."""
+def route_templates(routes: Sequence[BaseRoute], prefix: str = "") -> list[dict[str, Any]]:
+    """The path templates of the plugin's HTTP routes, mounts flattened, in routing order.
 
-    def __init__(self, app: ASGIApp, *, plugin: str) -> None:
+    The host matches a request against them for its metrics' ``route`` label, as it does for an
+    embedded plugin's routes. A mount without routes of its own (an ASGI app) has no template.
+    """
+    found: list[dict[str, Any]] = []
+    for route in routes:
+        if isinstance(route, Route):
+            methods = sorted(route.methods) if route.methods else None
+            found.append({"path": prefix + route.path, "methods": methods})
+        elif isinstance(route, Mount):
+            found.extend(route_templates(route.routes, prefix + route.path))
+    return found
+
+
+class _Problems:
+    """Outermost stage: every error leaves as wire protocol problem+json; every answer says its
+    protocol, and the boot id of this process."""
+
+    def __init__(self, app: ASGIApp, *, plugin: str, boot_id: str) -> None:
         self.app = app
         self.plugin = plugin
+        self.headers = [(PROTOCOL_HEADER.lower().encode(), b"1"), (BOOT_HEADER.lower().encode(), boot_id.encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -155,7 +175,7 @@ class _Problems:
             if message["type"] == "http.response.start":
                 started = True
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (PROTOCOL_HEADER.lower().encode(), b"1")]
+                message["headers"] = [*message["headers"], *self.headers]
             await send(message)
 
         try:
@@ -230,9 +250,12 @@ def create_app(
     elif verifier.audience != name:
         raise PluginLoadError(name, f"the verifier checks tokens for {verifier.audience!r}, not for this plugin")
     manifest_body = converter.unstructure(manifest)
+    #: New at every start of the app: the host announces itself again to a process it has not seen.
+    boot_id = secrets.token_hex(16)
     hooks = sorted(hook for hook in RPC_HOOKS if _implements(plugin, hook))
     routes_of = getattr(plugin, "plexica_routes", None)
     plugin_routes = list(routes_of()) if _implements(plugin, "plexica_routes") and routes_of is not None else []
+    templates = route_templates(plugin_routes)
     migrations = _migration_files(plugin, name)
     migrations_body = None if migrations is None else {"sha256": bundle_digest(migrations), "files": migrations}
     subscribes_with_plugins = (
@@ -255,6 +278,7 @@ def create_app(
             "version": manifest.version,
             "hooks": hooks,
             "routes": bool(plugin_routes),
+            "route_templates": templates,
             "subscriptions_use_plugins": subscribes_with_plugins,
             "event_batches": True,
             "migrations": None if migrations_body is None else {"sha256": migrations_body["sha256"]},
@@ -280,9 +304,16 @@ def create_app(
         return JSONResponse(manifest_body)
 
     async def health(request: Request) -> Response:
-        """Liveness for the host's probes: the plugin, its version, the protocol and the hooks it serves."""
+        """Liveness for the host's probes: the plugin, its version, the protocol, the hooks it serves, its boot id."""
         return JSONResponse(
-            {"status": "ok", "plugin": name, "version": manifest.version, "protocol": PROTOCOL_VERSION, "hooks": hooks}
+            {
+                "status": "ok",
+                "plugin": name,
+                "version": manifest.version,
+                "protocol": PROTOCOL_VERSION,
+                "hooks": hooks,
+                "boot_id": boot_id,
+            }
         )
 
     async def verified_call(request: Request, key: str, shape: str) -> tuple[RemoteContext, dict[str, Any]]:
@@ -450,7 +481,8 @@ def create_app(
         )
         routes.append(Mount("", app=native))
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
-    app.add_middleware(_Problems, plugin=name)
+    app.add_middleware(_Problems, plugin=name, boot_id=boot_id)
     app.state.verifier = verifier
     app.state.manifest = manifest
+    app.state.boot_id = boot_id
     return app

@@ -199,7 +199,14 @@ class ContextVerifier:
             stale = now - self._loaded_at >= self._max_age
             if (stale or kid not in self._keys) and now - self._attempted_at >= self._refresh_min:
                 self._attempted_at = now
-                await self._refresh()
+                try:
+                    await self._refresh()
+                except BackendUnavailableError:
+                    # A failed fetch does not count: a host not serving yet (a call made while it
+                    # starts) is asked again by the next call, not after the whole interval. One
+                    # fetch in flight at a time (the lock) still bounds what a flood can cost.
+                    self._attempted_at = float("-inf")
+                    raise
             elif stale:
                 self._keys = {}  # refresh rate-limited and the keys too old to trust: fail closed
         key = self._keys.get(kid)

@@ -45,6 +45,7 @@ from plexica_sdk.errors import (
 from plexica_sdk.protocols import Cache, Host, ObjectStore
 
 __all__ = [
+    "BOOT_HEADER",
     "CONTEXT_HEADER",
     "CONTRIBUTIONS_PATH",
     "CONTRIBUTION_KEYS",
@@ -71,6 +72,10 @@ __all__ = [
 PROTOCOL_VERSION: Final = 1
 #: Sent on every response of a remote plugin, and on every host call: the wire protocol version.
 PROTOCOL_HEADER: Final = "Plexica-Protocol"
+#: Sent on every response of a remote plugin: its process's boot id, new at every start, so the
+#: host can tell a restarted process (which never got ``plexica_host_started``) from the one it
+#: announced itself to. Optional: an answer without it (an older SDK) is never re-announced to.
+BOOT_HEADER: Final = "Plexica-Boot"
 #: Carries the host-signed context token (``Authorization: Bearer`` is accepted too).
 CONTEXT_HEADER: Final = "Plexica-Context"
 MANIFEST_PATH: Final = "/.plexica/manifest"

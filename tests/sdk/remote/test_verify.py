@@ -241,6 +241,24 @@ async def test_an_unreachable_jwks_is_backend_unavailable_not_a_crash(verifier: 
         await verifier.verify(sign(new_key(), claims()))
 
 
+async def test_a_failed_fetch_does_not_hold_off_the_next(
+    verifier: ContextVerifier, key: OKPKey, jwks: Jwks, clock: Clock
+) -> None:
+    jwks.fail = True  # the host is starting: its JWKS is not served yet
+    with pytest.raises(BackendUnavailableError):
+        await verifier.verify(sign(key, claims()))
+    with pytest.raises(BackendUnavailableError):
+        await verifier.verify(sign(key, claims(jti="again")))
+    jwks.fail = False
+    clock.now = NOW + 0.1  # the host serves now: the next call fetches, well within the interval
+    assert (await verifier.verify(sign(key, claims(jti="served", issued_at=clock.now)))).jti == "served"
+    assert jwks.calls == 3
+    stranger = new_key()  # a successful fetch counts: unknown kids wait for the interval again
+    with pytest.raises(AuthenticationError, match="unknown key"):
+        await verifier.verify(sign(stranger, claims(jti="s", issued_at=clock.now)))
+    assert jwks.calls == 3
+
+
 async def test_a_pinned_issuer_refuses_other_hosts(jwks: Jwks, key: OKPKey, clock: Clock) -> None:
     verifier = ContextVerifier("notes", jwks, issuer="plexica-eu", clock=clock)
     with pytest.raises(AuthenticationError, match="another host"):
