@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from plexica_sdk import (
     Event,
@@ -106,6 +106,10 @@ async def unknown_error(request: Request) -> Response:
     return JSONResponse(body, status_code=418, media_type="application/problem+json")
 
 
+async def thing(request: Request) -> JSONResponse:
+    return JSONResponse({"id": request.path_params["thing_id"]})
+
+
 async def crash(request: Request) -> Response:
     os._exit(3)  # killed mid-request: no answer at all
 
@@ -175,4 +179,6 @@ class ProbePlugin:
             Route("/bad-problem", bad_problem),
             Route("/unknown-error", unknown_error),
             Route("/crash", crash),
+            Route("/things/{thing_id}", thing),
+            Mount("/shelves", routes=[Route("/{shelf:int}/things/{thing_id}", thing, methods=["PUT"])]),
         ]

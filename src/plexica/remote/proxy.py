@@ -10,7 +10,8 @@ the tenant lifecycle, ABAC resource attributes, the event bus) works unchanged:
   (``/.plexica/events``): a failure raises, so the bus's retries, dead letters and the plugin's
   ``mark_processed`` apply as embedded;
 * ``plexica_tenant_migrations`` returns the accepted migrations bundle under ``data_dir``;
-* ``plexica_routes`` returns one mount that reverse-proxies ``/api/plugins/{name}/*``;
+* ``plexica_routes`` returns one mount that reverse-proxies ``/api/plugins/{name}/*`` (and labels
+  each request with the plugin's route template it matches, for the metrics);
 * every other hook the remote lists is an RPC through :class:`RemoteClient`, with a fresh
   context token per attempt; a lifecycle hook that cannot reach the plugin is deferred
   (:mod:`plexica.remote.deferred`);
@@ -31,7 +32,7 @@ from starlette.routing import Mount
 
 from plexica.remote.client import RemoteClient
 from plexica.remote.deferred import DEFERRABLE_HOOKS, DEFERRED_EVENT_TYPE, DEFERRED_SUBSCRIPTION, HookDeferrer
-from plexica.remote.reverse_proxy import ReverseProxy
+from plexica.remote.reverse_proxy import ReverseProxy, template_routes
 from plexica.remote.snapshot import Snapshot
 from plexica_sdk import context, hookspecs
 from plexica_sdk.converter import structure
@@ -141,7 +142,8 @@ class RemotePlugin:
         if migrations is not None:
             implementations["plexica_tenant_migrations"] = lambda: migrations
         if snapshot.has_routes:
-            routes = [Mount("", app=ReverseProxy(self.client))]
+            templates = template_routes(self.name, snapshot.contributions.get("route_templates"))
+            routes = [Mount("", app=ReverseProxy(self.client, templates))]
             implementations["plexica_routes"] = lambda: routes
         for hook in sorted(hooks - _LOCAL_HOOKS):
             implementations[hook] = self._remote(hook)

@@ -17,17 +17,26 @@ tenant resolution, the plugin enabled for the tenant, the streamed body cap of
 
 The target is always the plugin's configured URL plus the request's path: no part of a request
 chooses the host the proxy connects to.
+
+For the metrics' ``route`` label, the proxy holds the plugin's route templates (its
+contributions' ``route_templates``) as Starlette routes and leaves the one a request matches in
+``scope["route"]``, as a router does: the host's route templates then label the request
+``/api/plugins/notes/notes/{note_id}``, as embedded. A plugin that sends none (an older SDK), or a
+path none matches, keeps the mount's ``/api/plugins/{name}/*``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import Final, final
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final, final
 from urllib.parse import quote
 
 import aiohttp
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from plexica.remote.client import RemoteClient
@@ -36,7 +45,13 @@ from plexica_sdk import context
 from plexica_sdk.errors import AuthenticationError, PayloadTooLargeError, PluginAnswerError
 from plexica_sdk.remote.wire import PROBLEM_JSON, PROTOCOL_HEADER, decode_problem
 
-__all__ = ["DROPPED_RESPONSE_HEADERS", "FORWARDED_REQUEST_HEADERS", "ReverseProxy"]
+__all__ = [
+    "DROPPED_RESPONSE_HEADERS",
+    "FORWARDED_REQUEST_HEADERS",
+    "MAX_ROUTE_TEMPLATES",
+    "ReverseProxy",
+    "template_routes",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +95,42 @@ DROPPED_RESPONSE_HEADERS: Final = frozenset(
     }
 )
 _MAX_PROBLEM_BYTES: Final = 64 * 1024
+#: The most route templates taken from a plugin (each may become a metrics label), and their length.
+MAX_ROUTE_TEMPLATES: Final = 256
+_MAX_TEMPLATE_CHARS: Final = 512
 _SAFE_PATH_CHARACTERS: Final = "/:@!$&'()*+,;=-._~"
+
+
+async def _never(request: Request) -> Response:  # pragma: no cover - a label, never dispatched to
+    raise AssertionError("a remote route template is not served by the host")
+
+
+def template_routes(plugin: str, templates: object) -> list[Route]:
+    """The plugin's route templates (``[{"path", "methods"}, ...]``) as routes to match paths against.
+
+    Entries that are not templates Starlette compiles (an unknown path convertor, a malformed
+    entry) are left out, logged: they only cost the label its precision.
+    """
+    if not isinstance(templates, Sequence) or isinstance(templates, str):
+        return []
+    routes: list[Route] = []
+    for entry in templates[:MAX_ROUTE_TEMPLATES]:
+        path = entry.get("path") if isinstance(entry, Mapping) else None
+        methods: Any = entry.get("methods") if isinstance(entry, Mapping) else None
+        if not isinstance(methods, list) or not all(isinstance(method, str) for method in methods):
+            methods = None
+        if not isinstance(path, str) or not path.startswith("/") or len(path) > _MAX_TEMPLATE_CHARS:
+            logger.warning("ignoring a route template that is no path", extra={"plugin": plugin})
+            continue
+        try:
+            route = Route(path, _never, methods=methods)
+        except (ValueError, AssertionError) as exc:
+            logger.warning("ignoring a route template", extra={"plugin": plugin, "template": path, "error": str(exc)})
+            continue
+        if methods is None:
+            route.methods = None  # a template of every method (a function endpoint defaults to GET)
+        routes.append(route)
+    return routes
 
 
 def _route_path(scope: Scope) -> str:
@@ -129,13 +179,29 @@ class _Disconnected(Exception):
 class ReverseProxy:
     """The ASGI app mounted for a remote plugin's routes (inside the host's ``PluginApp``)."""
 
-    def __init__(self, client: RemoteClient) -> None:
+    def __init__(self, client: RemoteClient, routes: Sequence[Route] = ()) -> None:
         self.client = client
         self.name = client.name
+        #: The plugin's route templates; the host's route templates walk them (``routes``) for labels.
+        self.routes = list(routes)
+
+    def _label(self, scope: Scope) -> None:
+        """Leave the template the path matches in ``scope["route"]``, as a Starlette router would."""
+        partial = None
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                scope["route"] = route
+                return
+            if match is Match.PARTIAL and partial is None:
+                partial = route  # the path, another method: the router's 405 keeps the template
+        if partial is not None:
+            scope["route"] = partial
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # websockets are not proxied
             return
+        self._label(scope)
         ctx = context.get()
         if ctx is None:
             raise AuthenticationError("a plugin route needs a tenant")
