@@ -91,6 +91,7 @@ class _Failure(Exception):
         self.retryable = retryable
 
 
+@final
 class RemoteClient:
     """Calls one remote plugin. Build it when the host is built; enter it with the host (it closes its pool).
 
@@ -114,7 +115,8 @@ class RemoteClient:
             config.name, failures=config.breaker_failures, reset_seconds=config.breaker_reset_seconds
         )
         self._session: aiohttp.ClientSession | None = None
-        self._urls = {path: plugin_url(config.url, path) for path in (RPC_PATH, EVENTS_PATH, EVENT_BATCH_PATH)}
+        paths = (RPC_PATH, EVENTS_PATH, EVENT_BATCH_PATH, HEALTH_PATH)
+        self._urls = {path: plugin_url(config.url, path) for path in paths}
         self._batches = False
         self._lanes: dict[TenantContext | None, _Lane] = {}
         self._senders: set[asyncio.Task[None]] = set()
@@ -255,7 +257,7 @@ class RemoteClient:
         seconds = self.config.connect_timeout_seconds
         try:
             async with self.session().get(
-                plugin_url(self.config.url, HEALTH_PATH),
+                self._urls[HEALTH_PATH],
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=seconds, connect=seconds),
             ) as response:

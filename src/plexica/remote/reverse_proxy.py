@@ -296,9 +296,11 @@ class ReverseProxy:
 def _caller_fault(exc: BaseException) -> BaseException | None:
     """The caller's own error behind a failed send (its body passed the cap, or it went away), if any."""
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # a chain may loop back on itself
         if isinstance(seen, PayloadTooLargeError | _Disconnected):
             return seen
+        visited.add(id(seen))
         seen = seen.__cause__ or seen.__context__
     return None
 
