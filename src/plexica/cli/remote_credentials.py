@@ -59,7 +59,7 @@ def _print(issued: IssuedCredential, database_url: str | None) -> None:
 
 @click.group()
 def remote() -> None:
-    """Remote plugins: their service credentials."""
+    """Remote plugins: their service credentials and the host's signing keys."""
 
 
 @remote.group()
